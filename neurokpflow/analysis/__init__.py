@@ -1,0 +1,1 @@
+"""neurokpflow.analysis (under construction)."""

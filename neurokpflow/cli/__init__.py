@@ -1,0 +1,1 @@
+"""The ``neurokpflow`` command line."""

@@ -1,0 +1,1 @@
+"""neurokpflow.compare (under construction)."""

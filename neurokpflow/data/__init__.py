@@ -1,0 +1,1 @@
+"""neurokpflow.data (under construction)."""

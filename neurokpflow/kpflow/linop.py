@@ -1,0 +1,409 @@
+"""A small, matrix-free linear-operator algebra on torch tensors.
+
+Every operator maps tensors of shape ``shape_in`` to tensors of shape ``shape_out``
+(for the KPFlow operators usually ``[B, T, H]``).  Operators are applied to
+
+* a single vector ``v`` of shape ``shape_in``: ``A(v)`` has shape ``shape_out``;
+* a batch of probes ``V`` of shape ``[N, *shape_in]`` (one leading probe dimension):
+  ``A(V)`` has shape ``[N, *shape_out]``.  Implementations receive the batched form and
+  process all probes together (matrix products, ``torch.func.vmap``), so 16 probes cost
+  much less than 16 separate calls.
+
+Adjoints
+    ``A.T`` is the adjoint with respect to the inner products of the two spaces.  Each
+    space carries a scalar weight ``w`` so that ``<a, b> = w * sum(a * b)``: ``w = 1`` is
+    the plain Euclidean (``inner="sum"``) convention and ``w = 1/(B*T)`` the trial-and-time
+    average (``inner="mean"``) of the KPFlow paper.  For operators whose input and output
+    spaces share a weight the adjoint is the plain transpose.
+
+Only linear combinations are offered: composition ``A @ B``, sums ``A + B``, differences,
+scalar multiples ``c * A`` and negation.  Adding a bare scalar (``A + c``) or multiplying
+two operators elementwise is refused on purpose (it is not linear / not what it looks
+like); write ``A + c * identity(A.shape_in)`` instead.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Sequence
+
+import torch
+
+__all__ = [
+    "LinearOperator",
+    "FunctionOperator",
+    "DenseOperator",
+    "IdentityOperator",
+    "identity",
+    "as_operator",
+]
+
+#: ``to_dense`` refuses matrices with more entries than this unless ``force=True``.
+MAX_DENSE_ENTRIES = 2**26
+
+
+def _numel(shape: Sequence[int]) -> int:
+    return int(math.prod(shape))
+
+
+class LinearOperator:
+    """Base class of a linear map ``R^{shape_in} -> R^{shape_out}`` on torch tensors.
+
+    Subclasses implement ``_matmat(V)`` and ``_rmatmat(W)`` on batched inputs of shape
+    ``[N, *shape_in]`` and ``[N, *shape_out]`` respectively.  ``_rmatmat`` must be the
+    adjoint with respect to the weighted inner products (see the module docstring).
+
+    Attributes
+    ----------
+    shape_in, shape_out : tuple of int
+        Shapes of one input and one output vector.
+    dtype, device : torch dtype and device of the operator's data.
+    weight_in, weight_out : float
+        Inner-product weights of the two spaces (``<a,b> = w * sum(a*b)``).
+    chunk_size : int or None
+        Largest number of probes applied at once; larger batches are split so that peak
+        memory stays bounded.  ``None`` applies everything at once.
+    """
+
+    def __init__(
+        self,
+        shape_in: Sequence[int],
+        shape_out: Sequence[int],
+        dtype: torch.dtype,
+        device: torch.device | str,
+        weight_in: float = 1.0,
+        weight_out: float = 1.0,
+        name: str | None = None,
+        chunk_size: int | None = None,
+    ):
+        self.shape_in = tuple(int(s) for s in shape_in)
+        self.shape_out = tuple(int(s) for s in shape_out)
+        self.dtype = dtype
+        self.device = torch.device(device)
+        self.weight_in = float(weight_in)
+        self.weight_out = float(weight_out)
+        self.name = name or type(self).__name__
+        self.chunk_size = chunk_size
+
+    # ------------------------------------------------------------------ core
+    def _matmat(self, V: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError(f"{type(self).__name__} does not define _matmat")
+
+    def _rmatmat(self, W: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError(f"{type(self).__name__} does not define _rmatmat")
+
+    @property
+    def size_in(self) -> int:
+        return _numel(self.shape_in)
+
+    @property
+    def size_out(self) -> int:
+        return _numel(self.shape_out)
+
+    @property
+    def is_square(self) -> bool:
+        return self.shape_in == self.shape_out
+
+    def _check(self, v: torch.Tensor, shape: tuple, what: str) -> bool:
+        """Validate ``v``; return True when it carries a leading probe dimension."""
+        if not isinstance(v, torch.Tensor):
+            raise TypeError(f"{self.name}: {what} must be a torch.Tensor, got {type(v).__name__}")
+        if v.dtype != self.dtype:
+            raise TypeError(
+                f"{self.name}: {what} has dtype {v.dtype} but the operator is {self.dtype}; "
+                f"convert with v.to({self.dtype})"
+            )
+        if v.device != self.device:
+            raise TypeError(
+                f"{self.name}: {what} is on {v.device} but the operator is on {self.device}; "
+                f"move it with v.to('{self.device}')"
+            )
+        if tuple(v.shape) == shape:
+            return False
+        if v.dim() == len(shape) + 1 and tuple(v.shape[1:]) == shape:
+            return True
+        raise ValueError(
+            f"{self.name}: {what} has shape {tuple(v.shape)}; expected {list(shape)} "
+            f"or [n_probes, {', '.join(map(str, shape))}]"
+        )
+
+    def _chunked(self, fn: Callable, V: torch.Tensor) -> torch.Tensor:
+        n = V.shape[0]
+        c = self.chunk_size
+        if c is None or n <= c:
+            return fn(V)
+        return torch.cat([fn(V[i : i + c]) for i in range(0, n, c)], dim=0)
+
+    def matvec(self, v: torch.Tensor) -> torch.Tensor:
+        """Apply the operator to ``v`` ([*shape_in] or [N, *shape_in])."""
+        batched = self._check(v, self.shape_in, "input")
+        V = v if batched else v.unsqueeze(0)
+        out = self._chunked(self._matmat, V)
+        return out if batched else out[0]
+
+    def rmatvec(self, w: torch.Tensor) -> torch.Tensor:
+        """Apply the adjoint to ``w`` ([*shape_out] or [N, *shape_out])."""
+        batched = self._check(w, self.shape_out, "input of the adjoint")
+        W = w if batched else w.unsqueeze(0)
+        out = self._chunked(self._rmatmat, W)
+        return out if batched else out[0]
+
+    __call__ = matvec
+
+    # ------------------------------------------------------------- algebra
+    @property
+    def T(self) -> "LinearOperator":
+        """The adjoint operator (w.r.t. the weighted inner products)."""
+        return _Adjoint(self)
+
+    @property
+    def H(self) -> "LinearOperator":
+        return self.T
+
+    def adjoint(self) -> "LinearOperator":
+        return self.T
+
+    def __matmul__(self, other):
+        if isinstance(other, LinearOperator):
+            return _Chain(self, other)
+        if isinstance(other, torch.Tensor):
+            return self.matvec(other)
+        return NotImplemented
+
+    def __add__(self, other):
+        if isinstance(other, LinearOperator):
+            return _Sum(self, other, 1.0)
+        if isinstance(other, (int, float)):
+            raise TypeError(
+                "adding a scalar to an operator is ambiguous and not linear; "
+                "write A + c * identity(A.shape_in) for A + cI"
+            )
+        return NotImplemented
+
+    __radd__ = __add__
+
+    def __sub__(self, other):
+        if isinstance(other, LinearOperator):
+            return _Sum(self, other, -1.0)
+        if isinstance(other, (int, float)):
+            raise TypeError("subtracting a scalar from an operator is not linear; use A - c * identity(...)")
+        return NotImplemented
+
+    def __mul__(self, other):
+        if isinstance(other, (int, float)) or (isinstance(other, torch.Tensor) and other.dim() == 0):
+            return _Scaled(self, float(other))
+        if isinstance(other, LinearOperator):
+            raise TypeError(
+                "elementwise products of operators are not linear operators; use A @ B for composition"
+            )
+        return NotImplemented
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, other):
+        if isinstance(other, (int, float)):
+            return _Scaled(self, 1.0 / float(other))
+        raise TypeError("operators can only be divided by a scalar")
+
+    def __neg__(self):
+        return _Scaled(self, -1.0)
+
+    def gram(self) -> "LinearOperator":
+        """``A A*`` (a self-adjoint, positive semi-definite operator on the output space)."""
+        return self @ self.T
+
+    def with_chunk_size(self, chunk_size: int | None) -> "LinearOperator":
+        """Set the probe chunk size (returns ``self`` for chaining)."""
+        self.chunk_size = chunk_size
+        return self
+
+    # ------------------------------------------------------------ inspection
+    def inner_in(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """Inner product of the input space (weighted sum over the trailing ``shape_in`` dims)."""
+        dims = tuple(range(-len(self.shape_in), 0))
+        return self.weight_in * (a * b).sum(dim=dims)
+
+    def inner_out(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        dims = tuple(range(-len(self.shape_out), 0))
+        return self.weight_out * (a * b).sum(dim=dims)
+
+    def to_dense(self, force: bool = False, chunk_size: int = 256) -> torch.Tensor:
+        """The Euclidean matrix ``[size_out, size_in]`` of the operator (small operators only).
+
+        Columns are obtained by applying the operator to the standard basis in chunks.
+        Refuses operators with more than ``MAX_DENSE_ENTRIES`` entries unless ``force``.
+        """
+        n_in, n_out = self.size_in, self.size_out
+        if n_in * n_out > MAX_DENSE_ENTRIES and not force:
+            raise ValueError(
+                f"{self.name}: a dense view would have {n_out} x {n_in} = {n_in * n_out:.3g} entries; "
+                "dense views are for small operators (pass force=True to insist)"
+            )
+        cols = []
+        for start in range(0, n_in, chunk_size):
+            stop = min(start + chunk_size, n_in)
+            E = torch.zeros(stop - start, n_in, dtype=self.dtype, device=self.device)
+            E[torch.arange(stop - start), torch.arange(start, stop)] = 1
+            cols.append(self.matvec(E.reshape(stop - start, *self.shape_in)).reshape(stop - start, n_out))
+        return torch.cat(cols, dim=0).T.contiguous()
+
+    def __repr__(self) -> str:
+        return (
+            f"<{self.name}: {list(self.shape_in)} -> {list(self.shape_out)}, "
+            f"dtype={self.dtype}, device={self.device}>"
+        )
+
+
+def _check_compatible(a: LinearOperator, b: LinearOperator, what: str):
+    if a.dtype != b.dtype:
+        raise TypeError(f"cannot {what} operators of dtypes {a.dtype} and {b.dtype}; convert one first")
+    if a.device != b.device:
+        raise TypeError(f"cannot {what} operators on devices {a.device} and {b.device}; move one first")
+
+
+class _Adjoint(LinearOperator):
+    def __init__(self, op: LinearOperator):
+        super().__init__(op.shape_out, op.shape_in, op.dtype, op.device, op.weight_out, op.weight_in,
+                         name=f"{op.name}*", chunk_size=op.chunk_size)
+        self.op = op
+
+    def _matmat(self, V):
+        return self.op._rmatmat(V)
+
+    def _rmatmat(self, W):
+        return self.op._matmat(W)
+
+    @property
+    def T(self):
+        return self.op
+
+
+class _Chain(LinearOperator):
+    """Composition ``A @ B`` (apply ``B`` first)."""
+
+    def __init__(self, A: LinearOperator, B: LinearOperator):
+        _check_compatible(A, B, "compose")
+        if A.shape_in != B.shape_out:
+            raise ValueError(
+                f"cannot compose {A.name} @ {B.name}: {B.name} outputs shape {list(B.shape_out)} "
+                f"but {A.name} takes shape {list(A.shape_in)}"
+            )
+        if not math.isclose(A.weight_in, B.weight_out, rel_tol=1e-12):
+            raise ValueError(
+                f"cannot compose {A.name} @ {B.name}: their shared space uses different inner-product "
+                f"weights ({A.weight_in} vs {B.weight_out}); build both with the same inner= convention"
+            )
+        chunk = min((c for c in (A.chunk_size, B.chunk_size) if c is not None), default=None)
+        super().__init__(B.shape_in, A.shape_out, A.dtype, A.device, B.weight_in, A.weight_out,
+                         name=f"({A.name} @ {B.name})", chunk_size=chunk)
+        self.A, self.B = A, B
+
+    def _matmat(self, V):
+        return self.A._matmat(self.B._matmat(V))
+
+    def _rmatmat(self, W):
+        return self.B._rmatmat(self.A._rmatmat(W))
+
+
+class _Sum(LinearOperator):
+    def __init__(self, A: LinearOperator, B: LinearOperator, sign: float):
+        _check_compatible(A, B, "add")
+        if A.shape_in != B.shape_in or A.shape_out != B.shape_out:
+            raise ValueError(
+                f"cannot add {A.name} ({list(A.shape_in)} -> {list(A.shape_out)}) and "
+                f"{B.name} ({list(B.shape_in)} -> {list(B.shape_out)}): shapes differ"
+            )
+        chunk = min((c for c in (A.chunk_size, B.chunk_size) if c is not None), default=None)
+        op = "+" if sign > 0 else "-"
+        super().__init__(A.shape_in, A.shape_out, A.dtype, A.device, A.weight_in, A.weight_out,
+                         name=f"({A.name} {op} {B.name})", chunk_size=chunk)
+        self.A, self.B, self.sign = A, B, sign
+
+    def _matmat(self, V):
+        return self.A._matmat(V) + self.sign * self.B._matmat(V)
+
+    def _rmatmat(self, W):
+        return self.A._rmatmat(W) + self.sign * self.B._rmatmat(W)
+
+
+class _Scaled(LinearOperator):
+    def __init__(self, A: LinearOperator, c: float):
+        super().__init__(A.shape_in, A.shape_out, A.dtype, A.device, A.weight_in, A.weight_out,
+                         name=f"{c:g}*{A.name}", chunk_size=A.chunk_size)
+        self.A, self.c = A, c
+
+    def _matmat(self, V):
+        return self.c * self.A._matmat(V)
+
+    def _rmatmat(self, W):
+        return self.c * self.A._rmatmat(W)
+
+
+class FunctionOperator(LinearOperator):
+    """An operator from two batched callables ``matmat(V)`` and ``rmatmat(W)``.
+
+    Both callables take a leading probe dimension.  ``rmatmat`` must be the adjoint of
+    ``matmat`` w.r.t. the weighted inner products.
+    """
+
+    def __init__(self, matmat, rmatmat, shape_in, shape_out, dtype, device, weight_in=1.0,
+                 weight_out=1.0, name=None, chunk_size=None):
+        super().__init__(shape_in, shape_out, dtype, device, weight_in, weight_out, name, chunk_size)
+        self._f, self._fT = matmat, rmatmat
+
+    def _matmat(self, V):
+        return self._f(V)
+
+    def _rmatmat(self, W):
+        return self._fT(W)
+
+
+class DenseOperator(LinearOperator):
+    """Wrap an explicit matrix ``M`` of shape ``[size_out, size_in]`` (Euclidean inner products)."""
+
+    def __init__(self, matrix: torch.Tensor, shape_in=None, shape_out=None, name="Dense"):
+        if not isinstance(matrix, torch.Tensor) or matrix.dim() != 2:
+            raise ValueError("DenseOperator needs a 2-D torch.Tensor")
+        shape_in = tuple(shape_in) if shape_in is not None else (matrix.shape[1],)
+        shape_out = tuple(shape_out) if shape_out is not None else (matrix.shape[0],)
+        if _numel(shape_in) != matrix.shape[1] or _numel(shape_out) != matrix.shape[0]:
+            raise ValueError(
+                f"matrix of shape {tuple(matrix.shape)} does not match shape_in={shape_in}, shape_out={shape_out}"
+            )
+        super().__init__(shape_in, shape_out, matrix.dtype, matrix.device, name=name)
+        self.matrix = matrix
+
+    def _matmat(self, V):
+        n = V.shape[0]
+        return (V.reshape(n, -1) @ self.matrix.T).reshape(n, *self.shape_out)
+
+    def _rmatmat(self, W):
+        n = W.shape[0]
+        return (W.reshape(n, -1) @ self.matrix).reshape(n, *self.shape_in)
+
+
+class IdentityOperator(LinearOperator):
+    def __init__(self, shape, dtype=torch.float64, device="cpu", weight=1.0):
+        super().__init__(shape, shape, dtype, device, weight, weight, name="I")
+
+    def _matmat(self, V):
+        return V.clone()
+
+    def _rmatmat(self, W):
+        return W.clone()
+
+
+def identity(shape_or_op, dtype=None, device=None) -> IdentityOperator:
+    """Identity on ``shape`` (or on the input space of a given operator, matching its dtype/device)."""
+    if isinstance(shape_or_op, LinearOperator):
+        op = shape_or_op
+        return IdentityOperator(op.shape_in, dtype or op.dtype, device or op.device, op.weight_in)
+    return IdentityOperator(shape_or_op, dtype or torch.get_default_dtype(), device or "cpu")
+
+
+def as_operator(A, shape_in=None, shape_out=None) -> LinearOperator:
+    """Return ``A`` if it is already an operator, else wrap a dense matrix."""
+    if isinstance(A, LinearOperator):
+        return A
+    if isinstance(A, torch.Tensor):
+        return DenseOperator(A, shape_in, shape_out)
+    raise TypeError(f"expected a LinearOperator or a 2-D torch.Tensor, got {type(A).__name__}")

@@ -1,0 +1,4 @@
+"""Recurrent cells and sequence models."""
+from .cells import RecurrentCell, LeakyRNNCell, GRUCell, LSTMCell, StateLinearization, unroll
+
+__all__ = ["RecurrentCell", "LeakyRNNCell", "GRUCell", "LSTMCell", "StateLinearization", "unroll"]

@@ -1,0 +1,363 @@
+"""Single-step recurrent cells ``z' = f(x, z; θ)`` with hand-derived linearisations.
+
+Every cell works on a *flat state* ``z`` of size ``state_size``: for the vanilla/leaky RNN
+and the GRU the state is the hidden vector ``h`` (``state_size == hidden_size``); for the
+LSTM it is the concatenation ``[h, c]`` (``state_size == 2 * hidden_size``) and
+``output_slice`` says which part the readout sees.
+
+Each cell also knows its own linearisation.  ``cell.linearize(inputs, z_prev)`` evaluates
+everything the state Jacobian ``J(t) = ∂f/∂z`` needs at the points ``(z(t-1), x(t))`` for
+all trials and times at once and returns a :class:`StateLinearization` whose ``jvp``/``vjp``
+apply ``J(t)`` / ``J(t)ᵀ`` with one matrix product per call and no stored ``[H, H]``
+Jacobians.  These are what the KPFlow propagator ``P`` runs on.
+
+Time convention (the KPFlow one): ``inputs[:, t]`` is ``x(t+1)``, ``z_prev[:, t]`` is
+``z(t)`` and the cell maps them to ``z(t+1)``.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+__all__ = [
+    "RecurrentCell",
+    "LeakyRNNCell",
+    "GRUCell",
+    "LSTMCell",
+    "StateLinearization",
+    "ACTIVATIONS",
+    "unroll",
+]
+
+
+def _retanh(a):
+    return torch.tanh(F.relu(a))
+
+
+#: activation name -> (function, derivative as a function of the pre-activation)
+ACTIVATIONS = {
+    "tanh": (torch.tanh, lambda a: 1 - torch.tanh(a) ** 2),
+    "relu": (F.relu, lambda a: (a > 0).to(a.dtype)),
+    "softplus": (F.softplus, torch.sigmoid),
+    "identity": (lambda a: a, torch.ones_like),
+    "retanh": (_retanh, lambda a: (a > 0).to(a.dtype) * (1 - torch.tanh(a) ** 2)),
+}
+
+
+def _activation(name: str):
+    if name not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}")
+    return ACTIVATIONS[name]
+
+
+class StateLinearization:
+    """``J(t)`` and ``J(t)ᵀ`` of a cell along a trajectory, applied matrix-free.
+
+    ``jvp(dz, t)`` and ``vjp(e, t)`` take ``t`` as an int (one time slot: ``dz`` has shape
+    ``[..., B, S]``), a slice (``[..., B, T', S]``) or ``None`` (all slots, ``[..., B, T, S]``).
+    Any number of leading probe dimensions broadcast.
+    """
+
+    def __init__(self, jvp, vjp, batch_size, n_steps, state_size):
+        self._jvp, self._vjp = jvp, vjp
+        self.batch_size, self.n_steps, self.state_size = batch_size, n_steps, state_size
+
+    def jvp(self, dz: torch.Tensor, t=None) -> torch.Tensor:
+        return self._jvp(dz, slice(None) if t is None else t)
+
+    def vjp(self, e: torch.Tensor, t=None) -> torch.Tensor:
+        return self._vjp(e, slice(None) if t is None else t)
+
+
+class RecurrentCell(nn.Module):
+    """Base class: ``forward(x, z) -> z'`` on flat states plus a hand-derived linearisation."""
+
+    input_size: int
+    hidden_size: int
+    state_size: int
+
+    @property
+    def output_slice(self) -> slice:
+        """The part of the state a readout sees (``h``)."""
+        return slice(0, self.hidden_size)
+
+    def initial_state(self, batch_size: int, dtype=None, device=None) -> torch.Tensor:
+        p = next(self.parameters())
+        return torch.zeros(batch_size, self.state_size, dtype=dtype or p.dtype, device=device or p.device)
+
+    def linearize(self, inputs: torch.Tensor, z_prev: torch.Tensor) -> StateLinearization:
+        raise NotImplementedError  # pragma: no cover - every concrete cell implements it
+
+
+class LeakyRNNCell(RecurrentCell):
+    """Leaky vanilla RNN, in one of two named forms (α = dt/τ):
+
+    * ``form="rate"`` (F1, rate-leak, Yang/Driscoll): ``r' = (1-α) r + α φ(W_in x + W_rec r + b)``
+      — with α = 1 and tanh this is torch's ``nn.RNNCell``;
+    * ``form="state"`` (F2, state-leak, PsychRNN / the KPFlow "BasicRNN" with activation inside):
+      ``v' = (1-α) v + α (W_rec φ(v) + W_in x + b)``.
+
+    Jacobians: F1 ``J = (1-α) I + α diag(φ'(a)) W_rec``; F2 ``J = (1-α) I + α W_rec diag(φ'(v))``.
+
+    Parameters
+    ----------
+    input_size, hidden_size : int
+    alpha : float in (0, 1]
+        Leak ``dt/τ``.
+    activation : {"tanh", "relu", "softplus", "identity", "retanh"}
+    form : {"rate", "state"}
+    bias : bool
+    g : float
+        Initial recurrent scale: ``W_rec ~ N(0, g²/H)``.
+    dale : float or None
+        Fraction of excitatory units for Dale's law.  The effective recurrent matrix is
+        ``|W_raw| · diag(sign)`` (column j is presynaptic unit j, excitatory columns positive).
+    """
+
+    def __init__(self, input_size, hidden_size, alpha=1.0, activation="tanh", form="rate", bias=True,
+                 g=1.0, dale=None, generator: torch.Generator | None = None, dtype=None, device=None):
+        super().__init__()
+        if not 0 < alpha <= 1:
+            raise ValueError(f"alpha = dt/tau must lie in (0, 1], got {alpha}")
+        if form not in ("rate", "state"):
+            raise ValueError(f"form must be 'rate' (F1, rate-leak) or 'state' (F2, state-leak), got {form!r}")
+        _activation(activation)
+        self.input_size, self.hidden_size, self.state_size = int(input_size), int(hidden_size), int(hidden_size)
+        self.alpha, self.activation, self.form, self.g = float(alpha), activation, form, float(g)
+        kw = dict(dtype=dtype, device=device)
+        self.weight_ih = nn.Parameter(torch.empty(hidden_size, input_size, **kw))
+        self.weight_hh = nn.Parameter(torch.empty(hidden_size, hidden_size, **kw))
+        self.bias = nn.Parameter(torch.empty(hidden_size, **kw)) if bias else None
+        if dale is not None:
+            if not 0 < dale < 1:
+                raise ValueError(f"dale must be the excitatory fraction in (0, 1), got {dale}")
+            n_exc = int(round(dale * hidden_size))
+            sign = torch.cat([torch.ones(n_exc), -torch.ones(hidden_size - n_exc)])
+            self.register_buffer("dale_sign", sign.to(**{k: v for k, v in kw.items() if v is not None}))
+        else:
+            self.dale_sign = None
+        self.dale = dale
+        self.reset_parameters(generator)
+
+    @torch.no_grad()
+    def reset_parameters(self, generator=None):
+        H, I = self.hidden_size, self.input_size
+        self.weight_ih.copy_(torch.randn(H, I, generator=generator) / math.sqrt(max(I, 1)))
+        w = torch.randn(H, H, generator=generator) * (self.g / math.sqrt(H))
+        if self.dale_sign is not None:
+            # balanced E/I: scale inhibitory columns so each row sums to ~0 in expectation
+            w = w.abs()
+            n_exc = int((self.dale_sign > 0).sum())
+            n_inh = H - n_exc
+            if n_inh > 0:
+                w[:, n_exc:] *= n_exc / n_inh
+            w *= 1 / math.sqrt(1 - 2 / math.pi) / 2  # keep the spectral radius near g
+        self.weight_hh.copy_(w)
+        if self.bias is not None:
+            self.bias.zero_()
+
+    def recurrent_weight(self) -> torch.Tensor:
+        """The effective recurrent matrix ``W_rec`` (Dale's law applied if enabled)."""
+        if self.dale_sign is None:
+            return self.weight_hh
+        return self.weight_hh.abs() * self.dale_sign
+
+    def _drive(self, x):
+        d = x @ self.weight_ih.T
+        return d + self.bias if self.bias is not None else d
+
+    def forward(self, x, z):
+        phi, _ = _activation(self.activation)
+        W = self.recurrent_weight()
+        a = self.alpha
+        if self.form == "rate":
+            return (1 - a) * z + a * phi(self._drive(x) + z @ W.T)
+        return (1 - a) * z + a * (phi(z) @ W.T + self._drive(x))
+
+    @torch.no_grad()
+    def linearize(self, inputs, z_prev):
+        phi, dphi = _activation(self.activation)
+        W = self.recurrent_weight().detach()
+        a = self.alpha
+        B, T, H = z_prev.shape
+        if self.form == "rate":
+            d = a * dphi(self._drive(inputs) + z_prev @ W.T)
+
+            def jvp(dz, t):
+                return (1 - a) * dz + d[:, t] * (dz @ W.T)
+
+            def vjp(e, t):
+                return (1 - a) * e + (d[:, t] * e) @ W
+        else:
+            d = dphi(z_prev)
+
+            def jvp(dz, t):
+                return (1 - a) * dz + a * ((d[:, t] * dz) @ W.T)
+
+            def vjp(e, t):
+                return (1 - a) * e + a * d[:, t] * (e @ W)
+        return StateLinearization(jvp, vjp, B, T, H)
+
+    def extra_repr(self):
+        return (f"{self.input_size}, {self.hidden_size}, form={self.form!r}, alpha={self.alpha}, "
+                f"activation={self.activation!r}, bias={self.bias is not None}, dale={self.dale}")
+
+
+class GRUCell(RecurrentCell):
+    """Gated recurrent unit with exactly torch's equations and parameter layout
+    (``weight_ih [3H, I]``, ``weight_hh [3H, H]``, gates ordered r, z, n), so its weights
+    load into a fused ``nn.GRU``::
+
+        r = σ(W_ir x + b_ir + W_hr h + b_hr)      u = σ(W_iz x + b_iz + W_hz h + b_hz)
+        n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))      h' = (1 - u) ⊙ n + u ⊙ h
+    """
+
+    def __init__(self, input_size, hidden_size, bias=True, g=1.0, generator=None, dtype=None, device=None):
+        super().__init__()
+        self.input_size, self.hidden_size, self.state_size = int(input_size), int(hidden_size), int(hidden_size)
+        self.g = float(g)
+        kw = dict(dtype=dtype, device=device)
+        H = hidden_size
+        self.weight_ih = nn.Parameter(torch.empty(3 * H, input_size, **kw))
+        self.weight_hh = nn.Parameter(torch.empty(3 * H, H, **kw))
+        self.bias_ih = nn.Parameter(torch.empty(3 * H, **kw)) if bias else None
+        self.bias_hh = nn.Parameter(torch.empty(3 * H, **kw)) if bias else None
+        self.reset_parameters(generator)
+
+    @torch.no_grad()
+    def reset_parameters(self, generator=None):
+        """torch's default U(-1/√H, 1/√H) initialisation, recurrent weights scaled by ``g``."""
+        k = 1 / math.sqrt(self.hidden_size)
+        for name, p in self.named_parameters():
+            p.copy_((torch.rand(p.shape, generator=generator) * 2 - 1) * k)
+        self.weight_hh.mul_(self.g)
+
+    def _gates(self, x, z):
+        gi = x @ self.weight_ih.T
+        gh = z @ self.weight_hh.T
+        if self.bias_ih is not None:
+            gi = gi + self.bias_ih
+            gh = gh + self.bias_hh
+        return gi, gh
+
+    def forward(self, x, z):
+        gi, gh = self._gates(x, z)
+        i_r, i_z, i_n = gi.chunk(3, -1)
+        h_r, h_z, h_n = gh.chunk(3, -1)
+        r = torch.sigmoid(i_r + h_r)
+        u = torch.sigmoid(i_z + h_z)
+        n = torch.tanh(i_n + r * h_n)
+        return (1 - u) * n + u * z
+
+    @torch.no_grad()
+    def linearize(self, inputs, z_prev):
+        W = self.weight_hh.detach()
+        B, T, H = z_prev.shape
+        gi, gh = self._gates(inputs, z_prev)
+        i_r, i_z, i_n = gi.chunk(3, -1)
+        h_r, h_z, h_n = gh.chunk(3, -1)
+        r = torch.sigmoid(i_r + h_r)
+        u = torch.sigmoid(i_z + h_z)
+        n = torch.tanh(i_n + r * h_n)
+        cn = (1 - u) * (1 - n * n)
+        # J dz = D_r ⊙ (W_hr dz) + D_z ⊙ (W_hz dz) + D_n ⊙ (W_hn dz) + u ⊙ dz
+        D = torch.cat([cn * r * (1 - r) * h_n, u * (1 - u) * (z_prev - n), cn * r], dim=-1)
+        del gi, gh, i_r, i_z, i_n, h_r, h_z, h_n, r, n, cn
+
+        def jvp(dz, t):
+            a = D[:, t] * (dz @ W.T)
+            return a[..., :H] + a[..., H:2 * H] + a[..., 2 * H:] + u[:, t] * dz
+
+        def vjp(e, t):
+            return (D[:, t] * e.tile(3)) @ W + u[:, t] * e
+
+        return StateLinearization(jvp, vjp, B, T, H)
+
+    def extra_repr(self):
+        return f"{self.input_size}, {self.hidden_size}, bias={self.bias_ih is not None}, g={self.g}"
+
+
+class LSTMCell(RecurrentCell):
+    """Long short-term memory cell with torch's equations and parameter layout (gates i, f, g, o).
+
+    The state is ``z = [h, c]`` (size ``2H``); the readout sees ``h`` (``output_slice``)::
+
+        c' = f ⊙ c + i ⊙ g        h' = o ⊙ tanh(c')
+    """
+
+    def __init__(self, input_size, hidden_size, bias=True, g=1.0, generator=None, dtype=None, device=None):
+        super().__init__()
+        self.input_size, self.hidden_size = int(input_size), int(hidden_size)
+        self.state_size = 2 * int(hidden_size)
+        self.g = float(g)
+        kw = dict(dtype=dtype, device=device)
+        H = hidden_size
+        self.weight_ih = nn.Parameter(torch.empty(4 * H, input_size, **kw))
+        self.weight_hh = nn.Parameter(torch.empty(4 * H, H, **kw))
+        self.bias_ih = nn.Parameter(torch.empty(4 * H, **kw)) if bias else None
+        self.bias_hh = nn.Parameter(torch.empty(4 * H, **kw)) if bias else None
+        self.reset_parameters(generator)
+
+    reset_parameters = GRUCell.reset_parameters
+    _gates = GRUCell._gates
+
+    def forward(self, x, z):
+        H = self.hidden_size
+        h, c = z[..., :H], z[..., H:]
+        gi, gh = self._gates(x, h)
+        i, f, g, o = (gi + gh).chunk(4, -1)
+        i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
+        c2 = f * c + i * g
+        return torch.cat([o * torch.tanh(c2), c2], dim=-1)
+
+    @torch.no_grad()
+    def linearize(self, inputs, z_prev):
+        W = self.weight_hh.detach()
+        H = self.hidden_size
+        B, T, S = z_prev.shape
+        h, c = z_prev[..., :H], z_prev[..., H:]
+        gi, gh = self._gates(inputs, h)
+        i, f, g, o = (gi + gh).chunk(4, -1)
+        i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
+        c2 = f * c + i * g
+        tc = torch.tanh(c2)
+        Dc = torch.cat([g * i * (1 - i), c * f * (1 - f), i * (1 - g * g)], dim=-1)  # acts on a_i, a_f, a_g
+        Do = o * (1 - o) * tc
+        s = o * (1 - tc * tc)
+        del gi, gh, i, g, o, c2, tc
+
+        def jvp(dz, t):
+            dh, dc = dz[..., :H], dz[..., H:]
+            a = dh @ W.T
+            q = Dc[:, t] * a[..., :3 * H]
+            dc2 = q[..., :H] + q[..., H:2 * H] + q[..., 2 * H:] + f[:, t] * dc
+            dh2 = Do[:, t] * a[..., 3 * H:] + s[:, t] * dc2
+            return torch.cat([dh2, dc2], dim=-1)
+
+        def vjp(e, t):
+            eh, ec = e[..., :H], e[..., H:]
+            ec2 = ec + s[:, t] * eh
+            ga = torch.cat([Dc[:, t] * ec2.tile(3), Do[:, t] * eh], dim=-1)
+            return torch.cat([ga @ W, f[:, t] * ec2], dim=-1)
+
+        return StateLinearization(jvp, vjp, B, T, S)
+
+    def extra_repr(self):
+        return f"{self.input_size}, {self.hidden_size}, bias={self.bias_ih is not None}, g={self.g}"
+
+
+def unroll(cell, inputs: torch.Tensor, z0: torch.Tensor | None = None) -> torch.Tensor:
+    """Run ``cell`` step by step: returns states ``[B, T, S]`` with ``out[:, t] = z(t+1)``."""
+    B, T, _ = inputs.shape
+    if z0 is None:
+        z = torch.zeros(B, cell.state_size, dtype=inputs.dtype, device=inputs.device)
+    else:
+        z = z0.expand(B, -1) if z0.dim() == 1 else z0
+    out = []
+    for t in range(T):
+        z = cell(inputs[:, t], z)
+        out.append(z)
+    return torch.stack(out, dim=1)

@@ -1,0 +1,1 @@
+"""neurokpflow.tasks (under construction)."""

@@ -1,0 +1,1 @@
+"""neurokpflow.training (under construction)."""

@@ -1,0 +1,1 @@
+"""neurokpflow.viz (under construction)."""
