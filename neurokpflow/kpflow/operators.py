@@ -40,7 +40,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, jvp as _jvp, vjp as _vjp, vmap
 
-from ..models.cells import StateLinearization
+from ..models.cells import StateLinearization, unroll
 from .cells import as_state_cell
 from .linop import FunctionOperator, LinearOperator
 
@@ -109,11 +109,7 @@ def _full_state(cell, inputs, hidden, z0):
     sl = cell.output_slice
     if hidden.shape[-1] == sl.stop - sl.start:
         with torch.no_grad():
-            z, states = z0, []
-            for t in range(inputs.shape[1]):
-                z = cell(inputs[:, t], z)
-                states.append(z)
-            full = torch.stack(states, dim=1)
+            full = unroll(cell, inputs, z0)
         err = (full[..., sl] - hidden).abs().max() / hidden.abs().max().clamp_min(1e-30)
         tol = 1e-3 if hidden.dtype == torch.float32 else 1e-8
         if err > tol:
@@ -535,9 +531,5 @@ def operators_from_model(model, batch, h0=None, dtype=None, **options) -> KPFlow
     else:
         h0 = torch.zeros(B, cell_s.state_size, dtype=target_dtype, device=p.device)
     with torch.no_grad():
-        z, states = h0, []
-        for t in range(inputs.shape[1]):
-            z = cell_s(inputs[:, t], z)
-            states.append(z)
-        hidden = torch.stack(states, dim=1)
+        hidden = unroll(cell_s, inputs, h0)
     return operators(cell_s, inputs, hidden, h0=h0, readout=readout, **options)
