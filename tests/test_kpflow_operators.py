@@ -268,8 +268,14 @@ def test_generic_path_agrees_with_hand_derived_path():
     a = operators(cell, x, hidden, h0=h0)
     b = operators(Wrapped(cell), x, hidden, h0=h0)
     assert type(b.cell).__name__ == "GenericCell"
-    for op in ("P", "K", "P_inv"):
+    for op in ("P", "K", "P_inv", "NTK"):
         torch.testing.assert_close(getattr(a, op).to_dense(), getattr(b, op).to_dense(), rtol=1e-12, atol=1e-12)
+    # a trajectory the cell does not reproduce (e.g. recorded with noise): NTK is the composition P K P*
+    noisy = hidden + 0.01 * torch.randn_like(hidden)
+    c = operators(Wrapped(cell), x, noisy, h0=h0)
+    torch.testing.assert_close(c.NTK.to_dense(), (c.P @ c.K @ c.P.T).to_dense(), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(c.NTK.to_dense(), operators(cell, x, noisy, h0=h0).NTK.to_dense(),
+                               rtol=1e-12, atol=1e-12)
 
 
 def test_torch_cells_match_package_cells():

@@ -139,26 +139,31 @@ class GenericCell(RecurrentCell):
         B, T, S = z_prev.shape
         I = inputs.shape[-1]
         f = self.cell
+        vjp_cache = {}  # per-step VJP closures, created on first use (they hold the step's residuals)
 
         def rows(t):
             x, z = inputs[:, t], z_prev[:, t]
             return x.reshape(-1, I), z.reshape(-1, S), z.shape
 
+        def apply(fn, v, zshape, n_rows):
+            lead = v.shape[: v.dim() - len(zshape)]
+            V = v.reshape(-1, n_rows, S)
+            out = fn(V[0])[None] if V.shape[0] == 1 else vmap(fn)(V)
+            return out.reshape(*lead, *zshape)
+
         def jvp(dz, t):
             x, z, zshape = rows(t)
-            lead = dz.shape[: dz.dim() - len(zshape)]
-            V = dz.reshape(-1, z.shape[0], S)
             with torch.no_grad():
-                out = vmap(lambda v: _jvp(lambda zz: f(x, zz), (z,), (v,))[1])(V)
-            return out.reshape(*lead, *zshape)
+                return apply(lambda v: _jvp(lambda zz: f(x, zz), (z,), (v,))[1], dz, zshape, z.shape[0])
 
         def vjp(e, t):
             x, z, zshape = rows(t)
-            lead = e.shape[: e.dim() - len(zshape)]
+            key = (t.start, t.stop, t.step) if isinstance(t, slice) else t
             with torch.no_grad():
-                _, fn = _vjp(lambda zz: f(x, zz), z)
-                out = vmap(lambda w: fn(w)[0])(e.reshape(-1, z.shape[0], S))
-            return out.reshape(*lead, *zshape)
+                if key not in vjp_cache:
+                    vjp_cache[key] = _vjp(lambda zz: f(x, zz), z)[1]
+                fn = vjp_cache[key]
+                return apply(lambda w: fn(w)[0], e, zshape, z.shape[0])
 
         return StateLinearization(jvp, vjp, B, T, S)
 

@@ -40,7 +40,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, jvp as _jvp, vjp as _vjp, vmap
 
-from ..models.cells import StateLinearization
+from ..models.cells import StateLinearization, unroll
 from .cells import as_state_cell
 from .linop import FunctionOperator, LinearOperator
 
@@ -109,11 +109,7 @@ def _full_state(cell, inputs, hidden, z0):
     sl = cell.output_slice
     if hidden.shape[-1] == sl.stop - sl.start:
         with torch.no_grad():
-            z, states = z0, []
-            for t in range(inputs.shape[1]):
-                z = cell(inputs[:, t], z)
-                states.append(z)
-            full = torch.stack(states, dim=1)
+            full = unroll(cell, inputs, z0)
         err = (full[..., sl] - hidden).abs().max() / hidden.abs().max().clamp_min(1e-30)
         tol = 1e-3 if hidden.dtype == torch.float32 else 1e-8
         if err > tol:
@@ -224,6 +220,40 @@ def _site_products(sites, names, shapes, B, T, S, w):
         return w * torch.cat([grads[n].reshape(N, -1) for n in names], dim=1)
 
     return J_mm, JT_mm
+
+
+def _unrolled_ntk(cell, names, shapes, primal, inputs, z0, states, w, shape, kw):
+    """P K P* for cells without hand-derived parameter sites, as (dz/dθ)(dz/dθ)* through the unrolled
+    cell (equal by the implicit function theorem, dz/dθ = P J_θ).  The reverse pass's residuals are
+    kept after the first use, so each product costs one backward and one forward-mode pass.  Only used
+    when re-running the cell reproduces the recorded trajectory; otherwise ``None``."""
+    T = inputs.shape[1]
+
+    def unrolled(p):
+        z, out = z0, []
+        for t in range(T):
+            z = functional_call(cell, p, (inputs[:, t], z))
+            out.append(z)
+        return torch.stack(out, 1)
+
+    with torch.no_grad():
+        rerun = unrolled(primal)
+    tol = 1e-5 if states.dtype == torch.float32 else 1e-10
+    if not torch.allclose(rerun, states, rtol=tol, atol=tol * float(states.abs().max().clamp_min(1))):
+        return None
+    cache = {}
+
+    def ntk(V):
+        with torch.no_grad():
+            if "back" not in cache:
+                cache["back"] = _vjp(unrolled, primal)[1]
+            back = cache["back"]
+            g = vmap(back)(V)[0] if V.shape[0] > 1 else {k: v[None] for k, v in back(V[0])[0].items()}
+            tangent = lambda gi: _jvp(unrolled, (primal,), (gi,))[1]  # noqa: E731
+            out = vmap(tangent)(g) if V.shape[0] > 1 else tangent({k: v[0] for k, v in g.items()})[None]
+        return w * out
+
+    return FunctionOperator(ntk, ntk, shape, shape, name="NTK", **kw)
 
 
 # ------------------------------------------------------------------------------ operators
@@ -431,7 +461,11 @@ def operators(cell, inputs, hidden, h0=None, readout=None, inner="sum", jacobian
                                name="J_theta", chunk_size=chunk_size)
     K = J_theta @ J_theta.T
     K.name = "K"
-    NTK = P @ K @ P.T
+    NTK = None
+    if sites is None:
+        NTK = _unrolled_ntk(cell, names, shapes, primal, inputs, z0, states, w, shape, kw)
+    if NTK is None:
+        NTK = P @ K @ P.T
     NTK.name = "NTK"
 
     R = NTK_out = None
@@ -497,9 +531,5 @@ def operators_from_model(model, batch, h0=None, dtype=None, **options) -> KPFlow
     else:
         h0 = torch.zeros(B, cell_s.state_size, dtype=target_dtype, device=p.device)
     with torch.no_grad():
-        z, states = h0, []
-        for t in range(inputs.shape[1]):
-            z = cell_s(inputs[:, t], z)
-            states.append(z)
-        hidden = torch.stack(states, dim=1)
+        hidden = unroll(cell_s, inputs, h0)
     return operators(cell_s, inputs, hidden, h0=h0, readout=readout, **options)
