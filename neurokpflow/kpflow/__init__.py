@@ -1,7 +1,8 @@
 """KPFlow operators: δz = −η · P K P* · Err, matrix-free.
 
-See ``neurokpflow.kpflow.linop`` for the operator algebra and
-``neurokpflow.kpflow.operators`` for J_θ, K, P, P⁻¹ and the hidden-state NTK.
+* :mod:`neurokpflow.kpflow.linop` — the operator algebra (``A(v)``, ``A.T``, ``A @ B``, sums, dense views);
+* :mod:`neurokpflow.kpflow.operators` — ``J_theta``, ``K``, ``P``, ``P_inv``, ``NTK`` of a recurrent cell;
+* :mod:`neurokpflow.kpflow.cells` — how torch and custom cells are brought into flat-state form.
 """
 from .linop import (
     LinearOperator,
@@ -11,6 +12,8 @@ from .linop import (
     identity,
     as_operator,
 )
+from .cells import as_state_cell
+from .operators import operators, operators_from_model, KPFlowOperators
 
 __all__ = [
     "LinearOperator",
@@ -19,4 +22,8 @@ __all__ = [
     "IdentityOperator",
     "identity",
     "as_operator",
+    "as_state_cell",
+    "operators",
+    "operators_from_model",
+    "KPFlowOperators",
 ]

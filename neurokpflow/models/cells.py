@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 __all__ = [
     "RecurrentCell",
+    "ParameterSite",
     "LeakyRNNCell",
     "GRUCell",
     "LSTMCell",
@@ -72,6 +73,21 @@ class StateLinearization:
         return self._vjp(e, slice(None) if t is None else t)
 
 
+class ParameterSite:
+    """One affine use of parameters inside a cell: ``pre = features @ W_eff.T + b``.
+
+    The cell's output moves, to first order, by
+    ``δz[r, k*H + i] = Σ_g coeff[r, k, g, i] · δpre[r, g*H + i]`` (``k`` indexes the
+    ``n_out`` state blocks, ``g`` the ``G`` gates), so unit ``i`` depends only on rows
+    ``g*H + i`` of ``W`` — every built-in cell is *unit-separable* in this sense.
+    ``scale`` (optional, shape of ``W``) maps a change of the raw parameter to a change
+    of the effective weight (Dale's law: ``W_eff = |W| · sign``).
+    """
+
+    def __init__(self, weight: str | None, bias: str | None, features, coeff, scale=None):
+        self.weight, self.bias, self.features, self.coeff, self.scale = weight, bias, features, coeff, scale
+
+
 class RecurrentCell(nn.Module):
     """Base class: ``forward(x, z) -> z'`` on flat states plus a hand-derived linearisation."""
 
@@ -90,6 +106,18 @@ class RecurrentCell(nn.Module):
 
     def linearize(self, inputs: torch.Tensor, z_prev: torch.Tensor) -> StateLinearization:
         raise NotImplementedError  # pragma: no cover - every concrete cell implements it
+
+    def parameter_sites(self, inputs: torch.Tensor, z_prev: torch.Tensor):
+        """The cell's parameters as a list of :class:`ParameterSite` on rows ``B*T``, or ``None``.
+
+        Lets the operators apply ``J_θ`` and ``J_θ*`` with plain matrix products and gives
+        exact (zero-variance) traces and diagonals of ``K``.  ``None`` means "use torch.func".
+        """
+        return None
+
+    def linearize_all(self, inputs: torch.Tensor, z_prev: torch.Tensor):
+        """``(linearize(...), parameter_sites(...))``; cells override it to share work between the two."""
+        return self.linearize(inputs, z_prev), self.parameter_sites(inputs, z_prev)
 
 
 class LeakyRNNCell(RecurrentCell):
@@ -201,6 +229,25 @@ class LeakyRNNCell(RecurrentCell):
                 return (1 - a) * e + a * d[:, t] * (e @ W)
         return StateLinearization(jvp, vjp, B, T, H)
 
+    @torch.no_grad()
+    def parameter_sites(self, inputs, z_prev):
+        phi, dphi = _activation(self.activation)
+        X = inputs.reshape(-1, self.input_size)
+        Z = z_prev.reshape(-1, self.hidden_size)
+        W = self.recurrent_weight().detach()
+        scale = None
+        if self.dale_sign is not None:
+            scale = torch.sign(self.weight_hh.detach()) * self.dale_sign
+        bias = "bias" if self.bias is not None else None
+        if self.form == "rate":
+            a = X @ self.weight_ih.detach().T + Z @ W.T
+            if self.bias is not None:
+                a = a + self.bias.detach()
+            c = (self.alpha * dphi(a))[:, None, None, :]
+            return [ParameterSite("weight_ih", bias, X, c), ParameterSite("weight_hh", None, Z, c, scale)]
+        c = torch.full((1, 1, 1, self.hidden_size), self.alpha, dtype=X.dtype, device=X.device).expand(X.shape[0], 1, 1, -1)
+        return [ParameterSite("weight_ih", bias, X, c), ParameterSite("weight_hh", None, phi(Z), c, scale)]
+
     def extra_repr(self):
         return (f"{self.input_size}, {self.hidden_size}, form={self.form!r}, alpha={self.alpha}, "
                 f"activation={self.activation!r}, bias={self.bias is not None}, dale={self.dale}")
@@ -252,10 +299,8 @@ class GRUCell(RecurrentCell):
         n = torch.tanh(i_n + r * h_n)
         return (1 - u) * n + u * z
 
-    @torch.no_grad()
-    def linearize(self, inputs, z_prev):
-        W = self.weight_hh.detach()
-        B, T, H = z_prev.shape
+    def _coefficients(self, inputs, z_prev):
+        """(D_hidden, D_input, u): δh' = Σ_g D_h,g ⊙ δgh_g + Σ_g D_i,g ⊙ δgi_g + u ⊙ δh."""
         gi, gh = self._gates(inputs, z_prev)
         i_r, i_z, i_n = gi.chunk(3, -1)
         h_r, h_z, h_n = gh.chunk(3, -1)
@@ -263,9 +308,19 @@ class GRUCell(RecurrentCell):
         u = torch.sigmoid(i_z + h_z)
         n = torch.tanh(i_n + r * h_n)
         cn = (1 - u) * (1 - n * n)
+        d_r = cn * r * (1 - r) * h_n
+        d_z = u * (1 - u) * (z_prev - n)
+        return torch.cat([d_r, d_z, cn * r], dim=-1), torch.cat([d_r, d_z, cn], dim=-1), u
+
+    def _pname(self, name):
+        return name
+
+    @torch.no_grad()
+    def linearize_all(self, inputs, z_prev):
+        W = self.weight_hh.detach()
+        B, T, H = z_prev.shape
         # J dz = D_r ⊙ (W_hr dz) + D_z ⊙ (W_hz dz) + D_n ⊙ (W_hn dz) + u ⊙ dz
-        D = torch.cat([cn * r * (1 - r) * h_n, u * (1 - u) * (z_prev - n), cn * r], dim=-1)
-        del gi, gh, i_r, i_z, i_n, h_r, h_z, h_n, r, n, cn
+        D, Di, u = self._coefficients(inputs, z_prev)
 
         def jvp(dz, t):
             a = D[:, t] * (dz @ W.T)
@@ -274,7 +329,18 @@ class GRUCell(RecurrentCell):
         def vjp(e, t):
             return (D[:, t] * e.tile(3)) @ W + u[:, t] * e
 
-        return StateLinearization(jvp, vjp, B, T, H)
+        bi, bh = ("bias_ih", "bias_hh") if self.bias_ih is not None else (None, None)
+        sites = [ParameterSite(self._pname("weight_ih"), self._pname(bi), inputs.reshape(B * T, -1),
+                               Di.reshape(B * T, 1, 3, H)),
+                 ParameterSite(self._pname("weight_hh"), self._pname(bh), z_prev.reshape(B * T, H),
+                               D.reshape(B * T, 1, 3, H))]
+        return StateLinearization(jvp, vjp, B, T, H), sites
+
+    def linearize(self, inputs, z_prev):
+        return self.linearize_all(inputs, z_prev)[0]
+
+    def parameter_sites(self, inputs, z_prev):
+        return self.linearize_all(inputs, z_prev)[1]
 
     def extra_repr(self):
         return f"{self.input_size}, {self.hidden_size}, bias={self.bias_ih is not None}, g={self.g}"
@@ -303,6 +369,25 @@ class LSTMCell(RecurrentCell):
 
     reset_parameters = GRUCell.reset_parameters
     _gates = GRUCell._gates
+    _pname = GRUCell._pname
+
+    @torch.no_grad()
+    def parameter_sites(self, inputs, z_prev):
+        H = self.hidden_size
+        X = inputs.reshape(-1, self.input_size)
+        Z = z_prev.reshape(-1, 2 * H)
+        h, c = Z[:, :H], Z[:, H:]
+        gi, gh = self._gates(X, h)
+        i, f, g, o = (gi + gh).chunk(4, -1)
+        i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
+        tc = torch.tanh(f * c + i * g)
+        s = o * (1 - tc * tc)
+        Dc = torch.stack([g * i * (1 - i), c * f * (1 - f), i * (1 - g * g), torch.zeros_like(g)], dim=1)
+        Do = torch.stack([torch.zeros_like(g)] * 3 + [o * (1 - o) * tc], dim=1)
+        coeff = torch.stack([s[:, None] * Dc + Do, Dc], dim=1)  # [rows, (h, c), 4 gates, H]
+        bi, bh = ("bias_ih", "bias_hh") if self.bias_ih is not None else (None, None)
+        return [ParameterSite(self._pname("weight_ih"), self._pname(bi), X, coeff),
+                ParameterSite(self._pname("weight_hh"), self._pname(bh), h, coeff)]
 
     def forward(self, x, z):
         H = self.hidden_size

@@ -1,0 +1,535 @@
+"""The KPFlow operators of a recurrent network along a recorded trajectory.
+
+Under gradient descent on the recurrent parameters θ the hidden trajectory moves, to first
+order in the learning rate η, by
+
+    δz = −η · P K P* · Err,
+
+with (all maps on trajectory space 𝕋 = R^{B×T×S} unless noted; see ``kpflow-math.md``)
+
+* ``J_theta``: R^M → 𝕋, ``(J_θ v)_b(t) = ∂f/∂θ |_(z_b(t−1), x_b(t)) · v`` (M recurrent parameters);
+* ``K = J_θ J_θ*`` — the parameter operator (self-adjoint, PSD);
+* ``P`` — the linearised flow propagator, ``δz(t) = q(t) + J(t) δz(t−1)``; ``P*`` is
+  backpropagation through time, ``a(t) = e(t) + J(t+1)ᵀ a(t+1)``;
+* ``P_inv = I − J·shift`` (one Jacobian application per step, no recursion), with adjoint
+  ``((P⁻¹)* q)(t) = q(t) − J(t+1)ᵀ q(t+1)``;
+* ``NTK = P K P*`` — the hidden-state neural tangent kernel; ``NTK_output`` = R·NTK·R* through
+  the (fixed) linear readout R when one is given.
+
+Conventions
+-----------
+Time: ``inputs[:, t] = x(t+1)``, ``hidden[:, t] = z(t+1)``, ``z(0) = h0`` (zero unless given).
+Jacobians are evaluated at ``(z(t−1), x(t))``.
+
+Inner product (``inner=``): ``"sum"`` (default) is the plain Euclidean sum over trials, times
+and units; ``"mean"`` averages over trials and times (sums over units) as in the KPFlow paper.
+Then ``J_θ* = J_θᵀ/(B·T)`` and ``K_mean = K_sum/(B·T)``; ``P``, ``P*`` are unchanged, and the
+error representer scales the other way (``Err_mean = B·T·Err_sum``), so ``δz`` and every
+scale-free quantity (effective ranks, alignments) are the same in both conventions.
+
+Nothing stores per-step ``[S, S]`` Jacobians unless ``jacobians="cached"`` is asked for: the
+built-in cells apply ``J(t)`` with one matrix product from O(B·T·S) saved coefficients, other
+cells through ``torch.func``.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from torch.func import functional_call, jvp as _jvp, vjp as _vjp, vmap
+
+from ..models.cells import StateLinearization, unroll
+from .cells import as_state_cell
+from .linop import FunctionOperator, LinearOperator
+
+__all__ = ["operators", "operators_from_model", "KPFlowOperators"]
+
+
+# ----------------------------------------------------------------------------- validation
+def _validate(cell, inputs, hidden, h0):
+    for name, v in (("inputs", inputs), ("hidden", hidden)):
+        if not isinstance(v, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(v).__name__}")
+        if v.dim() != 3:
+            raise ValueError(f"{name} must have shape [B, T, {'I' if name == 'inputs' else 'H'}], got {tuple(v.shape)}")
+        if not v.is_floating_point():
+            raise TypeError(f"{name} must be floating point, got {v.dtype}")
+        if not torch.isfinite(v).all():
+            raise ValueError(f"{name} contains NaN or inf; the operators need a finite trajectory")
+    if inputs.shape[:2] != hidden.shape[:2]:
+        raise ValueError(
+            f"inputs has (B, T) = {tuple(inputs.shape[:2])} but hidden has {tuple(hidden.shape[:2])}; "
+            "they must describe the same trials and time steps"
+        )
+    if inputs.dtype != hidden.dtype:
+        raise TypeError(f"inputs is {inputs.dtype} but hidden is {hidden.dtype}; use one dtype")
+    if inputs.device != hidden.device:
+        raise TypeError(f"inputs is on {inputs.device} but hidden is on {hidden.device}; use one device")
+    params = list(cell.parameters())
+    if params:
+        p = params[0]
+        if p.dtype != inputs.dtype:
+            raise TypeError(
+                f"the cell's parameters are {p.dtype} but the data are {inputs.dtype}; convert the cell "
+                f"(cell.to({inputs.dtype})) or the data"
+            )
+        if p.device != inputs.device:
+            raise TypeError(f"the cell is on {p.device} but the data are on {inputs.device}; move one of them")
+    if h0 is not None:
+        if not isinstance(h0, torch.Tensor):
+            raise TypeError(f"h0 must be a torch.Tensor or None, got {type(h0).__name__}")
+        if h0.dtype != inputs.dtype or h0.device != inputs.device:
+            raise TypeError(f"h0 must match the data's dtype/device ({inputs.dtype}, {inputs.device})")
+        if not torch.isfinite(h0).all():
+            raise ValueError("h0 contains NaN or inf")
+
+
+def _initial_state(h0, B, S, H, dtype, device):
+    if h0 is None:
+        return torch.zeros(B, S, dtype=dtype, device=device)
+    if h0.dim() == 1:
+        h0 = h0.expand(B, -1)
+    if h0.dim() != 2 or h0.shape[0] != B:
+        raise ValueError(f"h0 must have shape [{S}] or [{B}, {S}], got {tuple(h0.shape)}")
+    if h0.shape[1] == S:
+        return h0
+    if h0.shape[1] == H and S == 2 * H:
+        # LSTM: initial hidden state given, initial cell state zero
+        return torch.cat([h0, torch.zeros_like(h0)], dim=-1)
+    raise ValueError(f"h0 must have shape [{S}] or [{B}, {S}] (the cell's state size), got {tuple(h0.shape)}")
+
+
+def _full_state(cell, inputs, hidden, z0):
+    """Return the state trajectory [B, T, S]; rebuild the LSTM cell state when only h is given."""
+    S = cell.state_size
+    if hidden.shape[-1] == S:
+        return hidden
+    sl = cell.output_slice
+    if hidden.shape[-1] == sl.stop - sl.start:
+        with torch.no_grad():
+            full = unroll(cell, inputs, z0)
+        err = (full[..., sl] - hidden).abs().max() / hidden.abs().max().clamp_min(1e-30)
+        tol = 1e-3 if hidden.dtype == torch.float32 else 1e-8
+        if err > tol:
+            raise ValueError(
+                f"hidden has the readout size {hidden.shape[-1]} but the cell's state has size {S}; rebuilding "
+                f"the full state by running the cell does not reproduce hidden (relative error {float(err):.2g}). "
+                "Pass the full state trajectory (e.g. [h, c] for an LSTM) or the h0 that produced it"
+            )
+        return full
+    raise ValueError(
+        f"hidden has last dimension {hidden.shape[-1]}; the cell's state size is {S}"
+        + (f" (or {sl.stop - sl.start} for the readout-visible part)" if sl.stop - sl.start != S else "")
+    )
+
+
+def _cached_linearization(lin: StateLinearization, S, dtype, device) -> StateLinearization:
+    """Materialise the per-step Jacobians [B, T, S, S] (small S only) and apply them by einsum."""
+    B, T = lin.batch_size, lin.n_steps
+    eye = torch.eye(S, dtype=dtype, device=device)[:, None, None, :].expand(S, B, T, S)
+    Jt = lin.jvp(eye, None).permute(1, 2, 3, 0).contiguous()  # [B, T, out, in]
+
+    def jvp(dz, t):
+        return torch.einsum("...ij,...j->...i", Jt[:, t], dz)
+
+    def vjp(e, t):
+        return torch.einsum("...ij,...i->...j", Jt[:, t], e)
+
+    return StateLinearization(jvp, vjp, B, T, S)
+
+
+def _unflatten(V, names, shapes):
+    out, i = {}, 0
+    for n, s in zip(names, shapes):
+        k = int(torch.Size(s).numel())
+        out[n] = V[..., i : i + k].reshape(*V.shape[:-1], *s)
+        i += k
+    return out
+
+
+def _func_products(cell, names, shapes, primal, X_rows, Z_rows, B, T, S, w):
+    """J_θ and J_θ* through ``torch.func`` over all B·T rows (any cell)."""
+
+    def f_theta(pdict):
+        return functional_call(cell, pdict, (X_rows, Z_rows))
+
+    def J_mm(V):
+        with torch.no_grad():
+            out = vmap(lambda tang: _jvp(f_theta, (primal,), (tang,))[1])(_unflatten(V, names, shapes))
+        return out.reshape(V.shape[0], B, T, S)
+
+    cache = {}
+
+    def JT_mm(E):
+        with torch.no_grad():
+            if "fn" not in cache:
+                cache["fn"] = _vjp(f_theta, primal)[1]
+            g = vmap(cache["fn"])(E.reshape(E.shape[0], B * T, S))[0]
+        return w * torch.cat([g[n].reshape(E.shape[0], -1) for n in names], dim=1)
+
+    return J_mm, JT_mm
+
+
+def _site_products(sites, names, shapes, B, T, S, w):
+    """J_θ and J_θ* from a cell's :class:`ParameterSite` list: matrix products only."""
+    index = {n: i for i, n in enumerate(names)}
+
+    def J_mm(V):
+        P = _unflatten(V, names, shapes)
+        N = V.shape[0]
+        out = None
+        for st in sites:
+            pre = None
+            if st.weight in index:
+                dW = P[st.weight]
+                if st.scale is not None:
+                    dW = dW * st.scale
+                pre = st.features @ dW.transpose(-1, -2)  # [N, rows, G*H]
+            if st.bias in index:
+                db = P[st.bias][:, None, :]
+                pre = db.expand(N, st.features.shape[0], -1).clone() if pre is None else pre + db
+            if pre is None:
+                continue
+            rows, n_out, G, H = st.coeff.shape
+            if n_out == 1:
+                dz = pre.reshape(N, rows, G, H).mul_(st.coeff[:, 0]).sum(2)
+            else:
+                dz = (st.coeff * pre.reshape(N, rows, 1, G, H)).sum(3).reshape(N, rows, n_out * H)
+            out = dz if out is None else out + dz
+        return out.reshape(N, B, T, S)
+
+    def JT_mm(E):
+        N = E.shape[0]
+        grads = {}
+        for st in sites:
+            rows, n_out, G, H = st.coeff.shape
+            if n_out == 1:
+                a = (st.coeff[:, 0] * E.reshape(N, rows, 1, H)).reshape(N, rows, G * H)
+            else:
+                a = (st.coeff * E.reshape(N, rows, n_out, 1, H)).sum(2).reshape(N, rows, G * H)
+            if st.weight in index:
+                g = a.transpose(-1, -2) @ st.features
+                if st.scale is not None:
+                    g = g * st.scale
+                grads[st.weight] = grads[st.weight] + g if st.weight in grads else g
+            if st.bias in index:
+                g = a.sum(1)
+                grads[st.bias] = grads[st.bias] + g if st.bias in grads else g
+        return w * torch.cat([grads[n].reshape(N, -1) for n in names], dim=1)
+
+    return J_mm, JT_mm
+
+
+def _unrolled_ntk(cell, names, shapes, primal, inputs, z0, states, w, shape, kw):
+    """P K P* for cells without hand-derived parameter sites, as (dz/dθ)(dz/dθ)* through the unrolled
+    cell (equal by the implicit function theorem, dz/dθ = P J_θ).  The reverse pass's residuals are
+    kept after the first use, so each product costs one backward and one forward-mode pass.  Only used
+    when re-running the cell reproduces the recorded trajectory; otherwise ``None``."""
+    T = inputs.shape[1]
+
+    def unrolled(p):
+        z, out = z0, []
+        for t in range(T):
+            z = functional_call(cell, p, (inputs[:, t], z))
+            out.append(z)
+        return torch.stack(out, 1)
+
+    with torch.no_grad():
+        rerun = unrolled(primal)
+    tol = 1e-5 if states.dtype == torch.float32 else 1e-10
+    if not torch.allclose(rerun, states, rtol=tol, atol=tol * float(states.abs().max().clamp_min(1))):
+        return None
+    cache = {}
+
+    def ntk(V):
+        with torch.no_grad():
+            if "back" not in cache:
+                cache["back"] = _vjp(unrolled, primal)[1]
+            back = cache["back"]
+            g = vmap(back)(V)[0] if V.shape[0] > 1 else {k: v[None] for k, v in back(V[0])[0].items()}
+            tangent = lambda gi: _jvp(unrolled, (primal,), (gi,))[1]  # noqa: E731
+            out = vmap(tangent)(g) if V.shape[0] > 1 else tangent({k: v[0] for k, v in g.items()})[None]
+        return w * out
+
+    return FunctionOperator(ntk, ntk, shape, shape, name="NTK", **kw)
+
+
+# ------------------------------------------------------------------------------ operators
+@dataclass
+class KPFlowOperators:
+    """The KPFlow operators of one model along one batch of trajectories.
+
+    Attributes
+    ----------
+    J_theta, K, P, P_inv, NTK : LinearOperator
+        See the module docstring.  ``NTK`` is ``P @ K @ P.T``.
+    readout, NTK_output : LinearOperator or None
+        The linear readout R (state → outputs, bias excluded) and ``R @ NTK @ R.T``.
+    cell : the flat-state cell the operators were built from.
+    inputs, states, z_prev : tensors [B, T, ·]; ``states[:, t] = z(t+1)``, ``z_prev[:, t] = z(t)``.
+    inner : "sum" or "mean"; weight : the inner-product weight of 𝕋 (1 or 1/(B·T)).
+    param_names, param_shapes : the recurrent parameters θ, in the order of J_theta's input vector.
+    """
+
+    J_theta: LinearOperator
+    K: LinearOperator
+    P: LinearOperator
+    P_inv: LinearOperator
+    NTK: LinearOperator
+    readout: LinearOperator | None
+    NTK_output: LinearOperator | None
+    cell: nn.Module
+    inputs: torch.Tensor
+    states: torch.Tensor
+    z_prev: torch.Tensor
+    inner: str
+    weight: float
+    param_names: list = field(default_factory=list)
+    param_shapes: list = field(default_factory=list)
+    linearization: StateLinearization | None = None
+
+    @property
+    def shape(self):
+        """Trajectory-space shape ``(B, T, S)``."""
+        return tuple(self.states.shape)
+
+    # --------------------------------------------------------------- parameter vectors
+    def params_to_vector(self, params) -> torch.Tensor:
+        """Flatten a dict ``{name: tensor}`` (or the cell's own parameters) to J_theta's input layout."""
+        if isinstance(params, nn.Module):
+            params = dict(params.named_parameters())
+        return torch.cat([params[n].reshape(-1) for n in self.param_names])
+
+    def vector_to_params(self, v: torch.Tensor) -> dict:
+        """Inverse of :meth:`params_to_vector` (leading probe dimensions allowed)."""
+        return _unflatten(v, self.param_names, self.param_shapes)
+
+    # ------------------------------------------------------------------ errors and flow
+    def error(self, loss_fn) -> torch.Tensor:
+        """The error ``Err = ∂L/∂z`` (partial, per step) as the representer in this ``inner`` convention.
+
+        ``loss_fn(states) -> scalar`` receives the state trajectory [B, T, S] (e.g. readout
+        followed by a masked MSE).  With ``inner="mean"`` the Euclidean gradient is divided by
+        the weight 1/(B·T), so that ``-lr * NTK(err)`` is the same in both conventions.
+        """
+        z = self.states.detach().clone().requires_grad_(True)
+        with torch.enable_grad():
+            L = loss_fn(z)
+            if not (isinstance(L, torch.Tensor) and L.dim() == 0):
+                raise ValueError("loss_fn must return a scalar tensor")
+            (g,) = torch.autograd.grad(L, z)
+        return g / self.weight
+
+    def first_order_update(self, err: torch.Tensor, lr: float) -> torch.Tensor:
+        """Predicted change of the trajectory after one GD step of size ``lr``: ``−lr · P K P* Err``."""
+        return -lr * self.NTK(err)
+
+    def gradient(self, err: torch.Tensor) -> dict:
+        """``∇_θ L = J_θ* P* Err`` as a dict of parameter-shaped tensors."""
+        return self.vector_to_params(self.J_theta.T(self.P.T(err)))
+
+    @classmethod
+    def from_model(cls, model, batch, **options) -> "KPFlowOperators":
+        return operators_from_model(model, batch, **options)
+
+
+def operators(cell, inputs, hidden, h0=None, readout=None, inner="sum", jacobians="matrix_free",
+              params=None, chunk_size=None) -> KPFlowOperators:
+    """Build the KPFlow operators of ``cell`` along a recorded trajectory.
+
+    Parameters
+    ----------
+    cell : nn.Module
+        The single-step recurrent cell ``h' = f(x, h; θ)``: a neurokpflow cell, torch's
+        ``nn.RNNCell``/``nn.GRUCell``/``nn.LSTMCell`` (or single-layer ``nn.RNN``/``nn.GRU``/
+        ``nn.LSTM``), or any module with ``forward(x, h) -> h'`` of the same shape as ``h``.
+    inputs : Tensor [B, T, I]
+        ``inputs[:, t] = x(t+1)``.
+    hidden : Tensor [B, T, S]
+        The recorded trajectory, ``hidden[:, t] = z(t+1)``.  For an LSTM either the full
+        state ``[h, c]`` or only ``h`` (the cell state is then rebuilt by running the cell).
+    h0 : Tensor [S] or [B, S], optional
+        Initial state ``z(0)``; zero by default.
+    readout : nn.Linear or Tensor [O, H], optional
+        Linear readout of the readout-visible state; adds ``readout`` and ``NTK_output``.
+    inner : {"sum", "mean"}
+        Inner-product convention of trajectory space (module docstring).
+    jacobians : {"matrix_free", "cached"}
+        ``"cached"`` materialises per-step Jacobians [B, T, S, S] (faster for very small S).
+    params : list of str, optional
+        Names of the cell parameters that form θ (default: all with ``requires_grad``).
+    chunk_size : int, optional
+        Largest number of probes pushed through an operator at once (bounds peak memory).
+    """
+    if inner not in ("sum", "mean"):
+        raise ValueError(f"inner must be 'sum' or 'mean', got {inner!r}")
+    if jacobians not in ("matrix_free", "cached"):
+        raise ValueError(f"jacobians must be 'matrix_free' or 'cached', got {jacobians!r}")
+    _validate(cell, inputs, hidden, h0)
+    B, T, I = inputs.shape
+    cell = as_state_cell(cell, input_size=I, state_size=hidden.shape[-1])
+    if getattr(cell, "input_size", I) != I:
+        raise ValueError(f"inputs has I = {I} features but the cell expects input_size = {cell.input_size}")
+    dtype, device = inputs.dtype, inputs.device
+    S, H = cell.state_size, cell.hidden_size
+    z0 = _initial_state(h0, B, S, H, dtype, device)
+    with torch.no_grad():
+        probe = cell(inputs[:, 0], z0)
+    if not isinstance(probe, torch.Tensor) or tuple(probe.shape) != (B, S):
+        got = tuple(probe.shape) if isinstance(probe, torch.Tensor) else type(probe).__name__
+        raise ValueError(f"the cell's output has shape {got}, but the state shape is {(B, S)}; "
+                         "a cell must map (x [B, I], h [B, S]) to h' [B, S]")
+    states = _full_state(cell, inputs, hidden, z0).detach()
+    z_prev = torch.cat([z0[:, None], states[:, :-1]], dim=1)
+    w = 1.0 if inner == "sum" else 1.0 / (B * T)
+    shape = (B, T, S)
+
+    lin, sites = cell.linearize_all(inputs, z_prev)
+    if jacobians == "cached":
+        lin = _cached_linearization(lin, S, dtype, device)
+
+    # ---- P, P*, P⁻¹, (P⁻¹)*: linear recurrences along time
+    def P_mm(Q):
+        out = torch.empty_like(Q)
+        d = Q[:, :, 0]
+        out[:, :, 0] = d
+        for t in range(1, T):
+            d = Q[:, :, t] + lin.jvp(d, t)
+            out[:, :, t] = d
+        return out
+
+    def PT_mm(E):
+        out = torch.empty_like(E)
+        a = E[:, :, T - 1]
+        out[:, :, T - 1] = a
+        for t in range(T - 2, -1, -1):
+            a = E[:, :, t] + lin.vjp(a, t + 1)
+            out[:, :, t] = a
+        return out
+
+    def Pinv_mm(Q):
+        out = Q.clone()
+        if T > 1:
+            out[:, :, 1:] -= lin.jvp(Q[:, :, :-1], slice(1, None))
+        return out
+
+    def PinvT_mm(E):
+        out = E.clone()
+        if T > 1:
+            out[:, :, :-1] -= lin.vjp(E[:, :, 1:], slice(1, None))
+        return out
+
+    def _no_grad(fn):
+        def wrapped(V):
+            with torch.no_grad():
+                return fn(V)
+        return wrapped
+
+    kw = dict(dtype=dtype, device=device, weight_in=w, weight_out=w, chunk_size=chunk_size)
+    P = FunctionOperator(_no_grad(P_mm), _no_grad(PT_mm), shape, shape, name="P", **kw)
+    P_inv = FunctionOperator(_no_grad(Pinv_mm), _no_grad(PinvT_mm), shape, shape, name="P_inv", **kw)
+
+    # ---- J_θ: one batched cell evaluation over all B·T rows (no time recursion)
+    named = [(n, p) for n, p in cell.named_parameters() if p.requires_grad]
+    if params is not None:
+        known = {n for n, _ in named}
+        missing = [n for n in params if n not in known]
+        if missing:
+            raise ValueError(f"unknown parameter names {missing}; the cell has {sorted(known)}")
+        named = [(n, p) for n, p in named if n in set(params)]
+    if not named:
+        raise ValueError("the cell has no trainable parameters, so J_theta and K are empty")
+    names = [n for n, _ in named]
+    shapes = [tuple(p.shape) for _, p in named]
+    primal = {n: p.detach() for n, p in named}
+    M = sum(p.numel() for _, p in named)
+    X_rows = inputs.reshape(B * T, I)
+    Z_rows = z_prev.reshape(B * T, S)
+
+    if sites is not None:
+        covered = {n for st in sites for n in (st.weight, st.bias) if n is not None}
+        if not set(names) <= covered:
+            sites = None  # a parameter the sites do not describe: use the generic path
+    if sites is not None:
+        J_mm, JT_mm = _site_products(sites, names, shapes, B, T, S, w)
+    else:
+        J_mm, JT_mm = _func_products(cell, names, shapes, primal, X_rows, Z_rows, B, T, S, w)
+
+    J_theta = FunctionOperator(J_mm, JT_mm, (M,), shape, dtype, device, weight_in=1.0, weight_out=w,
+                               name="J_theta", chunk_size=chunk_size)
+    K = J_theta @ J_theta.T
+    K.name = "K"
+    NTK = None
+    if sites is None:
+        NTK = _unrolled_ntk(cell, names, shapes, primal, inputs, z0, states, w, shape, kw)
+    if NTK is None:
+        NTK = P @ K @ P.T
+    NTK.name = "NTK"
+
+    R = NTK_out = None
+    if readout is not None:
+        W_out = readout.weight if isinstance(readout, nn.Linear) else readout
+        if not isinstance(W_out, torch.Tensor) or W_out.dim() != 2:
+            raise TypeError("readout must be an nn.Linear or a [O, H] weight tensor")
+        W_out = W_out.detach()
+        sl = cell.output_slice
+        if W_out.shape[1] != sl.stop - sl.start:
+            raise ValueError(f"readout expects {W_out.shape[1]} features but the cell's readout-visible "
+                             f"state has {sl.stop - sl.start}")
+        if W_out.dtype != dtype or W_out.device != device:
+            raise TypeError(f"readout is {W_out.dtype} on {W_out.device}; the data are {dtype} on {device}")
+        O = W_out.shape[0]
+
+        def R_mm(Z):
+            return Z[..., sl] @ W_out.T
+
+        def RT_mm(Y):
+            out = torch.zeros(*Y.shape[:-1], S, dtype=Y.dtype, device=Y.device)
+            out[..., sl] = Y @ W_out
+            return out
+
+        R = FunctionOperator(R_mm, RT_mm, shape, (B, T, O), name="R", **kw)
+        NTK_out = R @ NTK @ R.T
+        NTK_out.name = "NTK_output"
+
+    return KPFlowOperators(
+        J_theta=J_theta, K=K, P=P, P_inv=P_inv, NTK=NTK, readout=R, NTK_output=NTK_out, cell=cell,
+        inputs=inputs, states=states, z_prev=z_prev, inner=inner, weight=w, param_names=names,
+        param_shapes=shapes, linearization=lin,
+    )
+
+
+def operators_from_model(model, batch, h0=None, dtype=None, **options) -> KPFlowOperators:
+    """Build the operators of a model (anything with ``.cell`` and optionally ``.readout``).
+
+    ``batch`` is a task batch (with ``.inputs``) or an inputs tensor [B, T, I].  The trajectory
+    is recomputed with the cell, noise-free, from the model's initial state (``model.initial_state``
+    when it has one, else ``h0`` or zero).  ``dtype=torch.float64`` analyses a copy of the model in
+    double precision.
+    """
+    if not hasattr(model, "cell"):
+        raise TypeError(f"{type(model).__name__} has no .cell; pass the cell to operators() directly")
+    inputs = batch.inputs if hasattr(batch, "inputs") else batch
+    if not isinstance(inputs, torch.Tensor):
+        raise TypeError("batch must have .inputs or be a [B, T, I] tensor")
+    cell, readout = model.cell, getattr(model, "readout", None)
+    p = next(cell.parameters())
+    target_dtype = dtype or p.dtype
+    if target_dtype != p.dtype:
+        cell = copy.deepcopy(cell).to(target_dtype)
+        readout = copy.deepcopy(readout).to(target_dtype) if readout is not None else None
+    inputs = inputs.to(dtype=target_dtype, device=p.device)
+    cell_s = as_state_cell(cell, input_size=inputs.shape[-1], state_size=getattr(cell, "state_size", None))
+    B = inputs.shape[0]
+    if h0 is None and hasattr(model, "initial_state"):
+        h0 = model.initial_state(B)
+    if h0 is not None:
+        h0 = h0.detach().to(dtype=target_dtype, device=p.device)
+        h0 = _initial_state(h0, B, cell_s.state_size, cell_s.hidden_size, target_dtype, p.device)
+    else:
+        h0 = torch.zeros(B, cell_s.state_size, dtype=target_dtype, device=p.device)
+    with torch.no_grad():
+        hidden = unroll(cell_s, inputs, h0)
+    return operators(cell_s, inputs, hidden, h0=h0, readout=readout, **options)
