@@ -214,7 +214,8 @@ def train(model, task, steps: int, out_dir, **options) -> TrainResult:
 def resume(out_dir, steps: int | None = None, **runtime) -> TrainResult:
     """Continue the run in ``out_dir`` from its last checkpoint, exactly as if uninterrupted.
 
-    ``steps`` raises the total step count (default: the original one).  Only the runtime
+    ``steps`` raises the total step count (default: the original one; a run that stopped early
+    is then returned as it is).  Only the runtime
     options ``device``, ``progress`` and ``callback`` may be given.  Raises
     ``FileNotFoundError`` when there is no checkpoint (it never starts from scratch) and
     :class:`CheckpointError` when the last checkpoint is damaged.
@@ -242,7 +243,8 @@ def resume(out_dir, steps: int | None = None, **runtime) -> TrainResult:
     optimizer.load_state_dict(data["optimizer_state"])
     _restore_rng(data["rng"])
     log = _Log(task.task_names, data["log"])
-    if data["step"] >= total:
+    finished = data["step"] >= total or (steps is None and data.get("stop_reason", "steps") != "steps")
+    if finished:
         return TrainResult(model, log.dataset(_attrs(model, task, opts, data.get("stop_reason", "steps"))),
                            out_dir, int(data["step"]), data.get("stop_reason", "steps"))
     elapsed = log.elapsed[-1] if log.elapsed else 0.0
