@@ -1,0 +1,106 @@
+"""The ``analyze`` step: KPFlow collapse (and sub-task alignment for mixes) over a run's checkpoints."""
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import xarray as xr
+
+from . import figures
+from .runs import models_over_training
+
+__all__ = ["analyze_run", "evaluation_batch", "collapse_table", "HEADLINE_DEFINITION"]
+
+#: the effective-rank definition quoted in reports (the variance-threshold rank of the KPFlow paper)
+HEADLINE_DEFINITION = "ER1"
+
+
+def evaluation_batch(task, n_angles):
+    """The noise-free test grid the analyses evaluate on: ``n_angles`` angles (one stimulus modality
+    where the task has two), or ``n_angles`` fixed trials for tasks without angles (flip-flop)."""
+    leaf = task.tasks[0] if hasattr(task, "tasks") else task
+    params = inspect.signature(leaf.test_grid).parameters
+    options = {}
+    if "n_angles" in params:
+        options["n_angles"] = n_angles
+    elif "n_trials" in params:
+        options["n_trials"] = n_angles
+    if "modalities" in params:
+        options["modalities"] = (1,)
+    return task.test_grid(**options)
+
+
+def collapse_table(collapse, definition=HEADLINE_DEFINITION):
+    """Rows ``[step, loss, accuracy %, ER(K), ER(P), ER(PKP*), activity ER, misdirection]`` (strings
+    ``value ± stderr`` where an error bar exists)."""
+    def pm(value, err):
+        return f"{float(value):.3g} ± {float(err):.2g}" if float(err) > 0 else f"{float(value):.3g}"
+
+    rows = []
+    for step in collapse["step"].values:
+        c = collapse.sel(step=step)
+        acc = (f"{100 * float(c['accuracy'].mean()):.1f}" if "accuracy" in c else "n/a")
+        ranks = [pm(c["effective_rank"].sel(operator=op, definition=definition),
+                    c["effective_rank_stderr"].sel(operator=op, definition=definition))
+                 for op in ("K", "P", "PKP*")]
+        activity = pm(c["activity_effective_rank"].sel(centering="centred"),
+                      c["activity_effective_rank_stderr"].sel(centering="centred"))
+        rows.append([int(step), float(c["loss"]), acc, *ranks, activity,
+                     pm(c["misdirection"], c["misdirection_stderr"])])
+    return rows
+
+
+COLLAPSE_HEADER = ["step", "loss", "accuracy (%)", "ER K", "ER P", "ER PKP*", "activity ER4 (centred)",
+                   "misdirection KA(PKP*, PP*)"]
+
+
+def analyze_run(run_dir, out_dir, report, *, every=1, n_angles=8, progress=True, collapse_options=None):
+    """Collapse (and, for task mixes, sub-task alignment) over the checkpoints of ``run_dir``.
+
+    Writes ``out_dir/collapse.nc`` (and ``alignment.nc``) — resumable: checkpoints already in those
+    files are not recomputed — and adds the tables and figures to ``report``.  Returns
+    ``{"collapse": Dataset, "alignment": Dataset or None}``.
+    """
+    from ..analysis import collapse, subtask_alignment
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    pairs, task = models_over_training(run_dir, every=every)
+    batch = evaluation_batch(task, n_angles)
+    result = collapse(pairs, batch, task=task, out=out_dir / "collapse.nc", progress=progress,
+                      **(collapse_options or {}))
+    definition = HEADLINE_DEFINITION if HEADLINE_DEFINITION in result["definition"].values \
+        else str(result["definition"].values[0])
+    report.section(
+        "Dynamic collapse over training",
+        f"KPFlow operators along the noise-free trajectories of {batch.n_trials} test-grid trials, at "
+        f"{len(pairs)} checkpoints (step 0 = the untrained network).  K = J_θ J_θ* (parameter operator), "
+        "P = the linearised propagator, P K P* = the hidden-state NTK; each reduced onto time (block average) "
+        f"and ranked with {definition} ({result.attrs.get('definitions', '')}).  Error bars are standard "
+        "errors of the randomized estimators (0 = exact) and, for the activity, bootstrap over trials.")
+    report.table(COLLAPSE_HEADER, collapse_table(result, definition))
+    report.figure(figures.effective_ranks(result, definition), "effective_ranks",
+                  "Effective ranks of K, P and P K P* (left, log scale) and of the hidden activity (right) "
+                  "over training.")
+    report.figure(figures.eigenfunctions(result), "eigenfunctions",
+                  "Top eigenfunction of the unit-reduced P K P* over time (one line per stimulus angle), "
+                  "untrained vs last checkpoint.")
+    alignment = None
+    if len(task.task_names) > 1:
+        alignment = subtask_alignment(pairs, batch, out=out_dir / "alignment.nc", progress=progress)
+        report.section(
+            "Sub-task alignment",
+            "alignment[i, j] = cos(δz_{i←j}, δz_{i←i}): how the error of task j moves the states of task i, "
+            "relative to task i's own update (first-order gradient-descent step, K_ij blocks).  "
+            "hidden_alignment is the cosine between task-averaged hidden activity.")
+        report.figure(figures.task_matrices(alignment, "alignment"), "subtask_alignment",
+                      "Interference alignment between tasks, first vs last checkpoint.")
+        report.figure(figures.task_matrices(alignment, "hidden_alignment"), "hidden_alignment",
+                      "Hidden-state alignment between tasks, first vs last checkpoint.")
+    return {"collapse": result, "alignment": alignment}
+
+
+def reopen(path) -> xr.Dataset:
+    """Load a result file fully into memory (and close it)."""
+    with xr.open_dataset(path, engine="h5netcdf") as ds:
+        return ds.load()
