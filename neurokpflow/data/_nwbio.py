@@ -93,6 +93,16 @@ def atomic_write(path, write: Callable[[Path], None], *, overwrite: bool) -> Pat
     return path
 
 
+def write_nwbfile(nwbfile: pynwb.NWBFile, path, *, overwrite: bool) -> Path:
+    """Write an in-memory ``NWBFile`` to ``path`` atomically (see :func:`atomic_write`)."""
+
+    def write(tmp):
+        with pynwb.NWBHDF5IO(str(tmp), "w") as io:
+            io.write(nwbfile)
+
+    return atomic_write(path, write, overwrite=overwrite)
+
+
 def package_versions() -> dict[str, str]:
     import hdmf
     import xarray
