@@ -83,7 +83,7 @@ def atomic_write(path, write: Callable[[Path], None], *, overwrite: bool) -> Pat
         raise FileExistsError(f"{str(path)!r} already exists; pass overwrite=True to replace it")
     if not path.parent.is_dir():
         raise FileNotFoundError(f"folder {str(path.parent)!r} does not exist; create it first")
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp{path.suffix}")
     try:
         write(tmp)
         os.replace(tmp, path)
