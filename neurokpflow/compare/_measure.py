@@ -22,7 +22,8 @@ class Measure(ABC):
     Subclasses set ``measure`` (short name), ``convention`` and ``metric`` and implement
     ``evaluate(a, b, state)``; fitted measures (an alignment learnt from data) also implement
     ``fit(a, b)`` and set ``fitted = True``, which enables held-out scoring. ``invariances`` maps
-    each name in :data:`TRANSFORMS` to True (the score must not change) or False (it must change).
+    each name in :data:`TRANSFORMS` to True (the score must not change) or False (it must change);
+    transforms absent from the mapping carry no guarantee.
     """
 
     measure: str = ""
