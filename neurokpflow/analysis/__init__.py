@@ -7,7 +7,7 @@
   operator, δz_{i←j} = −η P_i K_ij P_j* Err_j, with dims ``(task_i, task_j[, step])``;
 * :func:`interference_decomposition` — the decomposition δz_{i←j} itself, for one model.
 """
-from .collapse import collapse
+from .dynamic_collapse import collapse
 from .subtask import interference_decomposition, subtask_alignment
 
 __all__ = ["collapse", "subtask_alignment", "interference_decomposition"]

@@ -114,15 +114,15 @@ def resolve_checkpoints(checkpoints, arg: str = "checkpoints") -> list:
         else:
             raise TypeError(f"{arg}[{k}] must be a checkpoint path or a (step, model) pair, got "
                             f"{type(item).__name__}")
-    steps = [c.step for c in out]
-    dup = sorted({s for s in steps if steps.count(s) > 1})
-    if dup:
-        raise ValueError(f"{arg} holds several checkpoints for step(s) {dup}; each step must appear once")
     reference = architecture(out[0].model)
     for c in out[1:]:
         if architecture(c.model) != reference:
             raise ValueError(f"{arg} mixes architectures: step {out[0].step} ({out[0].source}) is {reference} but "
                              f"step {c.step} ({c.source}) is {architecture(c.model)}; analyse one run at a time")
+    steps = [c.step for c in out]
+    dup = sorted({s for s in steps if steps.count(s) > 1})
+    if dup:
+        raise ValueError(f"{arg} holds several checkpoints for step(s) {dup}; each step must appear once")
     return sorted(out, key=lambda c: c.step)
 
 

@@ -83,7 +83,7 @@ def atomic_write(path, write: Callable[[Path], None], *, overwrite: bool) -> Pat
         raise FileExistsError(f"{str(path)!r} already exists; pass overwrite=True to replace it")
     if not path.parent.is_dir():
         raise FileNotFoundError(f"folder {str(path.parent)!r} does not exist; create it first")
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp{path.suffix}")
     try:
         write(tmp)
         os.replace(tmp, path)
@@ -91,6 +91,16 @@ def atomic_write(path, write: Callable[[Path], None], *, overwrite: bool) -> Pat
         if tmp.exists():
             tmp.unlink()
     return path
+
+
+def write_nwbfile(nwbfile: pynwb.NWBFile, path, *, overwrite: bool) -> Path:
+    """Write an in-memory ``NWBFile`` to ``path`` atomically (see :func:`atomic_write`)."""
+
+    def write(tmp):
+        with pynwb.NWBHDF5IO(str(tmp), "w") as io:
+            io.write(nwbfile)
+
+    return atomic_write(path, write, overwrite=overwrite)
 
 
 def package_versions() -> dict[str, str]:

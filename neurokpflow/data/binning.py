@@ -86,6 +86,10 @@ class TimeGrid:
         return (np.asarray(align_times, float)[:, None] + self.start) + np.arange(self.n_bins + 1) * self.bin_size
 
 
+def _plain(value):
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def check_spike_times(times: np.ndarray, unit_bounds: np.ndarray, unit_ids) -> None:
     """Raise :class:`InvalidSpikeTimesError` naming the unit if its spike times are NaN/inf or unsorted."""
     finite = np.isfinite(times)
@@ -93,7 +97,7 @@ def check_spike_times(times: np.ndarray, unit_bounds: np.ndarray, unit_ids) -> N
         bad = int(np.flatnonzero(~finite)[0])
         unit = int(np.searchsorted(unit_bounds, bad, side="right") - 1)
         raise InvalidSpikeTimesError(
-            f"Units: unit id {unit_ids[unit]!r} has a non-finite spike time ({times[bad]!r} at row position "
+            f"Units: unit id {_plain(unit_ids[unit])} has a non-finite spike time ({float(times[bad])} at row position "
             f"{bad - unit_bounds[unit]}); remove NaN/inf spike times from the Units table"
         )
     if times.size < 2:
@@ -104,8 +108,8 @@ def check_spike_times(times: np.ndarray, unit_bounds: np.ndarray, unit_ids) -> N
         bad = int(np.flatnonzero(decreasing)[0])
         unit = int(np.searchsorted(unit_bounds, bad, side="right") - 1)
         raise InvalidSpikeTimesError(
-            f"Units: spike times of unit id {unit_ids[unit]!r} are not sorted ascending "
-            f"(position {bad + 1 - unit_bounds[unit]}: {times[bad + 1]!r} < {times[bad]!r}); "
+            f"Units: spike times of unit id {_plain(unit_ids[unit])} are not sorted ascending "
+            f"(position {bad + 1 - unit_bounds[unit]}: {float(times[bad + 1])} < {float(times[bad])}); "
             "sort each unit's spike times before writing (NWB requires ascending order)"
         )
 

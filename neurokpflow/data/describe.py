@@ -60,7 +60,11 @@ def resolve_series(nwbfile: pynwb.NWBFile, key: str) -> tuple[str, pynwb.TimeSer
 
 def interval_tables(nwbfile: pynwb.NWBFile) -> dict[str, TimeIntervals]:
     """Interval tables (``trials``, ``epochs``, ``invalid_times`` and custom ones) by name."""
-    return {name: table for name, table in nwbfile.intervals.items() if isinstance(table, TimeIntervals)}
+    tables = {name: table for name, table in nwbfile.intervals.items() if isinstance(table, TimeIntervals)}
+    for table in (nwbfile.trials, nwbfile.epochs, nwbfile.invalid_times):  # separate attributes in memory
+        if table is not None:
+            tables.setdefault(table.name, table)
+    return dict(sorted(tables.items()))
 
 
 def event_tables(nwbfile: pynwb.NWBFile) -> dict:

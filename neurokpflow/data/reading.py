@@ -377,7 +377,7 @@ def _read(nwbfile, label, align_to, window, bin_size, series, units, intervals, 
     coords["align_time"] = ("trial", align, {"units": "s", "long_name": f"session time of {align_label}"})
     data_vars = {
         "valid": (("trial", "time"), valid, {"long_name": "bin lies inside its trial and has data"}),
-        "time_bnds": (("time", "nv"), grid.bounds, {"units": "s"}),
+        "time_bnds": (("time", "nv"), grid.bounds),  # CF: bounds inherit the units of "time"
     }
     taken = set(_RESERVED)
     if use_units:
