@@ -8,8 +8,11 @@ from .console import Console
 from .errors import EXIT_MISSING, CLIError
 
 FORMATTER = argparse.RawDescriptionHelpFormatter
-MEASURES = ("procrustes", "cka", "cca", "rsa", "dsa", "predictivity")
-STATS = ("bootstrap", "permutation", "split_half")
+#: names of neurokpflow.compare.MEASURES offered on the command line
+MEASURES = ("procrustes", "procrustes_euclidean", "shape_metric", "cca", "svcca", "cka", "cka_debiased", "rsa", "dsa",
+            "predictivity")
+#: statistics of neurokpflow.compare.compare
+STATS = ("bootstrap", "permutation", "noise_ceiling", "cross_validated")
 
 
 def register(sub, common):
@@ -179,6 +182,8 @@ def _recording_options(p):
                         "file uses 'target')")
     p.add_argument("--align-to", default="start_time", metavar="COLUMN",
                    help="trials-table column (or event) that defines time 0 (default: start_time)")
+    p.add_argument("--smooth", type=_positive_float, default=0.05, metavar="SECONDS",
+                   help="SD of the Gaussian smoothing of the recording in time (default: 0.05)")
 
 
 def _add_compare(sub, common):
@@ -188,9 +193,10 @@ def _add_compare(sub, common):
         description=_doc(
             "Compare the hidden activity of a run's checkpoints with a recording.  Both are averaged by condition: "
             "the recording by --condition, the model on its task's test grid with one angle per recorded condition "
-            "(angle 2*pi*k/n for the k-th condition label in sorted order).  Times are matched on the recording's "
-            "bins from the alignment event.  Each measure comes with the chosen statistics (bootstrap CIs over "
-            "trials, permutation null over condition labels, split-half noise ceiling).",
+            "(angle 2*pi*k/n for the k-th condition label in sorted order).  Time bins covered by every trial are "
+            "kept, and the model is resampled onto them (its step t is the bin [t dt, (t+1) dt] from trial "
+            "start).  Each measure comes with the chosen statistics (bootstrap CIs over conditions, permutation "
+            "null over condition labels, split-half noise ceiling, cross-validated score).",
             "Writes compare.nc, figures/*.png and report.html into --out (default RUN/compare).",
             examples=["neurokpflow compare runs/mp m1_center_out_chewie.nwb --condition target"]))
     p.add_argument("run", metavar="RUN", help="run folder written by 'neurokpflow train'")
@@ -214,7 +220,8 @@ def run_compare(args):
     console = Console(args.quiet)
     nwb = _existing_file(args.file)
     out = Path(args.out) if args.out else Path(args.run) / "compare"
-    recording = load_recording(nwb, condition=args.condition, align_to=args.align_to, window=args.window)
+    recording = load_recording(nwb, condition=args.condition, align_to=args.align_to, window=args.window,
+                               smooth_sigma=args.smooth)
     report = Report(f"{args.run} compared with {nwb.name}", figures_dir=out / "figures")
     compare_run(args.run, recording, out, report, measures=args.measures, stats=args.stats, every=args.every,
                 progress=console.progress)
@@ -248,7 +255,7 @@ def _add_demo(sub, common):
     _recording_options(p)
     p.add_argument("--seed", type=int, default=0, help="seed of everything random in the demo (default: 0)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
-    p.set_defaults(handler=run_demo)
+    p.set_defaults(handler=run_demo, threads_default=1)
 
 
 def run_demo(args):
@@ -257,6 +264,6 @@ def run_demo(args):
     console = Console(args.quiet)
     nwb = _existing_file(args.nwb) if args.nwb else None
     paths = demo_run(args.out, quick=args.quick, nwb=nwb, condition=args.condition, align_to=args.align_to,
-                     seed=args.seed, device=args.device, console=console)
+                     smooth_sigma=args.smooth, seed=args.seed, device=args.device, console=console)
     console.say(f"report: {paths['report']}")
     return 0

@@ -89,3 +89,39 @@ def task_matrices(alignment, variable="alignment"):
     axes[0].set_ylabel("task i (states moved)")
     fig.colorbar(im, ax=axes, shrink=0.8)
     return fig
+
+
+def _condition_means(activity):
+    """(condition, time, unit) means of a (trial, time, unit) DataArray with a per-trial ``condition``."""
+    return activity.groupby("condition").mean("trial").transpose("condition", "time", ...)
+
+
+def _top_pcs(means, k=2):
+    X = means.values
+    flat = X.reshape(-1, X.shape[-1])
+    flat = flat - flat.mean(0)
+    _, s, vt = np.linalg.svd(flat, full_matrices=False)
+    explained = (s[:k] ** 2).sum() / (s ** 2).sum()
+    return (flat @ vt[:k].T).reshape(X.shape[0], X.shape[1], k), explained
+
+
+def trajectories(recording, untrained, trained, trained_step):
+    """Condition-averaged trajectories of the recording, the untrained and the trained model, each in
+    its own top-2 principal-component plane (no fitted mapping between them); colour = condition."""
+    panels = [("recording", recording), ("model, untrained (step 0)", untrained),
+              (f"model, trained (step {trained_step})", trained)]
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.6))
+    for ax, (title, activity) in zip(axes, panels):
+        means = _condition_means(activity)
+        pcs, explained = _top_pcs(means)
+        colours = plt.cm.twilight(np.linspace(0, 1, pcs.shape[0], endpoint=False))
+        for c in range(pcs.shape[0]):
+            ax.plot(pcs[c, :, 0], pcs[c, :, 1], color=colours[c], lw=1.2)
+            ax.plot(pcs[c, -1, 0], pcs[c, -1, 1], "o", color=colours[c], ms=3)
+        ax.set_title(f"{title}\n(PC1-2: {100 * explained:.0f} % of variance)", fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_xlabel("PC 1")
+    axes[0].set_ylabel("PC 2")
+    fig.tight_layout()
+    return fig

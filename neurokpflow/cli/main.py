@@ -11,6 +11,7 @@ import sys
 import traceback
 
 from .errors import EXIT_CODES, EXIT_INTERNAL, EXIT_INTERRUPTED, classify
+from .runs import torch_threads
 
 EPILOG = "exit codes:\n" + "\n".join(f"  {code:<4}{meaning}" for code, meaning in EXIT_CODES.items()) + (
     "\n\nRun 'neurokpflow COMMAND --help' for the options of one command.")
@@ -24,6 +25,9 @@ def _common_options(default):
                         help="no progress bars and no messages on stdout (errors still go to stderr)")
     parent.add_argument("--debug", action="store_true", default=default,
                         help="on error, print the full traceback instead of one line")
+    parent.add_argument("--threads", type=int, default=None if default is False else default, metavar="N",
+                        help="CPU threads for torch (default: torch's choice; 1 for demo, whose networks are "
+                             "small enough that more threads only add overhead)")
     return parent
 
 
@@ -54,7 +58,8 @@ def main(argv=None) -> int:
         parser.print_help()
         return 0
     try:
-        return int(args.handler(args) or 0)
+        with torch_threads(getattr(args, "threads_default", None) if args.threads is None else args.threads):
+            return int(args.handler(args) or 0)
     except KeyboardInterrupt:
         print("neurokpflow: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

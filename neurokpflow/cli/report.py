@@ -34,16 +34,23 @@ code{background:#f5f5f5;padding:0 .2rem}
 
 
 def write_atomic(path, data) -> Path:
-    """Write ``data`` (bytes or str) to ``path`` through a temporary file and a rename."""
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename.
+
+    ``data`` is bytes, a str (UTF-8) or a callable ``write(tmp_path)`` that creates the file (e.g.
+    ``lambda p: ds.to_netcdf(p)``); the temporary name keeps the suffix of ``path``.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
     try:
-        with open(tmp, "wb") as fh:
-            fh.write(payload)
-            fh.flush()
-            os.fsync(fh.fileno())
+        if callable(data):
+            data(tmp)
+        else:
+            payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+            with open(tmp, "wb") as fh:
+                fh.write(payload)
+                fh.flush()
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     finally:
         if tmp.exists():
