@@ -63,9 +63,9 @@ def analyze_run(run_dir, out_dir, report, *, every=1, n_angles=8, progress=True,
     """
     from ..analysis import collapse, subtask_alignment
 
+    pairs, task = models_over_training(run_dir, every=every)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    pairs, task = models_over_training(run_dir, every=every)
     batch = evaluation_batch(task, n_angles)
     result = collapse(pairs, batch, task=task, out=out_dir / "collapse.nc", progress=progress,
                       **(collapse_options or {}))

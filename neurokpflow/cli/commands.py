@@ -110,7 +110,7 @@ def _add_train(sub, common):
     p.add_argument("--checkpoint-every", type=_positive_int, default=50, help="steps between checkpoints (default: 50)")
     p.add_argument("--seed", type=int, default=0, help="seed of the initial parameters and of the batches (default: 0)")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N (default: auto)")
-    p.add_argument("--out", required=True, metavar="DIR", help="run folder to create (or to continue with --resume)")
+    p.add_argument("--out", metavar="DIR", help="run folder to create (or to continue with --resume); required")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its last checkpoint (up to --steps if given)")
     p.set_defaults(handler=run_train)
@@ -125,6 +125,8 @@ def run_train(args):
 
         console.say("\n".join(tasks.known_tasks()))
         return 0
+    if not args.out:
+        raise CLIError("train needs --out DIR, the run folder to write (or to continue with --resume)")
     if args.resume:
         result = resume_run(args.out, steps=args.steps, device=args.device, progress=console.progress)
     else:
