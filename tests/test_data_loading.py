@@ -98,6 +98,19 @@ def test_binning_matches_histogram_on_synthetic_poisson_population():
     np.testing.assert_array_equal(ds.spike_count.values, expected)
 
 
+def test_chunked_binning_equals_single_pass(monkeypatch):
+    import neurokpflow.data.binning as binning
+
+    rng = np.random.default_rng(0)
+    rows = [np.sort(rng.uniform(0, 50, n)) for n in (0, 300, 1, 800, 50)]
+    flat, bounds = np.concatenate(rows), np.r_[0, np.cumsum([r.size for r in rows])]
+    grid, align = TimeGrid.from_window((-0.2, 0.3), 0.01), np.sort(rng.uniform(1, 49, 30))
+    single = bin_spike_times(flat, bounds, grid, align)
+    monkeypatch.setattr(binning, "_CHUNK_ELEMENTS", 2 * 30 * grid.n_bins)  # two units per pass
+    np.testing.assert_array_equal(bin_spike_times(flat, bounds, grid, align), single)
+    np.testing.assert_array_equal(single, brute_force(rows, align, (-0.2, 0.3), 0.01))
+
+
 def test_synthetic_rates_match_ground_truth():
     nwb = synthetic_nwbfile(n_units=8, n_trials=200, n_conditions=2, seed=1)
     ds = read_nwb(nwb, align_to="go_cue_time", window=(0.0, 0.6), bin_size=0.05)

@@ -162,3 +162,21 @@ def test_pca_fit_on_average_and_nan_rows(counts):
     avg = trial_average(counts, "condition")
     proj = pca_project(counts, 2, fit_on=avg)
     assert np.isnan(proj.isel(trial=0, time=45)).all() and not np.isnan(proj.isel(trial=1)).any()
+
+
+@pytest.mark.parametrize(
+    "apply",
+    [
+        lambda da: smooth(da, 0.02),
+        counts_to_rates,
+        soft_normalize,
+        lambda da: trial_average(da, "condition"),
+        lambda da: split_halves(da, seed=0),
+        lambda da: crop_epoch(da, (0.1, 0.3)),
+        lambda da: pca_project(da.fillna(0), 2),
+    ],
+)
+def test_inputs_are_never_mutated(counts, apply):
+    before = counts.copy(deep=True)
+    apply(counts)
+    xr.testing.assert_identical(counts, before)
