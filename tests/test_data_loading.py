@@ -255,6 +255,22 @@ def test_starting_time_offsets_the_clock():
     np.testing.assert_array_equal(ds.step.squeeze().values, [0] * 5 + [1] * 5)
 
 
+def test_electrical_series_channel_conversion_and_electrode_ids():
+    nwb = make_nwbfile(None, [{"start_time": 0.1, "stop_time": 0.9}])
+    device = nwb.create_device(name="probe")
+    group = nwb.create_electrode_group(name="shank", description="s", location="M1", device=device)
+    for electrode_id in (100, 101, 102, 103):
+        nwb.add_electrode(id=electrode_id, group=group, location="M1")
+    region = nwb.create_electrode_table_region([3, 1], "two channels")
+    nwb.add_acquisition(pynwb.ecephys.ElectricalSeries(
+        name="raw", data=np.ones((1000, 2), dtype=np.int16), electrodes=region, rate=1000.0,
+        conversion=2.0, offset=0.5, channel_conversion=[1.0, 3.0],
+    ))
+    ds = read_nwb(nwb, series={"raw": "channel"}, window=(0.0, 0.5), bin_size=0.1)
+    np.testing.assert_allclose(ds.raw.isel(trial=0).values, np.tile([2.5, 6.5], (5, 1)))
+    np.testing.assert_array_equal(ds.channel_electrode_id.values, [103, 101])
+
+
 def test_timestamp_series_with_gap_gives_nan_in_gap():
     stamps = np.r_[np.arange(0, 1, 0.001), np.arange(2, 3, 0.001)]
     ts = pynwb.TimeSeries(name="gappy", data=np.column_stack([stamps, -stamps]), unit="m", timestamps=stamps,
