@@ -432,6 +432,12 @@ def test_three_dimensional_series_is_refused():
         read_nwb(nwb, series="movie", window=(0.0, 1.0), bin_size=0.1)
 
 
+def test_series_with_unsorted_timestamps_is_refused():
+    ts = pynwb.TimeSeries(name="jumbled", data=np.zeros(3), unit="a.u.", timestamps=[0.0, 0.2, 0.1], description="j")
+    with pytest.raises(UnsupportedSeriesError, match="ascending"):
+        read_nwb(series_file(ts, [{"start_time": 0.0, "stop_time": 1.0}]), series="jumbled", window=(0, 1), bin_size=0.5)
+
+
 def test_read_only_copy_is_never_written(tmp_path):
     path = synthetic_nwb(tmp_path / "s.nwb", n_units=2, n_trials=3)
     read_only = tmp_path / "ro.nwb"

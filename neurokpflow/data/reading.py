@@ -330,6 +330,8 @@ def _read(nwbfile, label, align_to, window, bin_size, series, units, intervals, 
           resample, clip_to_trial, non_overlapping, lazy, per_chunk) -> xr.Dataset:
     if resample not in RESAMPLING:
         raise ValueError(f"resample={resample!r} is not one of {sorted(RESAMPLING)}")
+    if units not in ("auto", True, False):
+        raise ValueError(f"units={units!r} must be 'auto', True or False")
     request = _series_request(series)
     has_units = nwbfile.units is not None and len(nwbfile.units.id) > 0
     if units is True and not has_units:
