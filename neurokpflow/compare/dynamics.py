@@ -47,7 +47,7 @@ def fit_operator(trajectories: Any, n_delays: int = 1, delay_interval: int = 1, 
     embedding; with ``rank`` it is first projected on its ``rank`` leading right singular vectors
     (the operator is then r x r in that basis), without it A acts on the full embedding.
     """
-    x = torch.tensor(np.array(trajectories.detach().cpu() if isinstance(trajectories, torch.Tensor)
+    x = torch.tensor(np.array(trajectories.detach().cpu().numpy() if isinstance(trajectories, torch.Tensor)
                               else trajectories, dtype=np.float64))
     if x.ndim == 2:
         x = x[None]
