@@ -72,7 +72,7 @@ def test_result_states_its_convention():
     assert s.estimator.startswith("procrustes-kind=angular") and "angle" in repr(s)
     c = nc.cka(np.eye(4), np.eye(4), debiased=True, hsic="lange")
     assert c.convention == "similarity" and not c.metric and "hsic=lange" in c.estimator
-    assert "variance=0.99" in nc.cca(np.eye(5), np.eye(5), truncate=0.99).estimator
+    assert "variance=0.99" in nc.CCA(truncate=0.99).estimator
     assert "dims=2" in nc.cca(np.eye(5), np.eye(5), truncate=2).estimator
 
 

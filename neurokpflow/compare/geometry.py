@@ -172,7 +172,10 @@ class CCA(Measure):
         return value, {"canonical_correlations": rho.numpy()}
 
     def warn_in_sample(self, a, b):
-        if max(a.n_units, b.n_units) >= a.n_conditions * a.n_times - 1:
+        dims = max(a.n_units, b.n_units)
+        if isinstance(self.truncate, (int, np.integer)):
+            dims = min(dims, int(self.truncate))
+        if dims >= a.n_conditions * a.n_times - 1:
             warnings.warn(f"{self.estimator}: units >= samples - 1, in-sample canonical correlations are all 1 "
                           "regardless of the data; use cross_validated(...)", InSampleBiasWarning, stacklevel=3)
 
