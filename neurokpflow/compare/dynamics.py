@@ -9,7 +9,7 @@ import numpy as np
 import scipy.optimize
 import torch
 
-from ._inputs import Representation, as_representation
+from ._inputs import Representation
 from ._measure import Measure, check_option, safe_arccos
 from ._result import DegenerateInputError, Score
 
