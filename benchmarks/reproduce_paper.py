@@ -58,18 +58,23 @@ def train_run(model, task, steps, out_dir, size):
     return out_dir
 
 
+def with_initial(initial_model, run):
+    """The run's checkpoints preceded by the untrained model as step 0 (the trainer saves none there)."""
+    return [(0, initial_model)] + training.list_checkpoints(run)
+
+
 def memory_pro(size, out):
     task = tasks.make("kpflow_memory_pro")
     grid = task.test_grid(n_angles=size["mp_trials"])
     results = {}
     for g in size["gains"]:
         run = out / f"memory_pro_g{g:.3g}"
-        model = models.make("rnn", task.n_inputs, size["hidden"], task.n_outputs, activation="tanh", alpha=1.0,
-                            form="rate", g=float(g), seed=0)
+        build = lambda: models.make("rnn", task.n_inputs, size["hidden"], task.n_outputs,  # noqa: E731
+                                    activation="tanh", alpha=1.0, form="rate", g=float(g), seed=0)
         t0 = time.perf_counter()
-        train_run(model, task, size["mp_steps"], run, size)
+        train_run(build(), task, size["mp_steps"], run, size)
         t1 = time.perf_counter()
-        ds = collapse(run, grid, n_modes=3, out=run / "collapse.nc", progress=True)
+        ds = collapse(with_initial(build(), run), grid, task=task, n_modes=3, out=run / "collapse.nc", progress=True)
         print(f"memory-pro g={g:.3g}: train {t1 - t0:.0f} s, collapse {time.perf_counter() - t1:.0f} s, "
               f"final accuracy {float(ds.accuracy.isel(step=-1).mean()):.2f}", flush=True)
         results[g] = ds
@@ -85,11 +90,11 @@ def multitask(size, out):
     results = []
     for seed in size["seeds"]:
         run = out / f"multitask_seed{seed}"
-        model = models.make("gru", task.n_inputs, size["hidden"], task.n_outputs, seed=seed)
+        build = lambda: models.make("gru", task.n_inputs, size["hidden"], task.n_outputs, seed=seed)  # noqa: E731
         t0 = time.perf_counter()
-        train_run(model, task, size["mix_steps"], run, size)
+        train_run(build(), task, size["mix_steps"], run, size)
         t1 = time.perf_counter()
-        ds = subtask_alignment(run, grid, out=run / "alignment.nc", progress=True)
+        ds = subtask_alignment(with_initial(build(), run), grid, out=run / "alignment.nc", progress=True)
         log = training.load_checkpoint(training.list_checkpoints(run)[-1])[1]
         print(f"4-task seed {seed}: train {t1 - t0:.0f} s, alignment {time.perf_counter() - t1:.0f} s "
               f"(last step {log['step']})", flush=True)
