@@ -50,13 +50,18 @@ def plain_loop(model, task, n_steps, batch_size, seed, first_step):
 
 def overhead(task, args, root):
     """Median steps/s of both loops over alternating blocks in ABBA order (cancels load drift)."""
+    warm = models.make("gru", task.n_inputs, args.hidden, task.n_outputs, seed=args.seed)
+    plain_loop(warm, task, 5, args.batch_size, args.seed, 0)  # warm-up (allocator, kernels) outside the timing
     rates = {"plain": [], "trainer": []}
+    cpu = {"plain": [], "trainer": []}
     for block in range(args.blocks):
         order = ("plain", "trainer") if block % 2 == 0 else ("trainer", "plain")
         for which in order:
             model = models.make("gru", task.n_inputs, args.hidden, task.n_outputs, seed=args.seed)
+            cpu_start = time.process_time()
             if which == "plain":
                 rates["plain"].append(plain_loop(model, task, args.overhead_steps, args.batch_size, args.seed, 0))
+                cpu["plain"].append(args.overhead_steps / (time.process_time() - cpu_start))
                 continue
             start = time.perf_counter()
             training.train(model, task, steps=args.overhead_steps, out_dir=root / f"overhead{block}",
@@ -64,7 +69,9 @@ def overhead(task, args, root):
                            log_every=args.overhead_steps, eval_grid={"n_angles": 32}, device="cpu", progress=False,
                            seed=args.seed)
             rates["trainer"].append(args.overhead_steps / (time.perf_counter() - start))
-    return statistics.median(rates["plain"]), statistics.median(rates["trainer"])
+            cpu["trainer"].append(args.overhead_steps / (time.process_time() - cpu_start))
+    med = lambda d: (statistics.median(d["plain"]), statistics.median(d["trainer"]))
+    return med(rates), med(cpu)
 
 
 def main():
@@ -77,8 +84,8 @@ def main():
     parser.add_argument("--single-steps", type=int, default=3000)
     parser.add_argument("--mix-steps", type=int, default=8000)
     parser.add_argument("--eval-every", type=int, default=250)
-    parser.add_argument("--overhead-steps", type=int, default=100)
-    parser.add_argument("--blocks", type=int, default=4)
+    parser.add_argument("--overhead-steps", type=int, default=50)
+    parser.add_argument("--blocks", type=int, default=6)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--progress", action="store_true", help="show the trainer's progress bars")
@@ -109,8 +116,10 @@ def main():
             print(f"[4-task mix] steps {result.step}  wall {wall:.1f} s  accuracy {per_task}  "
                   f"stop: {result.stop_reason}  {'PASS' if good else 'FAIL'} (>= 0.80 each)")
         if "overhead" not in args.skip:
-            plain, trainer = overhead(memory_pro, args, root)
+            (plain, trainer), (plain_cpu, trainer_cpu) = overhead(memory_pro, args, root)
             ratio = trainer / plain
+            print(f"[overhead] per CPU second: plain {plain_cpu:.2f} steps, trainer {trainer_cpu:.2f} steps, "
+                  f"ratio {trainer_cpu / plain_cpu:.3f} (less sensitive to other load on the machine)")
             print(f"[overhead] plain loop {plain:.2f} steps/s, trainer {trainer:.2f} steps/s "
                   f"(median of {args.blocks} ABBA-alternating blocks of {args.overhead_steps} steps; the trainer "
                   f"includes one evaluation and one checkpoint)  ratio {ratio:.3f}  "

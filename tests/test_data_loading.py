@@ -98,6 +98,19 @@ def test_binning_matches_histogram_on_synthetic_poisson_population():
     np.testing.assert_array_equal(ds.spike_count.values, expected)
 
 
+def test_chunked_binning_equals_single_pass(monkeypatch):
+    import neurokpflow.data.binning as binning
+
+    rng = np.random.default_rng(0)
+    rows = [np.sort(rng.uniform(0, 50, n)) for n in (0, 300, 1, 800, 50)]
+    flat, bounds = np.concatenate(rows), np.r_[0, np.cumsum([r.size for r in rows])]
+    grid, align = TimeGrid.from_window((-0.2, 0.3), 0.01), np.sort(rng.uniform(1, 49, 30))
+    single = bin_spike_times(flat, bounds, grid, align)
+    monkeypatch.setattr(binning, "_CHUNK_ELEMENTS", 2 * 30 * grid.n_bins)  # two units per pass
+    np.testing.assert_array_equal(bin_spike_times(flat, bounds, grid, align), single)
+    np.testing.assert_array_equal(single, brute_force(rows, align, (-0.2, 0.3), 0.01))
+
+
 def test_synthetic_rates_match_ground_truth():
     nwb = synthetic_nwbfile(n_units=8, n_trials=200, n_conditions=2, seed=1)
     ds = read_nwb(nwb, align_to="go_cue_time", window=(0.0, 0.6), bin_size=0.05)
@@ -240,6 +253,22 @@ def test_starting_time_offsets_the_clock():
     nwb = series_file(ts, [{"start_time": 1.0, "stop_time": 2.0}])
     ds = read_nwb(nwb, series="step", window=(0.0, 1.0), bin_size=0.1)
     np.testing.assert_array_equal(ds.step.squeeze().values, [0] * 5 + [1] * 5)
+
+
+def test_electrical_series_channel_conversion_and_electrode_ids():
+    nwb = make_nwbfile(None, [{"start_time": 0.1, "stop_time": 0.9}])
+    device = nwb.create_device(name="probe")
+    group = nwb.create_electrode_group(name="shank", description="s", location="M1", device=device)
+    for electrode_id in (100, 101, 102, 103):
+        nwb.add_electrode(id=electrode_id, group=group, location="M1")
+    region = nwb.create_electrode_table_region([3, 1], "two channels")
+    nwb.add_acquisition(pynwb.ecephys.ElectricalSeries(
+        name="raw", data=np.ones((1000, 2), dtype=np.int16), electrodes=region, rate=1000.0,
+        conversion=2.0, offset=0.5, channel_conversion=[1.0, 3.0],
+    ))
+    ds = read_nwb(nwb, series={"raw": "channel"}, window=(0.0, 0.5), bin_size=0.1)
+    np.testing.assert_allclose(ds.raw.isel(trial=0).values, np.tile([2.5, 6.5], (5, 1)))
+    np.testing.assert_array_equal(ds.channel_electrode_id.values, [103, 101])
 
 
 def test_timestamp_series_with_gap_gives_nan_in_gap():
@@ -401,6 +430,12 @@ def test_three_dimensional_series_is_refused():
     nwb = series_file(ts, [{"start_time": 0.0, "stop_time": 1.0}])
     with pytest.raises(UnsupportedSeriesError, match="movie"):
         read_nwb(nwb, series="movie", window=(0.0, 1.0), bin_size=0.1)
+
+
+def test_series_with_unsorted_timestamps_is_refused():
+    ts = pynwb.TimeSeries(name="jumbled", data=np.zeros(3), unit="a.u.", timestamps=[0.0, 0.2, 0.1], description="j")
+    with pytest.raises(UnsupportedSeriesError, match="ascending"):
+        read_nwb(series_file(ts, [{"start_time": 0.0, "stop_time": 1.0}]), series="jumbled", window=(0, 1), bin_size=0.5)
 
 
 def test_read_only_copy_is_never_written(tmp_path):

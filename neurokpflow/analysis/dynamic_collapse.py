@@ -111,8 +111,11 @@ def _collapse_one(checkpoint, inputs, targets, mask, batch, task, opts) -> xr.Da
     defs = opts["definitions"]
     rank = np.full((len(RANK_OPERATORS), len(defs)), np.nan)
     rank_se = np.full_like(rank, np.nan)
+    spectra = []
     for a, name in enumerate(RANK_OPERATORS):
         G = _densified(_reduce(operators[name], opts["keep"], opts["reduction"]), opts["dense_limit"])
+        spectra.append(torch.linalg.eigvalsh(G.matrix.double()).flip(0).cpu().numpy()
+                       if isinstance(G, DenseOperator) else np.full(G.size_in, np.nan))
         for d, definition in enumerate(defs):
             est = _rank(G, definition, opts, seed)
             rank[a, d], rank_se[a, d] = est.value, est.stderr
@@ -140,6 +143,7 @@ def _collapse_one(checkpoint, inputs, targets, mask, batch, task, opts) -> xr.Da
     data = {
         "effective_rank": (("operator", "definition"), rank),
         "effective_rank_stderr": (("operator", "definition"), rank_se),
+        "reduced_spectrum": (("operator", "spectrum_index"), np.stack(spectra)),
         "activity_effective_rank": (("centering",), np.asarray(act)),
         "activity_effective_rank_stderr": (("centering",), np.asarray(act_se)),
         "misdirection": ((), mis.value),
@@ -239,6 +243,9 @@ def collapse(checkpoints, batch, *, definitions=("ER1", "ER2", "ER3"), keep=("ti
 
     * ``effective_rank``, ``effective_rank_stderr`` (step, operator, definition); operator ∈
       ("K", "P", "PKP*"); a standard error of 0 means exact;
+    * ``reduced_spectrum`` (step, operator, spectrum_index): all eigenvalues (descending) of the
+      reduced operators that were ranked (``P``: of ``P P*``), NaN when larger than ``dense_limit``
+      — any other spectral definition can be computed from it afterwards;
     * ``activity_effective_rank``, ``..._stderr`` (step, centering): ER4 of the hidden states
       over all (trial, time) samples; centering ∈ ("centred", "uncentred");
     * ``misdirection``, ``misdirection_stderr`` (step): ``KA(P K P*, P P*)``;
@@ -298,6 +305,7 @@ _VARIABLE_ATTRS = {
     "effective_rank": {"long_name": "effective rank of the reduced operator",
                        "note": "P is ranked through its Gram operator P P*"},
     "effective_rank_stderr": {"long_name": "standard error of effective_rank (0 = exact)"},
+    "reduced_spectrum": {"long_name": "eigenvalues of the reduced operator (P: of P P*), descending"},
     "activity_effective_rank": {"long_name": "ER4 activity participation ratio of the hidden states",
                                 "definition": "ER4"},
     "activity_effective_rank_stderr": {"long_name": "bootstrap-over-trials standard error of activity_effective_rank"},

@@ -138,7 +138,7 @@ def _pick_variable(ds: xr.Dataset, var: str | None, name: str) -> xr.DataArray:
         if var not in ds.data_vars:
             raise KeyError(f"{name} has no variable {var!r}; variables: {list(ds.data_vars)}")
         return ds[var]
-    candidates = [v for v in ds.data_vars if UNIT_DIM in ds[v].dims]
+    candidates = [v for v in ds.data_vars if UNIT_DIM in ds[v].dims] or list(ds.data_vars)
     if len(candidates) != 1:
         raise ValueError(f"{name} is a Dataset with variables {list(ds.data_vars)}; name the one to compare "
                          f"with var=... (e.g. var='hidden' or var='spike_count')")

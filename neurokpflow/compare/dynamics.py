@@ -9,7 +9,7 @@ import numpy as np
 import scipy.optimize
 import torch
 
-from ._inputs import Representation, as_representation
+from ._inputs import Representation
 from ._measure import Measure, check_option, safe_arccos
 from ._result import DegenerateInputError, Score
 
@@ -47,8 +47,8 @@ def fit_operator(trajectories: Any, n_delays: int = 1, delay_interval: int = 1, 
     embedding; with ``rank`` it is first projected on its ``rank`` leading right singular vectors
     (the operator is then r x r in that basis), without it A acts on the full embedding.
     """
-    x = torch.as_tensor(np.asarray(trajectories.detach().cpu() if isinstance(trajectories, torch.Tensor)
-                                   else trajectories, dtype=np.float64))
+    x = torch.tensor(np.array(trajectories.detach().cpu().numpy() if isinstance(trajectories, torch.Tensor)
+                              else trajectories, dtype=np.float64))
     if x.ndim == 2:
         x = x[None]
     if not bool(torch.isfinite(x).all()):
@@ -140,7 +140,8 @@ def compare_operators(a: Any, b: Any, comparison: str = "pavf", kind: str = "ang
     """
     check_option("comparison", comparison, ("pavf", "eigenvalues"))
     check_option("kind", kind, ("angular", "euclidean"))
-    a, b = (torch.as_tensor(np.asarray(m, dtype=np.float64)) for m in (a, b))
+    a, b = (torch.tensor(np.array(m.detach().cpu().numpy() if isinstance(m, torch.Tensor) else m,
+                                  dtype=np.float64)) for m in (a, b))
     if a.ndim != 2 or a.shape[0] != a.shape[1] or a.shape != b.shape:
         raise ValueError(f"operators must be square and of equal size, got {tuple(a.shape)} and {tuple(b.shape)}")
     if comparison == "eigenvalues":

@@ -43,7 +43,8 @@ class Procrustes(Measure):
     angular: arccos( <Xw, Yw Q> / (||Xw|| ||Yw Q||) ), in-sample equal to arccos(||Xw^T Yw||_* /
     (||Xw|| ||Yw||)); euclidean: min_Q ||Xw - Yw Q|| (not scale invariant; no 1/sqrt(n) factor).
     Xw = (X - mean) Z_alpha (see :func:`whitening_matrix`), narrower input zero-padded; Q orthogonal.
-    Both are metrics for every alpha. alpha = 1 is plain Procrustes, alpha = 0 is CCA.
+    Both are metrics for every alpha. alpha = 1 is plain Procrustes, alpha = 0 is CCA. For
+    0 < alpha < 1 the angular form is not invariant to isotropic scaling (see ``whitening_matrix``).
     """
 
     measure = "procrustes"
@@ -57,7 +58,10 @@ class Procrustes(Measure):
             raise ValueError(f"alpha must lie in [0, 1], got {alpha}")
         self.kind, self.alpha, self.center, self.preserve_variance = kind, float(alpha), bool(center), preserve_variance
         self.convention = "angle" if kind == "angular" else "distance"
-        self.invariances = dict(_ALL, isotropic_scale=kind == "angular", translation=self.center,
+        # netrep's whitening uses the unnormalised scatter x^T x, so for 0 < alpha < 1 the balance
+        # between alpha and lambda^-1/2 moves with the data's scale: only alpha in {0, 1} is scale invariant.
+        self.invariances = dict(_ALL, isotropic_scale=kind == "angular" and self.alpha in (0.0, 1.0),
+                                translation=self.center,
                                 invertible_linear=self.alpha == 0.0 and kind == "angular",
                                 anisotropic_scale=self.alpha == 0.0 and kind == "angular")
 
@@ -168,7 +172,10 @@ class CCA(Measure):
         return value, {"canonical_correlations": rho.numpy()}
 
     def warn_in_sample(self, a, b):
-        if max(a.n_units, b.n_units) >= a.n_conditions * a.n_times - 1:
+        dims = max(a.n_units, b.n_units)
+        if isinstance(self.truncate, (int, np.integer)):
+            dims = min(dims, int(self.truncate))
+        if dims >= a.n_conditions * a.n_times - 1:
             warnings.warn(f"{self.estimator}: units >= samples - 1, in-sample canonical correlations are all 1 "
                           "regardless of the data; use cross_validated(...)", InSampleBiasWarning, stacklevel=3)
 

@@ -66,9 +66,10 @@ class Predictivity(Measure):
     Folds hold out whole conditions (``n_splits``-fold, default min(5, n_conditions), shuffled with ``seed``); the penalty is picked
     by GCV on each training fold from ``alphas``. Per-unit Pearson r on held-out rows is averaged
     over folds, and the value is the ``aggregate`` (median or mean) over target units. With
-    ``ceiling`` (per-unit reliabilities, e.g. from :func:`split_half_reliability`, or ``"split_half"``
-    to estimate them from the second input's trials) the value is the ceiling-normalised
-    explained variance sign(r) (r / c)^2 with r and c the aggregated r and ceiling.
+    ``ceiling`` the value is the ceiling-normalised explained variance sign(r) (r / c)^2, r and c
+    aggregated over units, where c is the highest correlation a perfect model can reach: per unit
+    c = sqrt(reliability of the trial average). ``ceiling="split_half"`` estimates it from the second
+    input's trials (:func:`split_half_reliability`); a number or per-unit array gives c directly.
     Not symmetric, not a metric.
     """
 
@@ -120,7 +121,7 @@ class Predictivity(Measure):
         if self.ceiling is not None:
             from .stats import split_half_reliability
 
-            c = (split_half_reliability(b, seed=self.seed) if isinstance(self.ceiling, str)
+            c = (np.sqrt(np.clip(split_half_reliability(b, seed=self.seed), 0.0, None)) if isinstance(self.ceiling, str)
                  else np.broadcast_to(np.asarray(self.ceiling, dtype=float), r.shape))
             c_agg = self._aggregate(c)
             if c_agg <= 0:

@@ -63,8 +63,10 @@ class NoiseCeiling:
     """Measure-level noise ceiling of one recording.
 
     ``split_half`` is the measure between the two half-averages, averaged over splits; ``value``
-    extrapolates it to the full data: Spearman-Brown (n = 2) for similarities and scores,
+    extrapolates it to the full data: Spearman-Brown (n = 2) for similarities,
     arccos(SB(cos)) for angles, and division by sqrt(2) for distances (noise variance halves).
+    For predictivity (``score``) it is the median over units of sqrt(SB-corrected reliability), the
+    correlation a perfect model would reach.
     """
 
     value: float
@@ -83,9 +85,9 @@ def noise_ceiling(measure: Any, data: Any, *, n_splits: int = 10, seed: int = 0,
     rep = _rep(data, condition, var)
     rng = np.random.default_rng(seed)
     if m.convention == "score":
-        rel = split_half_reliability(rep, n_splits=n_splits, seed=seed)
-        agg = float(np.median(rel))
-        return NoiseCeiling(agg, agg, f"{m.estimator}-ceiling=split_half_unit_reliability", rel)
+        attainable_r = np.sqrt(np.clip(split_half_reliability(rep, n_splits=n_splits, seed=seed), 0.0, None))
+        agg = float(np.median(attainable_r))
+        return NoiseCeiling(agg, agg, f"{m.estimator}-ceiling=sqrt_split_half_reliability", attainable_r)
     values = np.array([float(m.score(*split_halves(rep, rng), in_sample_warning=False)) for _ in range(n_splits)])
     half = float(values.mean())
     if m.convention == "similarity":
@@ -128,8 +130,6 @@ def _resample(a: Representation, b: Representation, over: str, rng: np.random.Ge
                 picks.append(rng.choice(members, len(members)))
                 labels.append(np.full(len(members), c))
             out.append(rep.with_trials(rep.trials[torch.as_tensor(np.concatenate(picks))], np.concatenate(labels)))
-        if a.trials is None and b.trials is None:
-            raise DegenerateInputError("bootstrap over='trials' needs trial-level data on at least one side")
         a, b = out
     return a, b
 
@@ -165,6 +165,8 @@ def bootstrap_aligned(m: Measure, a: Representation, b: Representation, *, over:
                       n_boot: int = 1000, ci: float = 0.95, seed: int = 0) -> BootstrapResult:
     """:func:`bootstrap` on already aligned representations."""
     check_option("over", over, ("conditions", "trials", "both"))
+    if over != "conditions" and a.trials is None and b.trials is None:
+        raise DegenerateInputError(f"bootstrap over={over!r} needs trial-level data on at least one side")
     estimate = _score_quietly(m, a, b)
     samples = _robust_values(lambda rng: _score_quietly(m, *_resample(a, b, over, rng)), n_boot,
                              np.random.default_rng(seed), "bootstrap resamples")

@@ -114,6 +114,10 @@ def check_spike_times(times: np.ndarray, unit_bounds: np.ndarray, unit_ids) -> N
         )
 
 
+#: (trial x bin x unit) elements handled per vectorised pass of :func:`bin_spike_times`.
+_CHUNK_ELEMENTS = 1 << 22
+
+
 def bin_spike_times(times: np.ndarray, unit_bounds: np.ndarray, grid: TimeGrid, align_times: np.ndarray) -> np.ndarray:
     """Spike counts on a trial-aligned grid, vectorised over units, trials and bins.
 
@@ -129,8 +133,9 @@ def bin_spike_times(times: np.ndarray, unit_bounds: np.ndarray, grid: TimeGrid, 
 
     Returns
     -------
-    (n_trials, n_bins, n_units) int64 counts.  A spike counts in every trial whose window holds it
-    (overlapping windows count it more than once).
+    (n_trials, n_bins, n_units) int32 counts of spikes in ``[left edge, right edge)``.  A spike counts
+    in every trial whose window holds it (overlapping windows count it more than once).
+    Work and temporary memory are proportional to the spikes inside the windows plus the output.
     """
     times = np.asarray(times, dtype=float)
     unit_bounds = np.asarray(unit_bounds, dtype=np.int64)
@@ -140,6 +145,18 @@ def bin_spike_times(times: np.ndarray, unit_bounds: np.ndarray, grid: TimeGrid, 
     present = np.isfinite(edges[:, 0])
     starts = np.where(present, edges[:, 0], np.inf)
     stops = np.where(present, edges[:, -1], np.inf)
+    out = np.zeros((n_trials, nb, n_units), dtype=np.int32)
+    per_pass = max(1, _CHUNK_ELEMENTS // max(1, n_trials * nb))
+    for u0 in range(0, n_units, per_pass):
+        u1 = min(n_units, u0 + per_pass)
+        counts = _bin_units(times, unit_bounds[u0 : u1 + 1], starts, stops, grid.bin_size, nb)
+        out[:, :, u0:u1] = counts.reshape(u1 - u0, n_trials, nb).transpose(1, 2, 0)
+    return out
+
+
+def _bin_units(times, unit_bounds, starts, stops, bin_size: float, nb: int) -> np.ndarray:
+    """Flat (unit, trial, bin) counts for the units delimited by ``unit_bounds``."""
+    n_units, n_trials = unit_bounds.size - 1, starts.size
     # Exact per-unit window boundaries (spike >= window start, spike < window stop).
     lo = np.empty((n_units, n_trials), dtype=np.int64)
     hi = np.empty((n_units, n_trials), dtype=np.int64)
@@ -151,21 +168,19 @@ def bin_spike_times(times: np.ndarray, unit_bounds: np.ndarray, grid: TimeGrid, 
     lengths = (hi - lo).ravel()
     total = int(lengths.sum())
     if total == 0:
-        return np.zeros((n_trials, nb, n_units), dtype=np.int64)
+        return np.zeros(n_units * n_trials * nb, dtype=np.int64)
     # Gather the spikes of every (unit, trial) window without a Python loop.
     group_start = np.cumsum(lengths) - lengths
     spike_index = np.arange(total, dtype=np.int64) + np.repeat(lo.ravel() - group_start, lengths)
     group = np.repeat(np.arange(lengths.size, dtype=np.int64), lengths)
     t = times[spike_index]
-    trial = group % n_trials
-    first = starts[trial]
-    k = np.floor((t - first) / grid.bin_size).astype(np.int64)
+    first = starts[group % n_trials]
+    k = np.floor((t - first) / bin_size).astype(np.int64)
     # Correct floor() rounding against the exact edge expression.
-    k -= t < first + k * grid.bin_size
-    k += t >= first + (k + 1) * grid.bin_size
+    k -= t < first + k * bin_size
+    k += t >= first + (k + 1) * bin_size
     np.clip(k, 0, nb - 1, out=k)
-    counts = np.bincount(group * nb + k, minlength=n_units * n_trials * nb)
-    return counts.reshape(n_units, n_trials, nb).transpose(1, 2, 0)
+    return np.bincount(group * nb + k, minlength=n_units * n_trials * nb)
 
 
 def bins_inside(edges: np.ndarray, intervals_start: np.ndarray, intervals_stop: np.ndarray, tol: float) -> np.ndarray:

@@ -122,11 +122,9 @@ class NWBSummary:
         return asdict(self)
 
     def __str__(self) -> str:
-        lines = [
-            f"NWB file {self.source}",
-            f"  identifier {self.identifier!r}, session start {self.session_start_time}",
-            f"  {self.session_description}",
-        ]
+        lines = [f"NWB file {self.source}", f"  identifier {self.identifier!r}, session start {self.session_start_time}"]
+        if self.session_description:
+            lines.append(f"  {self.session_description}")
         if self.units is None:
             lines.append("units: none")
         else:

@@ -121,7 +121,8 @@ def trial_average(da, by, dim: str = "trial"):
 
     Returns the input with ``dim`` replaced by ``by`` (e.g. ``(target, time, unit)``); per-trial
     coordinates other than ``by`` are dropped, all others kept.  A coordinate ``n_trials`` gives the
-    number of trials in each group.
+    number of trials in each group.  For a Dataset, variables without ``dim`` (``time_bnds``) are
+    kept as they are and a bool ``valid`` mask becomes the fraction of valid trials.
     """
     _require_dim(da, dim)
     keys = [by] if isinstance(by, str) else list(by)
@@ -129,10 +130,15 @@ def trial_average(da, by, dim: str = "trial"):
         if key not in da.coords or da[key].dims != (dim,):
             per_trial = [c for c in da.coords if da[c].dims == (dim,) and c != dim]
             raise ValueError(f"by={key!r} is not a coordinate along {dim!r}; per-trial coordinates: {per_trial}")
-    grouped = da.groupby(keys[0] if len(keys) == 1 else keys)
+    static = []
+    if isinstance(da, xr.Dataset):  # variables without the trial dim are not averaged (nor broadcast)
+        static = [name for name, var in da.data_vars.items() if dim not in var.dims]
+    grouped = da.drop_vars(static).groupby(keys[0] if len(keys) == 1 else keys)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN bins stay NaN
         mean = grouped.mean(dim, skipna=True, keep_attrs=True)
+    if static:
+        mean = mean.assign({name: da[name] for name in static})
     counts = xr.ones_like(da[dim], dtype=int).groupby(keys[0] if len(keys) == 1 else keys).sum()
     mean = mean.assign_coords(n_trials=counts.reset_coords(drop=True))
     return _with_history(mean, f"trial average over {dim} grouped by {', '.join(keys)} (NaN ignored)")

@@ -75,7 +75,12 @@ def read_nwb(
         Return dask-backed variables computed on access, with the file kept open until
         ``ds.close()`` (or the end of a ``with`` block).  Bad spike times then raise at compute time.
     units_per_chunk : int
-        Units binned per read (memory bound; one dask chunk in lazy mode).
+        Units binned per read (memory bound; one dask chunk in lazy mode; also trials per dask
+        chunk of a series).
+
+    Memory: series are read from disk only inside the trial windows; spike times are read one
+    chunk of ``units_per_chunk`` whole Units rows at a time (a row is one float per spike) and
+    binned before the next chunk is read.  Peak memory is the result plus one chunk.
 
     Returns
     -------
@@ -301,10 +306,10 @@ def _series_variables(nwbfile, request, grid, align, invalid, method, lazy, per_
             dim = feature_dim or f"{name}_channel"
             dims += (dim,)
             coords[dim] = np.arange(shape[1])
-            for attr, suffix in (("electrodes", "electrode"), ("rois", "roi")):
+            for attr, suffix in (("electrodes", "electrode_id"), ("rois", "roi_id")):
                 region = getattr(ts, attr, None)
-                if region is not None:
-                    coords[f"{dim}_{suffix}"] = (dim, np.asarray(region.data[:]))
+                if region is not None:  # table ids of the rows the region points to
+                    coords[f"{dim}_{suffix}"] = (dim, np.asarray(region.table.id[:])[np.asarray(region.data[:])])
         attrs = {
             "units": str(ts.unit),
             "long_name": str(ts.description),
@@ -325,6 +330,8 @@ def _read(nwbfile, label, align_to, window, bin_size, series, units, intervals, 
           resample, clip_to_trial, non_overlapping, lazy, per_chunk) -> xr.Dataset:
     if resample not in RESAMPLING:
         raise ValueError(f"resample={resample!r} is not one of {sorted(RESAMPLING)}")
+    if units not in ("auto", True, False):
+        raise ValueError(f"units={units!r} must be 'auto', True or False")
     request = _series_request(series)
     has_units = nwbfile.units is not None and len(nwbfile.units.id) > 0
     if units is True and not has_units:

@@ -44,6 +44,12 @@ class SeriesClock:
             self.timestamps = np.asarray(ts.timestamps[:], dtype=float)
             self.rate = None
             self.start = None
+            if not (np.diff(self.timestamps) >= 0).all() or not np.isfinite(self.timestamps).all():
+                raise UnsupportedSeriesError(
+                    f"TimeSeries {ts.name!r}: timestamps are not finite and ascending, as NWB requires; fix the file"
+                )
+            span = float(np.max(np.abs(self.timestamps[[0, -1]]))) if self.n else 1.0
+            self._tol = 1e-9 * max(1.0, span)
         else:
             self.timestamps = None
             self.rate = float(ts.rate)
@@ -55,8 +61,7 @@ class SeriesClock:
         if self.timestamps is None:
             pos = np.ceil((t - self.start) * self.rate - 1e-6)
             return np.clip(np.nan_to_num(pos, nan=0.0), 0, self.n).astype(np.int64)
-        tol = 1e-9 * max(1.0, float(np.nanmax(np.abs(self.timestamps))) if self.n else 1.0)
-        return np.searchsorted(self.timestamps, np.nan_to_num(t, nan=-np.inf) - tol, side="left")
+        return np.searchsorted(self.timestamps, np.nan_to_num(t, nan=-np.inf) - self._tol, side="left")
 
     def times(self, lo: int, hi: int) -> np.ndarray:
         if self.timestamps is None:
