@@ -263,3 +263,17 @@ def test_the_module_entry_point_exits_with_the_code(tmp_path):
                           capture_output=True, text=True, cwd=repo)
     assert proc.returncode == EXIT_MISSING
     assert proc.stderr.strip().count("\n") == 0 and "no such file" in proc.stderr
+
+
+def test_analyze_a_task_mix_adds_the_subtask_alignment(capsys, tmp_path):
+    run = tmp_path / "mix"
+    assert run_cli(capsys, "train", "-q", "--task", "memory_pro", "memory_anti", "--dt", "0.1", "--hidden", "8",
+                   "--steps", "4", "--checkpoint-every", "2", "--batch-size", "8", "--out", str(run))[0] == 0
+    code, _, _ = run_cli(capsys, "analyze", "-q", str(run), "--n-angles", "2")
+    assert code == 0
+    with xr.open_dataset(run / "analysis" / "alignment.nc") as ds:
+        assert list(ds["task_i"].values) == ["memory_pro", "memory_anti"]
+        assert list(ds["step"].values) == [0, 2, 4]
+        assert {"alignment", "hidden_alignment", "cumulative_alignment"} <= set(ds.data_vars)
+    html = (run / "analysis" / "report.html").read_text()
+    assert "Sub-task alignment" in html and (run / "analysis" / "figures" / "subtask_alignment.png").exists()

@@ -4,8 +4,6 @@ from __future__ import annotations
 import inspect
 from pathlib import Path
 
-import xarray as xr
-
 from . import figures
 from .runs import models_over_training
 
@@ -61,6 +59,7 @@ def analyze_run(run_dir, out_dir, report, *, every=1, n_angles=8, progress=True,
     files are not recomputed — and adds the tables and figures to ``report``.  Returns
     ``{"collapse": Dataset, "alignment": Dataset or None}``.
     """
+    from .. import viz
     from ..analysis import collapse, subtask_alignment
 
     pairs, task = models_over_training(run_dir, every=every)
@@ -79,12 +78,15 @@ def analyze_run(run_dir, out_dir, report, *, every=1, n_angles=8, progress=True,
         f"and ranked with {definition} ({result.attrs.get('definitions', '')}).  Error bars are standard "
         "errors of the randomized estimators (0 = exact) and, for the activity, bootstrap over trials.")
     report.table(COLLAPSE_HEADER, collapse_table(result, definition))
-    report.figure(figures.effective_ranks(result, definition), "effective_ranks",
-                  "Effective ranks of K, P and P K P* (left, log scale) and of the hidden activity (right) "
-                  "over training.")
-    report.figure(figures.eigenfunctions(result), "eigenfunctions",
-                  "Top eigenfunction of the unit-reduced P K P* over time (one line per stimulus angle), "
-                  "untrained vs last checkpoint.")
+    report.figure(viz.plot_effective_rank(result, definition), "effective_ranks",
+                  "Effective ranks of K, P and P K P* over training (log scale, ± 2 standard errors), with the "
+                  "misdirection alignment and the evaluation loss.")
+    report.figure(figures.activity_rank(result), "activity_rank",
+                  "Participation ratio of the hidden activity over training (± bootstrap standard error).")
+    for step, when in ((int(result["step"].values[0]), "untrained"), (int(result["step"].values[-1]), "trained")):
+        report.figure(viz.plot_eigenfunctions(result, "PKP*", step), f"eigenfunctions_step_{step}",
+                      f"Top eigenfunctions λ φ(t) of the unit-reduced P K P* at step {step} ({when}), one line "
+                      "per stimulus angle.")
     alignment = None
     if len(task.task_names) > 1:
         alignment = subtask_alignment(pairs, batch, out=out_dir / "alignment.nc", progress=progress)
@@ -93,14 +95,10 @@ def analyze_run(run_dir, out_dir, report, *, every=1, n_angles=8, progress=True,
             "alignment[i, j] = cos(δz_{i←j}, δz_{i←i}): how the error of task j moves the states of task i, "
             "relative to task i's own update (first-order gradient-descent step, K_ij blocks).  "
             "hidden_alignment is the cosine between task-averaged hidden activity.")
-        report.figure(figures.task_matrices(alignment, "alignment"), "subtask_alignment",
+        report.figure(viz.plot_task_matrices(alignment, "alignment"), "subtask_alignment",
                       "Interference alignment between tasks, first vs last checkpoint.")
-        report.figure(figures.task_matrices(alignment, "hidden_alignment"), "hidden_alignment",
+        report.figure(viz.plot_task_matrices(alignment, "hidden_alignment"), "hidden_alignment",
                       "Hidden-state alignment between tasks, first vs last checkpoint.")
+        report.figure(viz.plot_task_trajectories(alignment), "cumulative_alignment",
+                      "Cumulative interference alignment of every task pair over training.")
     return {"collapse": result, "alignment": alignment}
-
-
-def reopen(path) -> xr.Dataset:
-    """Load a result file fully into memory (and close it)."""
-    with xr.open_dataset(path, engine="h5netcdf") as ds:
-        return ds.load()

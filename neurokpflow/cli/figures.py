@@ -2,13 +2,10 @@
 from __future__ import annotations
 
 import matplotlib
-import matplotlib.ticker
 
 matplotlib.use("Agg", force=False)  # reports are written without a display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-
-OPERATOR_COLOURS = {"K": "tab:blue", "P": "tab:orange", "PKP*": "tab:green", "activity": "tab:gray"}
 
 
 def training_curves(log):
@@ -27,67 +24,19 @@ def training_curves(log):
     return fig
 
 
-def effective_ranks(collapse, definition):
-    """Effective rank of K, P, P K P* (one definition) and of the hidden activity vs training step."""
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.2))
-    steps = collapse["step"].values
-    for op in collapse["operator"].values:
-        er = collapse["effective_rank"].sel(operator=op, definition=definition)
-        se = collapse["effective_rank_stderr"].sel(operator=op, definition=definition)
-        ax1.errorbar(steps, er, yerr=se, marker="o", ms=3, capsize=2, label=str(op),
-                     color=OPERATOR_COLOURS.get(str(op)))
-    ax1.set_xlabel("step")
-    ax1.set_ylabel(f"effective rank ({definition})")
-    ax1.set_yscale("log")
-    ax1.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
-    ax1.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-    ax1.legend(fontsize=8)
-    ax1.set_title("operators (time-reduced)", fontsize=10)
+def activity_rank(collapse):
+    """Participation ratio (ER4) of the hidden activity over training, centred and uncentred."""
+    fig, ax = plt.subplots(figsize=(5, 3.2))
     for centering, style in zip(collapse["centering"].values, ("-", "--")):
         er = collapse["activity_effective_rank"].sel(centering=centering)
         se = collapse["activity_effective_rank_stderr"].sel(centering=centering)
-        ax2.errorbar(steps, er, yerr=se, ls=style, marker="o", ms=3, capsize=2, color="tab:gray",
-                     label=f"hidden activity, {centering}")
-    ax2.set_xlabel("step")
-    ax2.set_ylabel("participation ratio (ER4)")
-    ax2.legend(fontsize=8)
-    ax2.set_title("hidden activity", fontsize=10)
+        ax.errorbar(collapse["step"].values, er, yerr=se, ls=style, marker="o", ms=3, capsize=2, color="tab:gray",
+                    label=str(centering))
+    ax.set_xlabel("training step")
+    ax.set_ylabel("participation ratio (ER4)")
+    ax.set_title("hidden activity", fontsize=10)
+    ax.legend(fontsize=8)
     fig.tight_layout()
-    return fig
-
-
-def eigenfunctions(collapse, operator="PKP*"):
-    """Top eigenfunction of the unit-reduced operator over time, one line per trial, first vs last step."""
-    steps = collapse["step"].values
-    chosen = [steps[0], steps[-1]]
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.0), sharey=True)
-    for ax, step in zip(axes, chosen):
-        phi = collapse["eigenfunction"].sel(step=step, eig_operator=operator, mode=0)
-        lam = float(collapse["eigenvalue"].sel(step=step, eig_operator=operator, mode=0))
-        colours = plt.cm.twilight(np.linspace(0, 1, phi.sizes["trial"], endpoint=False))
-        for trial, colour in zip(range(phi.sizes["trial"]), colours):
-            ax.plot(phi["time"], phi.isel(trial=trial), color=colour, lw=1)
-        ax.set_title(f"step {step}: top eigenfunction of {operator} (λ = {lam:.3g})", fontsize=9)
-        ax.set_xlabel("time (s)")
-    axes[0].set_ylabel("φ₁(trial, time)")
-    fig.tight_layout()
-    return fig
-
-
-def task_matrices(alignment, variable="alignment"):
-    """Task × task matrices at the first and last checkpoint."""
-    steps = alignment["step"].values
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.8))
-    names = [str(t) for t in alignment["task_i"].values]
-    for ax, step in zip(axes, (steps[0], steps[-1])):
-        m = alignment[variable].sel(step=step).values
-        im = ax.imshow(m, vmin=-1, vmax=1, cmap="RdBu_r")
-        ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=8)
-        ax.set_yticks(range(len(names)), names, fontsize=8)
-        ax.set_xlabel("task j (source of the error)")
-        ax.set_title(f"{variable}, step {step}", fontsize=10)
-    axes[0].set_ylabel("task i (states moved)")
-    fig.colorbar(im, ax=axes, shrink=0.8)
     return fig
 
 
