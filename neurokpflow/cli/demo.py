@@ -38,10 +38,10 @@ class DemoSettings:
 
     animal: AnimalSettings = field(default_factory=AnimalSettings)
     hidden: int = 64
-    steps: int = 400
+    steps: int = 600
     checkpoint_every: int = 25
-    lr: float = 3e-3
-    analyse_every: int = 4        # collapse on every k-th checkpoint
+    lr: float = 1e-3
+    analyse_every: int = 3        # collapse on every k-th checkpoint
     compare_every: int = 2        # comparison on every k-th checkpoint
     n_boot: int = 100
     n_perm: int = 100
@@ -51,7 +51,7 @@ class DemoSettings:
 FULL = DemoSettings()
 QUICK = DemoSettings(
     animal=AnimalSettings(n_neurons=40, trials_per_condition=6, teacher_hidden=32, teacher_steps=120),
-    hidden=32, steps=150, checkpoint_every=25, analyse_every=3, compare_every=1, n_boot=50, n_perm=50,
+    hidden=32, steps=150, checkpoint_every=25, lr=3e-3, analyse_every=3, compare_every=1, n_boot=50, n_perm=50,
     collapse_options={"definitions": ("ER1", "ER2"), "n_bootstrap": 10})
 
 TAU = 0.1  # s; leaky RNN alpha = dt / tau = 0.5 at the demo's dt
