@@ -1,6 +1,7 @@
 """The ``neurokpflow`` command line: help, exit codes, one-line errors, and every sub-command on a
 reduced demo run (``demo --quick``, run once per module)."""
 import json
+import os
 import subprocess
 import sys
 from datetime import datetime, timezone
@@ -277,3 +278,22 @@ def test_analyze_a_task_mix_adds_the_subtask_alignment(capsys, tmp_path):
         assert {"alignment", "hidden_alignment", "cumulative_alignment"} <= set(ds.data_vars)
     html = (run / "analysis" / "report.html").read_text()
     assert "Sub-task alignment" in html and (run / "analysis" / "figures" / "subtask_alignment.png").exists()
+
+
+DATA = Path(os.environ.get("NEUROKPFLOW_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+M1 = DATA / "m1_center_out_chewie.nwb"
+
+
+@pytest.mark.realdata
+@pytest.mark.skipif(not M1.exists(), reason=f"real recording {M1.name} absent from {DATA} (set NEUROKPFLOW_DATA)")
+def test_demo_with_the_m1_recording(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "demo", "--quick", "--quiet", "--nwb", str(M1), "--out", str(tmp_path / "a"))
+    assert code == EXIT_UNUSABLE
+    assert_one_line_error(err, "no trials column 'condition'", "'target'")
+    out = tmp_path / "b"
+    assert run_cli(capsys, "demo", "--quick", "--quiet", "--nwb", str(M1), "--condition", "target",
+                   "--out", str(out))[0] == 0
+    assert not (out / "virtual_animal.nwb").exists()
+    with xr.open_dataset(out / "compare.nc") as ds:
+        assert ds.attrs["n_conditions"] == 4 and ds.attrs["n_units_data"] == 71
+    assert "m1_center_out_chewie.nwb" in (out / "report.html").read_text()

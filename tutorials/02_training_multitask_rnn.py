@@ -26,10 +26,12 @@ import os
 
 import matplotlib.pyplot as plt
 import numpy as np
+import torch
 
 import neurokpflow
 from neurokpflow import models, tasks, training
 
+torch.set_num_threads(1)  # small networks: more CPU threads only add overhead
 SMALL = os.environ.get("NEUROKPFLOW_TUTORIAL_SCALE") == "small"
 STEPS = 40 if SMALL else 1500
 HIDDEN = 32 if SMALL else 128

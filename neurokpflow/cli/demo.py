@@ -214,8 +214,10 @@ def _write_report(report, summary, source_text, recording, log, collapse_part, c
     report.blocks.extend(collapse_part.blocks)
     report.blocks.extend(compare_part.blocks)
     report.section("Files")
+    synthetic = [["virtual_animal.nwb", "the synthetic recording (NWB: Units + trials)"],
+                 ["teacher/", "the ground-truth network's training run"]] if (out / "virtual_animal.nwb").exists() else []
     report.table(["file", "what it holds"], [
-        ["virtual_animal.nwb", "the synthetic recording (NWB: Units + trials)"],
+        *synthetic,
         ["run/", "the demo model's checkpoints, log.nc (training log), run.json"],
         ["analysis/collapse.nc", "KPFlow collapse per checkpoint (xarray / netCDF)"],
         ["compare.nc", "comparison scores, CIs and permutation nulls per checkpoint (xarray / netCDF)"],
