@@ -2,7 +2,11 @@
 
 * :mod:`neurokpflow.kpflow.linop` — the operator algebra (``A(v)``, ``A.T``, ``A @ B``, sums, dense views);
 * :mod:`neurokpflow.kpflow.operators` — ``J_theta``, ``K``, ``P``, ``P_inv``, ``NTK`` of a recurrent cell;
-* :mod:`neurokpflow.kpflow.cells` — how torch and custom cells are brought into flat-state form.
+* :mod:`neurokpflow.kpflow.cells` — how torch and custom cells are brought into flat-state form;
+* spectral tools: :mod:`.reductions` (partial trace, block average), :mod:`.estimators` (trace,
+  Frobenius norm, alignment with error bars), :mod:`.ranks` (effective rank ER1–ER5),
+  :mod:`.eigen` (eigsh, svds, norms), :mod:`.lyapunov`, :mod:`.structured` (exact K of
+  unit-separable cells).
 """
 from .linop import (
     LinearOperator,
@@ -14,6 +18,12 @@ from .linop import (
 )
 from .cells import as_state_cell
 from .operators import operators, operators_from_model, KPFlowOperators
+from .reductions import partial_trace, block_average
+from .estimators import Estimate, trace, frobenius_norm, alignment
+from .ranks import effective_rank
+from .eigen import eigsh, svds, operator_norm, smallest_singular_value, EigenResult, SVDResult, ConvergenceError
+from .lyapunov import lyapunov_spectrum, kaplan_yorke_dimension
+from .structured import unit_separable_K, UnitSeparableK
 
 __all__ = [
     "LinearOperator",
@@ -26,4 +36,22 @@ __all__ = [
     "operators",
     "operators_from_model",
     "KPFlowOperators",
+    "partial_trace",
+    "block_average",
+    "Estimate",
+    "trace",
+    "frobenius_norm",
+    "alignment",
+    "effective_rank",
+    "eigsh",
+    "svds",
+    "operator_norm",
+    "smallest_singular_value",
+    "EigenResult",
+    "SVDResult",
+    "ConvergenceError",
+    "lyapunov_spectrum",
+    "kaplan_yorke_dimension",
+    "unit_separable_K",
+    "UnitSeparableK",
 ]

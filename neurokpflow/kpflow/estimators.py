@@ -1,0 +1,391 @@
+"""Randomized trace, Frobenius-norm and alignment estimators with error bars.
+
+Every estimator returns an :class:`Estimate`: it converts with ``float()``, carries a
+standard error ``.stderr`` and a confidence ``.interval`` at ``.level``, and records how it
+was obtained (``.method``, ``.n_matvecs``, ``.meta``).  A zero standard error means the value
+is exact up to floating point (the budget reached the dimension, or a closed form was used).
+
+Conventions
+-----------
+* The trace of a square operator is the trace of its matrix (basis independent); it does
+  not depend on the inner-product weights.
+* For a factor ``J`` (``method="jvp"``/``"vjp"``), ``trace`` estimates ``tr(J J*)`` where ``J*``
+  is the adjoint with respect to the operator's inner products: with Euclidean matrix ``M``
+  and weights ``w_in``, ``w_out``, ``tr(J J*) = (w_out / w_in) ‖M‖_F²``.  For the KPFlow
+  ``J_θ`` (parameters → states) this is ``tr K`` in either ``inner=`` convention.
+* ``frobenius_norm(A) = sqrt(tr(A* A))`` (the Hilbert–Schmidt norm) and
+  ``alignment(A, B) = tr(A* B) / (‖A‖_F ‖B‖_F)``; for square operators whose two spaces share
+  a weight these are the usual matrix quantities.
+* Probes are Rademacher (``distribution="rademacher"``, the default) or Gaussian, created on
+  the operator's device in its dtype, ``chunk_size`` at a time; sums accumulate in float64.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from scipy import stats
+
+from .linop import LinearOperator
+from ._probes import basis_vectors, chunk_size_for, make_generator, random_probes, sum_dims
+
+__all__ = ["Estimate", "trace", "frobenius_norm", "alignment"]
+
+TRACE_METHODS = ("hutch++", "hutchinson", "jvp", "vjp", "exact")
+#: smallest budget each randomized method accepts (two residual probes give a standard error)
+MIN_BUDGET = {"hutch++": 4, "hutchinson": 2, "jvp": 2, "vjp": 2}
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A scalar estimate with its uncertainty.
+
+    Attributes
+    ----------
+    value : float
+        The point estimate (also ``float(est)``).
+    stderr : float
+        Standard error; ``0.0`` for exact results.
+    interval : (float, float)
+        Confidence interval at ``level`` (Student-t on the probe samples, or the image of
+        that interval under the monotone map defining a derived quantity).
+    level : float
+        Confidence level of ``interval``.
+    method : str
+        Estimator used (``"hutch++"``, ``"hutchinson"``, ``"jvp"``, ``"vjp"``, ``"sketch"``,
+        ``"traces"``, ``"exact"``, ``"structured"``...).
+    n_matvecs : int
+        Operator applications spent (a composite such as ``A* A`` counts once per factor).
+    meta : dict
+        Everything needed to reproduce or interpret the number (definition, axes, seed...).
+    """
+
+    value: float
+    stderr: float
+    interval: tuple
+    level: float
+    method: str
+    n_matvecs: int
+    meta: dict = field(default_factory=dict)
+
+    def __float__(self) -> float:
+        return float(self.value)
+
+    @property
+    def exact(self) -> bool:
+        return self.stderr == 0.0
+
+    @property
+    def relative_stderr(self) -> float:
+        return abs(self.stderr / self.value) if self.value != 0 else math.inf
+
+    def __repr__(self) -> str:
+        lo, hi = self.interval
+        return (f"Estimate({self.value:.6g} ± {self.stderr:.3g}, {100 * self.level:g}% CI "
+                f"[{lo:.6g}, {hi:.6g}], method={self.method!r}, n_matvecs={self.n_matvecs})")
+
+
+def _quantile(level: float, dof: float) -> float:
+    if not 0 < level < 1:
+        raise ValueError(f"level must lie in (0, 1), got {level}")
+    p = 0.5 + level / 2
+    return float(stats.norm.ppf(p) if not math.isfinite(dof) else stats.t.ppf(p, dof))
+
+
+def make_estimate(value, stderr, *, level, method, n_matvecs, meta, dof=math.inf,
+                  transform: Callable | None = None, derivative: Callable | None = None) -> Estimate:
+    """Build an :class:`Estimate` from a (value, stderr) pair.
+
+    With ``transform`` (monotone increasing on the relevant range) the reported value is
+    ``transform(value)``, the interval is the image of the symmetric interval, and the
+    standard error follows the delta method with ``derivative``.
+    """
+    value, stderr = float(value), float(stderr)
+    half = _quantile(level, dof) * stderr if stderr > 0 else 0.0
+    lo, hi = value - half, value + half
+    if transform is not None:
+        stderr = abs(float(derivative(value))) * stderr if stderr > 0 else 0.0
+        value, lo, hi = float(transform(value)), float(transform(lo)), float(transform(hi))
+    return Estimate(value, stderr, (lo, hi), float(level), method, int(n_matvecs), dict(meta))
+
+
+# ----------------------------------------------------------------------------- helpers
+def _require_operator(A, name="A") -> LinearOperator:
+    if not isinstance(A, LinearOperator):
+        raise TypeError(f"{name} must be a neurokpflow LinearOperator, got {type(A).__name__}; "
+                        "wrap a dense matrix with DenseOperator")
+    return A
+
+
+def _require_square(A: LinearOperator, name="A", hint=""):
+    if A.shape_in != A.shape_out:
+        raise ValueError(f"{name} ({A.name}) maps {list(A.shape_in)} -> {list(A.shape_out)}; "
+                         f"this needs a square operator{hint}")
+
+
+def _check_budget(budget, method, dim) -> int:
+    if budget is None:
+        raise TypeError(f"method={method!r} needs budget= (number of operator applications); "
+                        f"pass budget>={MIN_BUDGET[method]}, or method='exact'")
+    if isinstance(budget, bool) or not isinstance(budget, int):
+        raise TypeError(f"budget must be an int, got {type(budget).__name__}")
+    if budget < MIN_BUDGET[method]:
+        raise ValueError(f"budget={budget} is too small for method={method!r}: it needs at least "
+                         f"{MIN_BUDGET[method]} operator applications (dimension {dim})")
+    return budget
+
+
+def _chunks(n: int, size: int):
+    for start in range(0, n, size):
+        yield start, min(start + size, n)
+
+
+def _probe_samples(sample_fn, n, shape, dtype, device, gen, kind, chunk, project=None) -> torch.Tensor:
+    """Per-probe float64 samples ``sample_fn(G)`` over ``n`` random probes, chunk by chunk."""
+    out = []
+    for start, stop in _chunks(n, chunk):
+        G = random_probes(stop - start, shape, dtype, device, gen, kind)
+        if project is not None:
+            G = project(G)
+        out.append(sample_fn(G))
+    return torch.cat(out)
+
+
+def _basis_sum(sample_fn, shape, dtype, device, chunk) -> float:
+    """``Σ_i sample_fn(e_i)`` over the standard basis (exact evaluation)."""
+    n = int(torch.Size(shape).numel())
+    total = torch.zeros((), dtype=torch.float64, device=device)
+    for start, stop in _chunks(n, chunk):
+        total = total + sample_fn(basis_vectors(start, stop, shape, dtype, device)).sum()
+    return float(total)
+
+
+def _apply_chunked(fn, X: torch.Tensor, chunk: int) -> torch.Tensor:
+    return torch.cat([fn(X[a:b]) for a, b in _chunks(X.shape[0], chunk)])
+
+
+def _mean_stderr(samples: torch.Tensor):
+    m = samples.numel()
+    return float(samples.mean()), float(samples.std(unbiased=True) / math.sqrt(m)), m - 1
+
+
+# ----------------------------------------------------------------------------- trace
+def _quad_form(A: LinearOperator):
+    nd = len(A.shape_in)
+    return lambda G: sum_dims(G * A.matvec(G), nd)
+
+
+def _jvp_norm2(J: LinearOperator):
+    nd, c = len(J.shape_out), J.weight_out / J.weight_in
+    return lambda V: c * sum_dims(J.matvec(V) ** 2, nd)
+
+
+def _vjp_norm2(J: LinearOperator):
+    nd, c = len(J.shape_in), J.weight_in / J.weight_out
+    return lambda S: c * sum_dims(J.rmatvec(S) ** 2, nd)
+
+
+def trace(A, budget: int | None = None, method: str = "hutch++", *, seed=None,
+          distribution: str = "rademacher", level: float = 0.95, chunk_size: int | None = None) -> Estimate:
+    """Estimate the trace of a square operator, or ``tr(J J*)`` from the factor ``J``.
+
+    Parameters
+    ----------
+    A : LinearOperator
+        The operator (``hutch++``, ``hutchinson``, ``exact``) or the factor ``J`` of
+        ``A = J J*`` (``jvp``, ``vjp``).
+    budget : int
+        Number of operator applications.  Once it reaches the dimension of the probed space
+        the exact value is computed instead (with fewer applications) and ``stderr == 0``.
+    method : {"hutch++", "hutchinson", "jvp", "vjp", "exact"}
+        * ``"hutchinson"``: mean of ``gᵀ A g`` over ``budget`` probes (needs ≥ 2).
+        * ``"hutch++"`` (Meyer et al. 2021): ``k = budget // 3`` sketch columns, the exact trace
+          on ``Q = orth(A S)`` (``k`` more applications), and Hutchinson with the remaining
+          ``budget - 2k`` probes on the deflated remainder, weighted ``1/(budget - 2k)`` so the
+          estimate is unbiased for every budget (needs ≥ 4).  The standard error is the one of
+          the remainder term given the sketch.
+        * ``"jvp"``: ``tr(J J*) = E ‖J v‖²`` with probes ``v`` in the input space (one forward
+          application each).  ``"vjp"``: ``E ‖J* s‖²`` with ``s`` in the output space (one adjoint
+          application each).
+        * ``"exact"``: sum of diagonal entries over the standard basis (``dim`` applications).
+    seed : int, torch.Generator or None
+    distribution : {"rademacher", "gaussian"}
+    level : float
+        Confidence level of the reported interval.
+    chunk_size : int, optional
+        Probes applied at once (default: the operator's ``chunk_size`` or 16).
+    """
+    A = _require_operator(A)
+    if method not in TRACE_METHODS:
+        raise ValueError(f"method must be one of {TRACE_METHODS}, got {method!r}")
+    chunk = chunk_size_for(A, chunk_size)
+    dt, dev = A.dtype, A.device
+    if method in ("jvp", "vjp"):
+        shape = A.shape_in if method == "jvp" else A.shape_out
+        sample = _jvp_norm2(A) if method == "jvp" else _vjp_norm2(A)
+    else:
+        _require_square(A, hint="; for tr(J J*) from a factor J pass method='jvp' or 'vjp'")
+        shape, sample = A.shape_in, _quad_form(A)
+    dim = int(torch.Size(shape).numel())
+    meta = {"quantity": "trace" if method not in ("jvp", "vjp") else "trace(J J*)", "dimension": dim,
+            "distribution": distribution}
+    if method == "exact" or _check_budget(budget, method, dim) >= dim:
+        value = _basis_sum(sample, shape, dt, dev, chunk)
+        meta["requested_method"] = method
+        return make_estimate(value, 0.0, level=level, method="exact", n_matvecs=dim, meta=meta)
+    gen = make_generator(seed, dev)
+    meta["seed"] = seed if isinstance(seed, int) else None
+    if method != "hutch++":
+        value, se, dof = _mean_stderr(_probe_samples(sample, budget, shape, dt, dev, gen, distribution, chunk))
+        return make_estimate(value, se, dof=dof, level=level, method=method, n_matvecs=budget, meta=meta)
+
+    k = budget // 3
+    n_res = budget - 2 * k
+    S = random_probes(k, shape, dt, dev, gen, distribution)
+    AS = _apply_chunked(A.matvec, S, chunk).reshape(k, dim)
+    Q = torch.linalg.qr(AS.T.to(torch.float64)).Q  # [dim, k]
+    Qop = Q.T.to(dt).reshape(k, *shape)
+    AQ = _apply_chunked(A.matvec, Qop, chunk).reshape(k, dim)
+    top = float((Q.T * AQ.to(torch.float64)).sum())
+
+    def project(G):
+        g = G.reshape(G.shape[0], dim).to(torch.float64)
+        return (g - (g @ Q) @ Q.T).to(dt).reshape(G.shape)
+
+    rest = _probe_samples(sample, n_res, shape, dt, dev, gen, distribution, chunk, project=project)
+    value, se, dof = _mean_stderr(rest)
+    meta.update(sketch_size=k, residual_probes=n_res, sketch_trace=top)
+    return make_estimate(top + value, se, dof=dof, level=level, method="hutch++", n_matvecs=budget, meta=meta)
+
+
+# ----------------------------------------------------------------------------- Frobenius norm
+def _sqrt_clamped(x):
+    return math.sqrt(max(x, 0.0))
+
+
+def _dsqrt(x):
+    return 0.5 / math.sqrt(x) if x > 0 else math.inf
+
+
+def frobenius_norm(A, budget: int | None = None, method: str = "hutchinson", *, seed=None,
+                   distribution: str = "rademacher", level: float = 0.95,
+                   chunk_size: int | None = None) -> Estimate:
+    """Hilbert–Schmidt norm ``‖A‖_F = sqrt(tr(A* A))`` with an error bar.
+
+    Methods
+    -------
+    ``"hutchinson"``: ``‖A‖_F² = E ‖A g‖²`` (one application of ``A`` per probe; the one-sided
+    estimator of ``trace`` with ``A`` as the factor).  ``"hutch++"``: Hutch++ on ``A* A``
+    (two applications per sample; better for low-rank ``A``).  ``"exact"``: over the basis.
+
+    The interval is the square root of the interval of ``‖A‖_F²`` (clamped at 0); the standard
+    error is the delta-method one.
+    """
+    A = _require_operator(A)
+    if method == "hutch++":
+        sq = trace(A.T @ A, budget, "hutch++", seed=seed, distribution=distribution, level=level,
+                   chunk_size=chunk_size)
+        n_mv = 2 * sq.n_matvecs
+    elif method in ("hutchinson", "exact"):
+        inner = "jvp" if method == "hutchinson" else "exact"
+        if inner == "exact":
+            sq = trace(A, A.size_in, "jvp", level=level, chunk_size=chunk_size)
+        else:
+            sq = trace(A, budget, "jvp", seed=seed, distribution=distribution, level=level,
+                       chunk_size=chunk_size)
+        n_mv = sq.n_matvecs
+    else:
+        raise ValueError(f"method must be 'hutchinson', 'hutch++' or 'exact', got {method!r}")
+    meta = dict(sq.meta, quantity="frobenius_norm", squared=sq.value, squared_stderr=sq.stderr)
+    lo, hi = sq.interval
+    value = _sqrt_clamped(sq.value)
+    stderr = abs(_dsqrt(sq.value)) * sq.stderr if sq.stderr > 0 else 0.0
+    return Estimate(value, stderr, (_sqrt_clamped(lo), _sqrt_clamped(hi)), sq.level, sq.method, n_mv, meta)
+
+
+# ----------------------------------------------------------------------------- alignment
+ALIGNMENT_METHODS = ("sketch", "traces", "exact")
+
+
+def _check_pair(A, B):
+    A, B = _require_operator(A, "A"), _require_operator(B, "B")
+    if (A.shape_in, A.shape_out) != (B.shape_in, B.shape_out):
+        raise ValueError(f"A maps {list(A.shape_in)} -> {list(A.shape_out)} but B maps "
+                         f"{list(B.shape_in)} -> {list(B.shape_out)}; alignment needs equal shapes")
+    if A.dtype != B.dtype or A.device != B.device:
+        raise TypeError(f"A ({A.dtype}, {A.device}) and B ({B.dtype}, {B.device}) must share dtype and device")
+    return A, B
+
+
+def _column_products(A, B, X, chunk):
+    """Per-column ``(Σ AX∘BX, Σ (AX)², Σ (BX)²)`` in float64 over the probe batch ``X``."""
+    nd = len(A.shape_out)
+    ab, aa, bb = [], [], []
+    for a, b in _chunks(X.shape[0], chunk):
+        AX, BX = A.matvec(X[a:b]), B.matvec(X[a:b])
+        ab.append(sum_dims(AX * BX, nd))
+        aa.append(sum_dims(AX * AX, nd))
+        bb.append(sum_dims(BX * BX, nd))
+    return torch.cat(ab), torch.cat(aa), torch.cat(bb)
+
+
+def _ratio(ab, aa, bb):
+    return float(ab.sum() / torch.sqrt(aa.sum() * bb.sum()))
+
+
+def alignment(A, B, budget: int | None = None, method: str = "sketch", *, seed=None,
+              level: float = 0.95, chunk_size: int | None = None) -> Estimate:
+    """Kernel alignment ``KA(A, B) = ⟨A, B⟩_F / (‖A‖_F ‖B‖_F)``, a cosine in [-1, 1].
+
+    Methods
+    -------
+    ``"sketch"`` (shared sketch): ``S = orth(Gaussian dim × budget)``, then
+        ``Σ(AS∘BS) / sqrt(Σ(AS)² Σ(BS)²)`` with ``budget`` applications of each operator.  A ratio
+        estimator: slightly biased, consistent, exact once ``budget`` reaches the dimension.  The
+        standard error is the delete-one-column jackknife with the finite-sampling correction
+        ``1 - budget/dim`` (the columns are drawn without replacement from a random basis).
+    ``"traces"``: three independent Hutch++ traces ``tr(A*B)``, ``tr(A*A)``, ``tr(B*B)`` with
+        ``budget`` samples each (two applications per sample); delta-method standard error.
+        Values outside [-1, 1] are possible and warned about.
+    ``"exact"``: over the standard basis.
+    """
+    A, B = _check_pair(A, B)
+    if method not in ALIGNMENT_METHODS:
+        raise ValueError(f"method must be one of {ALIGNMENT_METHODS}, got {method!r}")
+    chunk = chunk_size_for(A, chunk_size)
+    dim, dt, dev = A.size_in, A.dtype, A.device
+    meta = {"quantity": "alignment", "dimension": dim}
+    if method == "traces":
+        seeds = [None] * 3 if seed is None else [seed, seed + 1, seed + 2] if isinstance(seed, int) else [seed] * 3
+        tab, taa, tbb = (trace(X.T @ Y, budget, "hutch++", seed=s, level=level, chunk_size=chunk)
+                         for (X, Y), s in zip(((A, B), (A, A), (B, B)), seeds))
+        value = tab.value / math.sqrt(taa.value * tbb.value) if taa.value > 0 and tbb.value > 0 else math.nan
+        rel2 = sum(r ** 2 for r in (tab.stderr / abs(tab.value) if tab.value else 0.0,
+                                    taa.stderr / (2 * taa.value), tbb.stderr / (2 * tbb.value)))
+        if abs(value) > 1:
+            warnings.warn(f"three-trace alignment estimate {value:.4g} lies outside [-1, 1]; increase budget "
+                          "or use method='sketch'", RuntimeWarning, stacklevel=2)
+        meta.update(inner=tab.value, norm2_A=taa.value, norm2_B=tbb.value)
+        return make_estimate(value, abs(value) * math.sqrt(rel2), level=level, method="traces",
+                             n_matvecs=2 * (tab.n_matvecs + taa.n_matvecs + tbb.n_matvecs), meta=meta)
+    if method == "exact" or _check_budget(budget, "hutchinson", dim) >= dim:
+        ab = aa = bb = torch.zeros((), dtype=torch.float64, device=dev)
+        for a, b in _chunks(dim, chunk):
+            pab, paa, pbb = _column_products(A, B, basis_vectors(a, b, A.shape_in, dt, dev), chunk)
+            ab, aa, bb = ab + pab.sum(), aa + paa.sum(), bb + pbb.sum()
+        meta["requested_method"] = method
+        return make_estimate(_ratio(ab, aa, bb), 0.0, level=level, method="exact", n_matvecs=2 * dim, meta=meta)
+    gen = make_generator(seed, dev)
+    G = torch.randn(dim, budget, generator=gen, device=dev, dtype=torch.float64)
+    S = torch.linalg.qr(G).Q.T.to(dt).reshape(budget, *A.shape_in)
+    ab, aa, bb = _column_products(A, B, S, chunk)
+    value = _ratio(ab, aa, bb)
+    m = budget
+    loo = (ab.sum() - ab) / torch.sqrt((aa.sum() - aa) * (bb.sum() - bb))
+    var = (m - 1) / m * float(((loo - loo.mean()) ** 2).sum()) * (1 - m / dim)
+    meta["seed"] = seed if isinstance(seed, int) else None
+    return make_estimate(value, math.sqrt(max(var, 0.0)), dof=m - 1, level=level, method="sketch",
+                         n_matvecs=2 * m, meta=meta)

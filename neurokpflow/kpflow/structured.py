@@ -1,0 +1,231 @@
+"""Closed-form parameter operator ``K`` for unit-separable cells (exact trace, diagonal, partial traces).
+
+In the leaky/vanilla RNN, the GRU and the LSTM, the state of unit ``i`` after one step
+depends only on row ``i`` of every weight matrix and bias (gates act elementwise).  So
+``K = J_θ J_θ*`` is block-diagonal over units, and each unit's block is a sum of terms
+``c_g(b,t) c_g(b',t') ⟨F_g(b,t), F_g(b',t')⟩`` where ``F_g`` are features shared by all units
+(the input ``x(t)``, the previous state ``z(t−1)``, a constant for each bias) and ``c_g`` are
+per-unit derivatives of the cell with respect to a pre-activation.  Writing
+``D_g = diag(c_g)`` over ``(b, t, state)``,
+
+    K = scale · Σ_g D_g (F_g F_gᵀ ⊗ 1_units) D_g        (§3.2–3.3 of kpflow-math generalised)
+
+where ``⊗ 1_units`` couples two states only when they belong to the same unit (the LSTM state
+``[h, c]`` gives 2 × 2 blocks per unit).  ``scale`` is 1 for ``inner="sum"`` and ``1/(B·T)`` for
+``inner="mean"``.  Applying ``K`` costs two small matrix products per term and no automatic
+differentiation; the diagonal, the trace and the partial traces over the unit axis or over
+(trial, time) are exact (zero variance) and cost about one forward pass.
+
+The parameters are those of the cell with ``requires_grad=True`` (the readout is separate).
+The Jacobians are evaluated at ``(z(t−1), x(t))`` with ``z(0) = h0`` (zeros by default).
+"""
+from __future__ import annotations
+
+import torch
+
+from neurokpflow.models.cells import ACTIVATIONS, GRUCell, LSTMCell, LeakyRNNCell
+from .estimators import Estimate, make_estimate
+from .linop import DenseOperator, LinearOperator
+
+__all__ = ["unit_separable_K", "UnitSeparableK"]
+
+
+class UnitSeparableK(LinearOperator):
+    """``K`` of a unit-separable cell on ``[B, T, S]`` (see the module docstring).
+
+    Methods beyond the operator interface: :meth:`diagonal`, :meth:`trace`, and exact
+    :func:`~neurokpflow.kpflow.partial_trace` over ``"unit"`` (an operator on ``[B, T]``) or over
+    ``("trial", "time")`` (a dense ``[S, S]`` operator).
+    """
+
+    def __init__(self, terms, n_units, components, scale, weight, name="K"):
+        C0 = terms[0][0]
+        B, T, S = C0.shape
+        super().__init__((B, T, S), (B, T, S), C0.dtype, C0.device, weight, weight, name=name)
+        self.terms, self.n_units, self.components, self.scale = terms, n_units, components, float(scale)
+
+    def _matmat(self, V):
+        out = torch.zeros_like(V)
+        for C, F in self.terms:
+            Y = (C * V).reshape(*V.shape[:-1], self.components, self.n_units).sum(-2)
+            W = torch.einsum("btp,nbtu->npu", F, Y)
+            Z = torch.einsum("btp,npu->nbtu", F, W)
+            out += C * Z.repeat(*([1] * (Z.dim() - 1)), self.components)
+        return self.scale * out
+
+    _rmatmat = _matmat
+
+    def diagonal(self) -> torch.Tensor:
+        """``K[(b,t,s), (b,t,s)]`` for every state entry, shape ``[B, T, S]`` (exact)."""
+        d = torch.zeros(self.shape_in, dtype=torch.float64, device=self.device)
+        for C, F in self.terms:
+            d += C.double() ** 2 * (F.double() ** 2).sum(-1, keepdim=True)
+        return (self.scale * d).to(self.dtype)
+
+    def trace(self, level: float = 0.95) -> Estimate:
+        """Exact ``tr K`` (zero variance) as an :class:`Estimate`."""
+        value = float(self.diagonal().double().sum())
+        return make_estimate(value, 0.0, level=level, method="structured", n_matvecs=0,
+                             meta={"quantity": "trace", "dimension": self.size_in})
+
+    def _exact_partial_trace(self, traced):
+        if traced == (2,):
+            return _UnitTracedK(self)
+        if traced == (0, 1):
+            return self._trial_time_traced()
+        return None
+
+    def _trial_time_traced(self) -> LinearOperator:
+        B, T, S = self.shape_in
+        U, c = self.n_units, self.components
+        blocks = torch.zeros(U, c, c, dtype=torch.float64, device=self.device)
+        for C, F in self.terms:
+            Cr = C.double().reshape(B * T, c, U)
+            nF = (F.double() ** 2).sum(-1).reshape(B * T)
+            blocks += torch.einsum("x,xku,xlu->ukl", nF, Cr, Cr)
+        M = torch.zeros(S, S, dtype=torch.float64, device=self.device)
+        u = torch.arange(U, device=self.device)
+        for k in range(c):
+            for m in range(c):
+                M[k * U + u, m * U + u] = blocks[:, k, m]
+        op = DenseOperator((self.scale * M).to(self.dtype), (S,), (S,), name=f"partial_trace({self.name}; trial,time)")
+        op.weight_in = op.weight_out = self.weight_in
+        op.dims = ("unit",)
+        return op
+
+
+class _UnitTracedK(LinearOperator):
+    """``Tr_unit K`` on ``[B, T]``: ``Σ_g (C_g C_gᵀ) ∘ (F_g F_gᵀ)``, applied matrix-free."""
+
+    def __init__(self, K: UnitSeparableK):
+        B, T, _ = K.shape_in
+        super().__init__((B, T), (B, T), K.dtype, K.device, K.weight_in, K.weight_in,
+                         name=f"partial_trace({K.name}; unit)", chunk_size=K.chunk_size)
+        self.K = K
+        self.dims = ("trial", "time")
+
+    def _matmat(self, V):
+        out = torch.zeros_like(V)
+        for C, F in self.K.terms:
+            W = torch.einsum("btp,nbts->nps", F, C * V.unsqueeze(-1))
+            out += (C * torch.einsum("btp,nps->nbts", F, W)).sum(-1)
+        return self.K.scale * out
+
+    _rmatmat = _matmat
+
+
+def _ones(ref):
+    return torch.ones(*ref.shape[:-1], 1, dtype=ref.dtype, device=ref.device)
+
+
+def _features(*parts):
+    """Concatenate the feature blocks whose parameter is trained (``None`` entries are skipped)."""
+    kept = [p for p in parts if p is not None]
+    return torch.cat(kept, dim=-1) if kept else None
+
+
+def _trained(p):
+    return p is not None and p.requires_grad
+
+
+def _check_dale(cell):
+    if getattr(cell, "dale_sign", None) is not None and bool((cell.weight_hh == 0).any()):
+        raise ValueError("unit_separable_K: weight_hh has exact zeros under Dale's law (|W| has no derivative "
+                         "there); use the generic estimators on operators(...).K")
+
+
+def _leaky_terms(cell: LeakyRNNCell, x, zp):
+    phi, dphi = ACTIVATIONS[cell.activation]
+    a = cell.alpha
+    _check_dale(cell)
+    if cell.form == "rate":
+        pre = cell._drive(x) + zp @ cell.recurrent_weight().T
+        C = a * dphi(pre)
+        F = _features(x if _trained(cell.weight_ih) else None, zp if _trained(cell.weight_hh) else None,
+                      _ones(x) if _trained(cell.bias) else None)
+    else:
+        C = torch.full_like(zp, a)
+        F = _features(phi(zp) if _trained(cell.weight_hh) else None, x if _trained(cell.weight_ih) else None,
+                      _ones(x) if _trained(cell.bias) else None)
+    return [(C, F)], cell.hidden_size, 1
+
+
+def _gate_features(cell, x, h):
+    """Features of a gate fed by ``W_i x + b_i + W_h h + b_h`` (each part only if trained)."""
+    wi, wh = _trained(cell.weight_ih), _trained(cell.weight_hh)
+    bi, bh = _trained(cell.bias_ih), _trained(cell.bias_hh)
+    return (x if wi else None, _ones(x) if bi else None, h if wh else None, _ones(x) if bh else None)
+
+
+def _gru_terms(cell: GRUCell, x, h):
+    gi, gh = cell._gates(x, h)
+    i_r, i_z, i_n = gi.chunk(3, -1)
+    h_r, h_z, h_n = gh.chunk(3, -1)
+    r, u = torch.sigmoid(i_r + h_r), torch.sigmoid(i_z + h_z)
+    n = torch.tanh(i_n + r * h_n)
+    cn = (1 - u) * (1 - n * n)
+    fx, fbi, fh, fbh = _gate_features(cell, x, h)
+    both = _features(fx, fbi, fh, fbh)
+    terms = [(cn * r * (1 - r) * h_n, both), (u * (1 - u) * (h - n), both),
+             (cn, _features(fx, fbi)), (cn * r, _features(fh, fbh))]
+    return terms, cell.hidden_size, 1
+
+
+def _lstm_terms(cell: LSTMCell, x, z):
+    H = cell.hidden_size
+    h, c = z[..., :H], z[..., H:]
+    gi, gh = cell._gates(x, h)
+    i, f, g, o = (gi + gh).chunk(4, -1)
+    i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
+    c2 = f * c + i * g
+    tc = torch.tanh(c2)
+    s = o * (1 - tc * tc)
+    F = _features(*_gate_features(cell, x, h))
+    dc = [g * i * (1 - i), c * f * (1 - f), i * (1 - g * g)]
+    terms = [(torch.cat([s * d, d], -1), F) for d in dc]
+    terms.append((torch.cat([o * (1 - o) * tc, torch.zeros_like(tc)], -1), F))
+    return terms, H, 2
+
+
+@torch.no_grad()
+def unit_separable_K(cell, inputs: torch.Tensor, hidden: torch.Tensor, h0: torch.Tensor | None = None,
+                     inner: str = "sum") -> UnitSeparableK:
+    """The exact, fast ``K`` of a :class:`LeakyRNNCell`, :class:`GRUCell` or :class:`LSTMCell`.
+
+    Parameters
+    ----------
+    cell : the recurrent cell (its trained parameters define ``θ``).
+    inputs : [B, T, I] with ``inputs[:, t] = x(t+1)``.
+    hidden : [B, T, S] with ``hidden[:, t] = z(t+1)``.
+    h0 : [S] or [B, S], optional — ``z(0)``; zeros when omitted.
+    inner : {"sum", "mean"} — the inner-product convention (``K_mean = K_sum / (B·T)``).
+    """
+    if isinstance(cell, LeakyRNNCell):
+        builder = _leaky_terms
+    elif isinstance(cell, GRUCell):
+        builder = _gru_terms
+    elif isinstance(cell, LSTMCell):
+        builder = _lstm_terms
+    else:
+        raise TypeError(f"unit_separable_K supports LeakyRNNCell, GRUCell and LSTMCell, got {type(cell).__name__}; "
+                        "use the randomized estimators on operators(...).K for other cells")
+    if inner not in ("sum", "mean"):
+        raise ValueError(f"inner must be 'sum' or 'mean', got {inner!r}")
+    if inputs.dim() != 3 or hidden.dim() != 3 or inputs.shape[:2] != hidden.shape[:2]:
+        raise ValueError(f"inputs [B, T, I] and hidden [B, T, S] must share B and T; got {tuple(inputs.shape)} "
+                         f"and {tuple(hidden.shape)}")
+    B, T, S = hidden.shape
+    if S != cell.state_size:
+        raise ValueError(f"hidden has {S} state entries but the cell's state_size is {cell.state_size}")
+    hidden = hidden.detach()
+    if h0 is None:
+        z0 = torch.zeros(B, 1, S, dtype=hidden.dtype, device=hidden.device)
+    else:
+        z0 = h0.detach().to(hidden).expand(B, S).unsqueeze(1)
+    z_prev = torch.cat([z0, hidden[:, :-1]], dim=1)
+    terms, n_units, comps = builder(cell, inputs.detach().to(hidden.dtype), z_prev)
+    terms = [(C.contiguous(), F.contiguous()) for C, F in terms if F is not None]
+    if not terms:
+        raise ValueError("the cell has no trained parameters (requires_grad=False everywhere); K is zero")
+    scale = 1.0 if inner == "sum" else 1.0 / (B * T)
+    return UnitSeparableK(terms, n_units, comps, scale, weight=scale, name=f"K[{type(cell).__name__}]")

@@ -1,0 +1,99 @@
+"""eigsh / svds / norms against torch.linalg on dense operators."""
+import pytest
+import torch
+
+from neurokpflow.kpflow import (ConvergenceError, DenseOperator, eigsh, operator_norm, operators,
+                                smallest_singular_value, svds)
+from neurokpflow.models.cells import GRUCell, unroll
+
+F64 = torch.float64
+SHAPE = (3, 8, 5)
+
+
+@pytest.fixture(scope="module")
+def psd():
+    g = torch.Generator().manual_seed(0)
+    Q = torch.linalg.qr(torch.randn(120, 120, generator=g, dtype=F64)).Q
+    lam = torch.logspace(0, -4, 120, dtype=F64)
+    M = (Q * lam) @ Q.T
+    return M, DenseOperator((M + M.T) / 2, SHAPE, SHAPE)
+
+
+def test_eigsh_matches_eigh(psd):
+    M, A = psd
+    r = eigsh(A, 6, seed=0)
+    ref_vals, ref_vecs = torch.linalg.eigh(M)
+    assert torch.allclose(r.values, ref_vals.flip(0)[:6], rtol=1e-9, atol=0)
+    assert r.converged and r.vectors.shape == (6, *SHAPE)
+    V = r.vectors.reshape(6, -1)
+    assert torch.allclose(V @ V.T, torch.eye(6, dtype=F64), atol=1e-10)
+    overlaps = (V @ ref_vecs.flip(1)[:, :6]).diagonal().abs()
+    assert torch.allclose(overlaps, torch.ones(6, dtype=F64), atol=1e-8)
+    true_res = (V @ M - r.values[:, None] * V).norm(dim=1)
+    assert torch.allclose(r.residuals, true_res, atol=1e-12) and (true_res < 1e-8).all()
+    assert (V.gather(1, V.abs().argmax(1, keepdim=True)) > 0).all()
+    ds = r.to_xarray()
+    assert ds.eigenfunction.dims == ("mode", "trial", "time", "unit") and ds.sizes["mode"] == 6
+
+
+def test_eigsh_which_and_float32(psd):
+    M, _ = psd
+    g = torch.Generator().manual_seed(2)
+    S = torch.randn(50, 50, generator=g, dtype=F64)
+    S = S + S.T
+    ev = torch.linalg.eigvalsh(S)
+    A = DenseOperator(S)
+    assert torch.allclose(eigsh(A, 3, which="SA", seed=1).values, ev[:3], rtol=1e-8)
+    lm = eigsh(A, 3, which="LM", seed=1).values
+    assert torch.allclose(lm.abs(), ev.abs().sort(descending=True).values[:3], rtol=1e-8)
+    r32 = eigsh(DenseOperator(M.float(), SHAPE, SHAPE), 4, seed=0)
+    assert r32.vectors.dtype == torch.float32 and r32.values.dtype == F64
+    assert torch.allclose(r32.values, torch.linalg.eigvalsh(M).flip(0)[:4], rtol=1e-6)
+
+
+def test_svds_and_norms():
+    g = torch.Generator().manual_seed(3)
+    M = torch.randn(40, 24, generator=g, dtype=F64)
+    s = torch.linalg.svdvals(M)
+    for A in (DenseOperator(M), DenseOperator(M.T.contiguous())):
+        r = svds(A, 5, seed=0)
+        assert torch.allclose(r.values, s[:5], rtol=1e-9)
+        assert (r.residuals < 1e-7 * s[0]).all()
+        Av = A.matvec(r.right)
+        assert torch.allclose(Av, r.values[:, None] * r.left, atol=1e-8)
+    assert operator_norm(DenseOperator(M), seed=0) == pytest.approx(float(s[0]), rel=1e-10)
+    S = M.T @ M
+    assert operator_norm(DenseOperator(S), self_adjoint=True, seed=0) == pytest.approx(float(s[0] ** 2), rel=1e-10)
+
+
+def test_sigma_min_of_P_from_P_inv():
+    torch.manual_seed(0)
+    cell = GRUCell(2, 4, dtype=F64)
+    x = torch.randn(2, 6, 2, dtype=F64)
+    ops = operators(cell, x, unroll(cell, x).detach())
+    dense = torch.linalg.svdvals(ops.P.to_dense())
+    smin = smallest_singular_value(ops.P_inv, A=ops.P, seed=0)
+    assert smin == pytest.approx(float(dense[-1]), rel=1e-8)
+    assert operator_norm(ops.P, seed=0) == pytest.approx(float(dense[0]), rel=1e-8)
+    ntk = eigsh(ops.NTK, 3, seed=0)
+    assert torch.allclose(ntk.values, torch.linalg.eigvalsh(ops.NTK.to_dense()).flip(0)[:3], rtol=1e-8)
+    with pytest.raises(ValueError, match="not the inverse"):
+        smallest_singular_value(ops.P, A=ops.P)
+
+
+def test_bad_input_and_non_convergence(psd):
+    M, A = psd
+    with pytest.raises(ValueError, match="k=120 must be smaller than the dimension 120"):
+        eigsh(A, 120)
+    with pytest.raises(ValueError, match="not self-adjoint.*svds"):
+        eigsh(DenseOperator(torch.randn(30, 30, dtype=F64)), 2, seed=0)
+    with pytest.raises(ValueError, match="square self-adjoint"):
+        eigsh(DenseOperator(torch.randn(30, 20, dtype=F64)), 2)
+    with pytest.raises(ValueError, match="k=24 must be smaller"):
+        svds(DenseOperator(torch.randn(30, 24, dtype=F64)), 24)
+    with pytest.raises(ConvergenceError, match="did not converge.*residual") as info:
+        eigsh(A, 6, max_restarts=0, max_basis=12, block_size=3, seed=0)
+    assert info.value.result.residuals.shape == (6,) and not info.value.result.converged
+    with pytest.warns(RuntimeWarning, match="did not converge"):
+        r = eigsh(A, 6, max_restarts=0, max_basis=12, block_size=3, seed=0, on_failure="warn")
+    assert not r.converged

@@ -1,0 +1,139 @@
+"""Trace, Frobenius-norm and alignment estimators against dense computation."""
+import math
+
+import pytest
+import torch
+
+from neurokpflow.kpflow import DenseOperator, Estimate, alignment, frobenius_norm, trace
+
+F64 = torch.float64
+
+
+def _psd(n, rank=None, seed=0, decay=3.0):
+    g = torch.Generator().manual_seed(seed)
+    r = n if rank is None else rank
+    U = torch.randn(n, r, generator=g, dtype=F64)
+    w = torch.rand(r, generator=g, dtype=F64) ** decay
+    return (U * w) @ U.T
+
+
+@pytest.fixture(scope="module")
+def op():
+    M = _psd(60)
+    return M, DenseOperator(M, (3, 4, 5), (3, 4, 5))
+
+
+@pytest.mark.parametrize("method", ["hutch++", "hutchinson", "jvp", "vjp"])
+def test_exact_once_budget_reaches_dimension(op, method):
+    M, A = op
+    truth = float((M * M).sum()) if method in ("jvp", "vjp") else float(torch.trace(M))
+    est = trace(A, budget=60, method=method, seed=0)
+    assert est.stderr == 0 and est.method == "exact" and est.n_matvecs == 60
+    assert float(est) == pytest.approx(truth, rel=1e-12)
+    assert est.interval == (est.value, est.value)
+
+
+def test_one_sided_estimators_use_the_factor_and_its_weights():
+    g = torch.Generator().manual_seed(1)
+    Jm = torch.randn(12, 5, generator=g, dtype=F64)
+    from neurokpflow.kpflow import FunctionOperator
+    w = 1 / 6  # "mean" convention on the output space: J* = Jᵀ w_out / w_in
+    J = FunctionOperator(lambda V: V @ Jm.T, lambda E: w * E @ Jm, (5,), (12,), F64, "cpu", weight_out=w)
+    truth = float(torch.trace((J @ J.T).to_dense()))
+    assert truth == pytest.approx(w * float((Jm ** 2).sum()))
+    for method in ("jvp", "vjp"):
+        assert float(trace(J, budget=100, method=method)) == pytest.approx(truth, rel=1e-12)
+    means = [sum(float(trace(J, budget=4, method=m, seed=s)) for s in range(300)) / 300 for m in ("jvp", "vjp")]
+    assert means == pytest.approx([truth, truth], rel=0.08)
+
+
+@pytest.mark.parametrize("method,budget", [("hutchinson", 20), ("hutch++", 20), ("hutch++", 7), ("jvp", 20)])
+def test_centred_and_intervals_cover_at_nominal_rate(op, method, budget):
+    M, A = op
+    truth = float((M * M).sum()) if method == "jvp" else float(torch.trace(M))
+    ests = [trace(A, budget=budget, method=method, seed=s) for s in range(200)]
+    vals = torch.tensor([e.value for e in ests])
+    assert abs(float(vals.mean()) - truth) < 4 * float(vals.std()) / math.sqrt(200)
+    coverage = sum(e.interval[0] <= truth <= e.interval[1] for e in ests) / 200
+    assert 0.87 <= coverage <= 0.99
+    # the reported standard error matches the spread over seeds
+    mean_se = sum(e.stderr for e in ests) / 200
+    assert 0.7 < mean_se / float(vals.std()) < 1.3
+
+
+def test_hutchpp_error_decays_faster_than_hutchinson_on_low_rank_psd():
+    M = _psd(300, rank=40, decay=4.0, seed=3)
+    A = DenseOperator(M)
+    truth = float(torch.trace(M))
+
+    def rms(method, m):
+        return math.sqrt(sum((float(trace(A, m, method, seed=s)) - truth) ** 2 for s in range(30)) / 30)
+
+    h_small, h_big = rms("hutchinson", 12), rms("hutchinson", 96)
+    p_small, p_big = rms("hutch++", 12), rms("hutch++", 96)
+    assert p_big < h_big / 5
+    assert p_small / p_big > 1.5 * (h_small / h_big)
+
+
+def test_frobenius_norm(op):
+    M, A = op
+    truth = float(M.norm())
+    assert float(frobenius_norm(A, method="exact")) == pytest.approx(truth, rel=1e-12)
+    assert float(frobenius_norm(A, 60)) == pytest.approx(truth, rel=1e-12)
+    ests = [frobenius_norm(A, 20, seed=s) for s in range(150)]
+    coverage = sum(e.interval[0] <= truth <= e.interval[1] for e in ests) / 150
+    assert 0.85 <= coverage <= 1.0
+    pp = frobenius_norm(A, 30, method="hutch++", seed=0)
+    assert pp.n_matvecs == 60 and abs(pp.value - truth) < 5 * pp.stderr + 1e-9
+
+
+def test_alignment_identities_and_dense_value(op):
+    M, A = op
+    Bm = M + 0.3 * _psd(60, seed=5)
+    B = DenseOperator(Bm, (3, 4, 5), (3, 4, 5))
+    truth = float((M * Bm).sum() / (M.norm() * Bm.norm()))
+    assert float(alignment(A, A, 10, seed=0)) == pytest.approx(1.0, abs=1e-12)
+    assert float(alignment(A, -1 * A, 10, seed=0)) == pytest.approx(-1.0, abs=1e-12)
+    assert float(alignment(A, B, method="exact")) == pytest.approx(truth, rel=1e-12)
+    exact = alignment(A, B, 60, seed=0)
+    assert exact.stderr == 0 and float(exact) == pytest.approx(truth, rel=1e-12)
+    sk = [alignment(A, B, 12, seed=s) for s in range(150)]
+    vals = torch.tensor([e.value for e in sk])
+    assert abs(float(vals.mean()) - truth) < 0.1 * (1 - truth) + 4 * float(vals.std()) / math.sqrt(150)
+    coverage = sum(e.interval[0] <= truth <= e.interval[1] for e in sk) / 150
+    assert coverage >= 0.8
+    tr3 = alignment(A, B, 30, method="traces", seed=1)
+    assert abs(tr3.value - truth) < 5 * tr3.stderr
+    # variance falls with the sketch size
+    spread = [torch.tensor([float(alignment(A, B, m, seed=s)) for s in range(60)]).std() for m in (6, 30)]
+    assert spread[1] < spread[0] / 1.5
+
+
+def test_estimate_type_and_seeding(op):
+    _, A = op
+    a, b = trace(A, 10, seed=7), trace(A, 10, seed=7)
+    assert isinstance(a, Estimate) and float(a) == float(b) and a.stderr > 0
+    assert a.interval[0] < a.value < a.interval[1]
+    assert trace(A, 10, seed=8).value != a.value
+    assert "±" in repr(a)
+    f32 = DenseOperator(op[0].float(), (3, 4, 5), (3, 4, 5))
+    assert trace(f32, 60).value == pytest.approx(float(torch.trace(op[0])), rel=1e-5)
+
+
+def test_bad_input(op):
+    _, A = op
+    with pytest.raises(ValueError, match="budget=3 is too small for method='hutch\\+\\+'"):
+        trace(A, 3, "hutch++")
+    with pytest.raises(ValueError, match="budget=1"):
+        trace(A, 1, "hutchinson")
+    with pytest.raises(TypeError, match="needs budget="):
+        trace(A, method="hutchinson")
+    with pytest.raises(ValueError, match="method must be one of"):
+        trace(A, 10, "girard")
+    rect = DenseOperator(torch.randn(4, 6, dtype=F64))
+    with pytest.raises(ValueError, match="square operator.*method='jvp'"):
+        trace(rect, 5)
+    with pytest.raises(TypeError, match="LinearOperator"):
+        trace(torch.eye(3), 5)
+    with pytest.raises(ValueError, match="alignment needs equal shapes"):
+        alignment(A, DenseOperator(torch.eye(60, dtype=F64)), 5)
