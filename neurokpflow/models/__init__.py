@@ -1,4 +1,7 @@
 """Recurrent cells and sequence models."""
 from .cells import RecurrentCell, LeakyRNNCell, GRUCell, LSTMCell, StateLinearization, unroll
+from .sequence import KINDS, RecurrentModel, from_config, make
+from .recording import record
 
-__all__ = ["RecurrentCell", "LeakyRNNCell", "GRUCell", "LSTMCell", "StateLinearization", "unroll"]
+__all__ = ["RecurrentCell", "LeakyRNNCell", "GRUCell", "LSTMCell", "StateLinearization", "unroll",
+           "RecurrentModel", "make", "from_config", "KINDS", "record"]

@@ -1,1 +1,21 @@
-"""neurokpflow.training (under construction)."""
+"""Trainer with atomic checkpoints, exact resume and an xarray/netCDF training log.
+
+>>> from neurokpflow import models, tasks, training
+>>> task = tasks.make("memory_pro", dt=0.1)
+>>> model = models.make("gru", task.n_inputs, 128, task.n_outputs, seed=0)
+>>> result = training.train(model, task, steps=2000, out_dir="runs/memory_pro")
+>>> result = training.resume("runs/memory_pro", steps=4000)        # continue / extend
+>>> model, info = training.load_checkpoint(training.list_checkpoints("runs/memory_pro")[-1])
+"""
+from .checkpoint import (
+    CheckpointError,
+    CheckpointMismatchError,
+    list_checkpoints,
+    load_checkpoint,
+    read_checkpoint,
+)
+from .loss import MASK_MODES, masked_mse
+from .trainer import DEFAULTS, LOG_FILE, TrainResult, evaluate, resume, train
+
+__all__ = ["train", "resume", "TrainResult", "evaluate", "DEFAULTS", "LOG_FILE", "masked_mse", "MASK_MODES",
+           "list_checkpoints", "load_checkpoint", "read_checkpoint", "CheckpointError", "CheckpointMismatchError"]

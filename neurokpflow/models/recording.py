@@ -1,0 +1,72 @@
+"""Run a model on a batch and return an ``xarray.Dataset`` in the shared recording layout."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import torch
+import xarray as xr
+
+from ..tasks.batch import PAD_EPOCH, Batch
+
+__all__ = ["record"]
+
+
+@torch.no_grad()
+def record(model, batch: Batch) -> xr.Dataset:
+    """Run ``model`` on ``batch`` (noise off, no gradients) and label the result.
+
+    Returns
+    -------
+    xarray.Dataset with
+
+    * ``hidden`` (trial, time, unit): the readout-visible state (``h``);
+    * ``output`` (trial, time, output_channel): the readout (a variable cannot share its name
+      with a dimension in xarray, hence ``output_channel``);
+    * ``state`` (trial, time, state_unit): the full state, only when it differs from ``hidden``
+      (LSTM ``[h, c]``);
+    * coordinates ``time`` (s, step start ``t·dt``, attrs ``units="s"``), ``trial``, ``unit``,
+      ``output_channel`` (channel names), one per-trial coordinate per ``batch.meta`` entry (``task``,
+      ``condition``, ``stimulus_angle``, epoch boundaries, ...) and the 2-D ("trial", "time")
+      ``epoch`` label;
+    * attrs ``dt``, ``model_kind``, ``model_config`` (JSON), ``state_convention``.
+
+    Steps after a trial's end (padding, epoch ``"pad"``) are NaN in ``hidden``/``output``/``state``.
+    """
+    if not isinstance(batch, Batch):
+        raise TypeError(f"batch must be a neurokpflow.tasks.Batch, got {type(batch).__name__}")
+    p = next(model.parameters())
+    was_training = model.training
+    model.eval()
+    try:
+        outputs, states = model(batch.inputs.to(p.device), noise=False)
+    finally:
+        model.train(was_training)
+    cell = model.cell
+    pad = torch.from_numpy(batch.epochs == PAD_EPOCH).to(states.device)[..., None]
+    to_np = lambda a: a.masked_fill(pad, float("nan")).cpu().numpy()
+    B, T = batch.n_trials, batch.n_steps
+    coords = {
+        "trial": np.arange(B),
+        "time": ("time", batch.times, {"units": "s", "long_name": "step start time"}),
+        "unit": np.arange(cell.hidden_size),
+        "output_channel": list(batch.output_names) if len(batch.output_names) == model.n_out
+        else np.arange(model.n_out),
+        "epoch": (("trial", "time"), batch.epochs),
+    }
+    for key, value in batch.meta.items():
+        coords[key] = ("trial", np.asarray(value))
+    data = {
+        "hidden": (("trial", "time", "unit"), to_np(states[..., cell.output_slice])),
+        "output": (("trial", "time", "output_channel"), to_np(outputs)),
+    }
+    if cell.state_size != cell.hidden_size:
+        data["state"] = (("trial", "time", "state_unit"), to_np(states))
+        coords["state_unit"] = np.arange(cell.state_size)
+    attrs = {
+        "dt": float(batch.dt),
+        "model_kind": model.kind,
+        "model_config": json.dumps(model.config, sort_keys=True),
+        "state_convention": "hidden[:, t] is the state after consuming inputs[:, t]",
+    }
+    return xr.Dataset(data, coords=coords, attrs=attrs)

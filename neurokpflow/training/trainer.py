@@ -1,0 +1,331 @@
+"""``train(model, task, steps, out_dir, **options)`` and ``resume(out_dir)``.
+
+Reproducibility: the batch of step ``s`` is ``task.sample(batch_size, seed=SeedSequence([seed, s]))``
+and its recurrent noise comes from a generator seeded from ``(seed, s, 1)``, so a run depends only
+on its seed, the model's initial parameters and the optimiser state — which is what makes
+:func:`resume` continue bit-identically (on the CPU) from any checkpoint.
+"""
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import xarray as xr
+from tqdm.auto import tqdm
+
+from .. import models, tasks as tasks_mod
+from .checkpoint import FORMAT, VERSION, atomic_write, checkpoint_path, list_checkpoints, read_checkpoint
+from .loss import MASK_MODES, masked_mse
+
+__all__ = ["train", "resume", "TrainResult", "DEFAULTS", "evaluate"]
+
+#: saved training options and their defaults
+DEFAULTS = {
+    "batch_size": 64,
+    "optimizer": "adam",        # "adam" | "sgd"
+    "lr": 1e-3,
+    "momentum": 0.0,            # SGD only
+    "weight_decay": 0.0,
+    "clip_grad_norm": None,     # max global L2 norm of the gradient
+    "clip_grad_value": None,    # clip every gradient entry to ±value (Yang: 1)
+    "mask_mode": "pre_square",  # see neurokpflow.training.masked_mse
+    "noise": True,              # recurrent noise during training (model config noise_std)
+    "checkpoint_every": 100,
+    "eval_every": None,         # default: checkpoint_every
+    "eval_grid": {},            # options of task.test_grid for evaluation
+    "target_accuracy": None,    # stop when the minimum per-task test-grid accuracy reaches this
+    "target_loss": None,        # stop when (previous + current logged loss) / 2 < target (KPFlow)
+    "log_every": 10,
+    "seed": 0,
+}
+#: options that only affect how a run executes, not what it computes (not saved)
+RUNTIME = {"device": "auto", "progress": True, "callback": None}
+
+LOG_FILE = "log.nc"
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` / :func:`resume` return."""
+
+    model: torch.nn.Module
+    log: xr.Dataset
+    out_dir: Path
+    step: int
+    stop_reason: str
+
+
+def _device(choice):
+    if choice == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(choice)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda' requested but CUDA is not available; use device='auto' or 'cpu'")
+    return dev
+
+
+def _check_options(options):
+    unknown = set(options) - set(DEFAULTS) - set(RUNTIME)
+    if unknown:
+        raise TypeError(f"unknown training option(s) {sorted(unknown)}; accepted: {sorted({**DEFAULTS, **RUNTIME})}")
+    opts = {**DEFAULTS, **{k: v for k, v in options.items() if k in DEFAULTS}}
+    if opts["optimizer"] not in ("adam", "sgd"):
+        raise ValueError(f"optimizer must be 'adam' or 'sgd', got {opts['optimizer']!r}")
+    if opts["mask_mode"] not in MASK_MODES:
+        raise ValueError(f"mask_mode must be one of {MASK_MODES}, got {opts['mask_mode']!r}")
+    for key in ("batch_size", "checkpoint_every", "log_every"):
+        if not isinstance(opts[key], int) or opts[key] < 1:
+            raise ValueError(f"{key} must be a positive int, got {opts[key]!r}")
+    if opts["eval_every"] is not None and (not isinstance(opts["eval_every"], int) or opts["eval_every"] < 1):
+        raise ValueError(f"eval_every must be a positive int or None, got {opts['eval_every']!r}")
+    return opts
+
+
+def _check_pair(model, task):
+    if not isinstance(task, tasks_mod.Task):
+        raise TypeError(f"task must be a neurokpflow task (tasks.make / tasks.mix), got {type(task).__name__}")
+    if not hasattr(model, "cell") or not hasattr(model, "config"):
+        raise TypeError("model must be built with neurokpflow.models.make (it needs .cell and .config)")
+    if (model.n_in, model.n_out) != (task.n_inputs, task.n_outputs):
+        raise ValueError(f"model maps {model.n_in} inputs to {model.n_out} outputs but task {task.name!r} has "
+                         f"{task.n_inputs} inputs and {task.n_outputs} outputs; build the model with "
+                         f"models.make(kind, {task.n_inputs}, n_hidden, {task.n_outputs})")
+
+
+def _optimizer(model, opts):
+    if opts["optimizer"] == "adam":
+        return torch.optim.Adam(model.parameters(), lr=opts["lr"], weight_decay=opts["weight_decay"])
+    return torch.optim.SGD(model.parameters(), lr=opts["lr"], momentum=opts["momentum"],
+                           weight_decay=opts["weight_decay"])
+
+
+def _step_seed(seed, step, stream):
+    return np.random.SeedSequence([int(seed), int(step), stream])
+
+
+@torch.no_grad()
+def evaluate(model, task, batch, mask_mode="pre_square"):
+    """Noise-free loss and per-task accuracy of ``model`` on ``batch``: ``(loss, {task: acc})``."""
+    was_training = model.training
+    model.eval()
+    try:
+        outputs, _ = model(batch.inputs, full_state=False)
+    finally:
+        model.train(was_training)
+    loss = float(masked_mse(outputs, batch.targets, batch.mask, mask_mode))
+    return loss, task.accuracy(outputs, batch)
+
+
+def _rng_states():
+    states = {"torch": torch.get_rng_state(), "numpy": _numpy_state(), "python": _python_state()}
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def _numpy_state():
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos), "has_gauss": int(has_gauss),
+            "cached": float(cached)}
+
+
+def _python_state():
+    version, internal, gauss = random.getstate()
+    return {"version": version, "internal": list(internal), "gauss": gauss}
+
+
+def _restore_rng(states):
+    torch.set_rng_state(states["torch"])
+    n = states["numpy"]
+    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
+    p = states["python"]
+    random.setstate((p["version"], tuple(p["internal"]), p["gauss"]))
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+class _Log:
+    """Training log held in plain lists (saved in every checkpoint, written to ``log.nc``)."""
+
+    def __init__(self, task_names, data=None):
+        self.task_names = list(task_names)
+        data = data or {}
+        self.loss = list(data.get("loss", []))
+        self.eval_step = list(data.get("eval_step", []))
+        self.eval_loss = list(data.get("eval_loss", []))
+        self.accuracy = [list(a) for a in data.get("accuracy", [])]
+        self.elapsed = list(data.get("elapsed", []))
+
+    def state(self):
+        return {"loss": self.loss, "eval_step": self.eval_step, "eval_loss": self.eval_loss,
+                "accuracy": self.accuracy, "elapsed": self.elapsed}
+
+    def dataset(self, attrs):
+        acc = np.asarray(self.accuracy, dtype=np.float64).reshape(len(self.eval_step), len(self.task_names))
+        return xr.Dataset(
+            {"loss": ("step", np.asarray(self.loss, dtype=np.float64), {"long_name": "training loss (masked MSE)"}),
+             "eval_loss": ("eval_step", np.asarray(self.eval_loss, dtype=np.float64),
+                           {"long_name": "noise-free test-grid loss"}),
+             "accuracy": (("eval_step", "task"), acc, {"long_name": "test-grid accuracy (task criterion)"}),
+             "elapsed": ("eval_step", np.asarray(self.elapsed, dtype=np.float64), {"units": "s"})},
+            coords={"step": np.arange(1, len(self.loss) + 1), "eval_step": np.asarray(self.eval_step, dtype=np.int64),
+                    "task": self.task_names},
+            attrs=attrs)
+
+
+def train(model, task, steps: int, out_dir, **options) -> TrainResult:
+    """Train ``model`` on ``task`` for ``steps`` optimiser steps, checkpointing into ``out_dir``.
+
+    Loss: :func:`masked_mse` (``mask_mode``) on batches of ``batch_size`` fresh trials.  Options
+    (defaults in ``DEFAULTS``): ``batch_size``, ``optimizer`` ("adam"/"sgd"), ``lr``,
+    ``momentum``, ``weight_decay``, ``clip_grad_norm``, ``clip_grad_value``, ``mask_mode``,
+    ``noise``, ``checkpoint_every``, ``eval_every``, ``eval_grid``, ``target_accuracy``,
+    ``target_loss``, ``log_every``, ``seed``; and, not saved, ``device`` ("auto" = CUDA when
+    available, or e.g. "cpu"), ``progress`` (tqdm bar with loss and per-task accuracy) and
+    ``callback(step, loss, model)`` (called after every step; a truthy return stops the run).
+
+    Checkpoints are written every ``checkpoint_every`` steps and at the end (or early stop);
+    the log (``loss`` per step, ``eval_loss``/``accuracy`` per evaluation) is written to
+    ``out_dir/log.nc`` with each checkpoint.  ``out_dir`` must not already hold checkpoints
+    (use :func:`resume`).  The model is trained in place and returned in the result.
+    """
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    _check_pair(model, task)
+    opts = _check_options(options)
+    out_dir = Path(out_dir)
+    existing = list_checkpoints(out_dir)
+    if existing:
+        raise FileExistsError(f"{out_dir} already holds checkpoints (last: {existing[-1].name}); call "
+                              f"neurokpflow.training.resume({str(out_dir)!r}) to continue or choose a new out_dir")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    runtime = {**RUNTIME, **{k: v for k, v in options.items() if k in RUNTIME}}
+    device = _device(runtime["device"])
+    model.to(device)
+    optimizer = _optimizer(model, opts)
+    return _run(model, task, optimizer, opts, steps, 0, _Log(task.task_names), out_dir, device, runtime, 0.0)
+
+
+def resume(out_dir, steps: int | None = None, **runtime) -> TrainResult:
+    """Continue the run in ``out_dir`` from its last checkpoint, exactly as if uninterrupted.
+
+    ``steps`` raises the total step count (default: the original one; a run that stopped early
+    is then returned as it is).  Only the runtime
+    options ``device``, ``progress`` and ``callback`` may be given.  Raises
+    ``FileNotFoundError`` when there is no checkpoint (it never starts from scratch) and
+    :class:`CheckpointError` when the last checkpoint is damaged.
+    """
+    unknown = set(runtime) - set(RUNTIME)
+    if unknown:
+        raise TypeError(f"resume accepts only the runtime options {sorted(RUNTIME)}, got {sorted(unknown)}")
+    out_dir = Path(out_dir)
+    found = list_checkpoints(out_dir)
+    if not found:
+        raise FileNotFoundError(f"no checkpoints in {out_dir / 'checkpoints'}; nothing to resume (start with train())")
+    data = read_checkpoint(found[-1])
+    config = data["config"]
+    total = config["steps"] if steps is None else int(steps)
+    if total < data["step"]:
+        raise ValueError(f"steps={total} is below the checkpoint's step {data['step']}")
+    opts = {**DEFAULTS, **config["train"]}
+    task = tasks_mod.from_spec(config["task"])
+    model = models.from_config(config["model"])
+    model.load_state_dict(data["model_state"])
+    runtime = {**RUNTIME, **runtime}
+    device = _device(runtime["device"])
+    model.to(device)
+    optimizer = _optimizer(model, opts)
+    optimizer.load_state_dict(data["optimizer_state"])
+    _restore_rng(data["rng"])
+    log = _Log(task.task_names, data["log"])
+    finished = data["step"] >= total or (steps is None and data.get("stop_reason", "steps") != "steps")
+    if finished:
+        return TrainResult(model, log.dataset(_attrs(model, task, opts, data.get("stop_reason", "steps"))),
+                           out_dir, int(data["step"]), data.get("stop_reason", "steps"))
+    elapsed = log.elapsed[-1] if log.elapsed else 0.0
+    return _run(model, task, optimizer, opts, total, int(data["step"]), log, out_dir, device, runtime, elapsed)
+
+
+def _attrs(model, task, opts, stop_reason):
+    return {"model_config": json.dumps(model.config, sort_keys=True), "task_spec": json.dumps(task.spec),
+            "train_options": json.dumps(opts, sort_keys=True), "mask_mode": opts["mask_mode"],
+            "stop_reason": stop_reason}
+
+
+def _save(out_dir, model, optimizer, task, opts, steps, step, log, stop_reason):
+    data = {"format": FORMAT, "version": VERSION, "step": step,
+            "model_state": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            "optimizer_state": optimizer.state_dict(),
+            "config": {"model": model.config, "task": task.spec, "train": opts, "steps": steps},
+            "log": log.state(), "rng": _rng_states(), "stop_reason": stop_reason}
+    atomic_write(checkpoint_path(out_dir, step), lambda tmp: torch.save(data, tmp))
+    dataset = log.dataset(_attrs(model, task, opts, stop_reason))
+    atomic_write(Path(out_dir) / LOG_FILE, lambda tmp: dataset.to_netcdf(tmp, engine="h5netcdf"))
+    return dataset
+
+
+def _run(model, task, optimizer, opts, steps, start, log, out_dir, device, runtime, elapsed0):
+    every_ckpt = opts["checkpoint_every"]
+    every_eval = opts["eval_every"] or every_ckpt
+    eval_batch = task.test_grid(**opts["eval_grid"]).to(device)
+    noise = bool(opts["noise"]) and model.noise_std > 0
+    callback = runtime["callback"]
+    pending = []
+    stop_reason, postfix = "steps", {}
+    t0 = time.perf_counter() - elapsed0
+    model.train()
+    bar = tqdm(total=steps, initial=start, disable=not runtime["progress"], desc="train", dynamic_ncols=True)
+    step = start
+    try:
+        while step < steps:
+            batch = task.sample(opts["batch_size"], seed=_step_seed(opts["seed"], step, 0)).to(device)
+            gen = None
+            if noise:
+                gen = torch.Generator().manual_seed(int(_step_seed(opts["seed"], step, 1).generate_state(1)[0]))
+            outputs, _ = model(batch.inputs, noise=noise, generator=gen, full_state=False)
+            loss = masked_mse(outputs, batch.targets, batch.mask, opts["mask_mode"])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if opts["clip_grad_value"] is not None:
+                torch.nn.utils.clip_grad_value_(model.parameters(), opts["clip_grad_value"])
+            if opts["clip_grad_norm"] is not None:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), opts["clip_grad_norm"])
+            optimizer.step()
+            step += 1
+            pending.append(loss.detach())
+            if callback is not None and callback(step, loss.detach(), model):
+                stop_reason = "callback"
+            if step % opts["log_every"] == 0 or step % every_eval == 0 or step % every_ckpt == 0 or step == steps:
+                previous = log.loss[-1] if log.loss else None
+                log.loss.extend(torch.stack(pending).cpu().tolist())
+                pending = []
+                postfix["loss"] = f"{log.loss[-1]:.4g}"
+                if (opts["target_loss"] is not None and previous is not None
+                        and (previous + log.loss[-1]) / 2 < opts["target_loss"]):
+                    stop_reason = "target_loss"
+            if step % every_eval == 0 or step == steps or stop_reason != "steps":
+                eval_loss, acc = evaluate(model, task, eval_batch, opts["mask_mode"])
+                log.eval_step.append(step)
+                log.eval_loss.append(eval_loss)
+                log.accuracy.append([acc.get(t, float("nan")) for t in log.task_names])
+                log.elapsed.append(time.perf_counter() - t0)
+                postfix.update({t[:12]: f"{a:.2f}" for t, a in acc.items()})
+                if opts["target_accuracy"] is not None and min(acc.values()) >= opts["target_accuracy"]:
+                    stop_reason = "target_accuracy"
+            bar.set_postfix(postfix, refresh=False)
+            bar.update(1)
+            if stop_reason != "steps" or step % every_ckpt == 0 or step == steps:
+                if pending:  # a callback stop between log points
+                    log.loss.extend(torch.stack(pending).cpu().tolist())
+                    pending = []
+                dataset = _save(out_dir, model, optimizer, task, opts, steps, step, log, stop_reason)
+            if stop_reason != "steps":
+                break
+    finally:
+        bar.close()
+    return TrainResult(model, dataset, Path(out_dir), step, stop_reason)
