@@ -1,0 +1,141 @@
+"""Opening NWB files read-only, atomic writes, and the provenance attributes shared by all readers."""
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import os
+import uuid
+from pathlib import Path
+from typing import Callable, Iterator
+
+import h5py
+import numpy as np
+import pynwb
+
+from .errors import NWBFileError
+
+def _open(source) -> tuple[pynwb.NWBFile, Callable[[], None], str]:
+    """Return ``(nwbfile, close, label)``; ``close`` releases the file (no-op for an in-memory NWBFile)."""
+    if isinstance(source, pynwb.NWBFile):
+        return source, (lambda: None), "<in-memory NWBFile>"
+    if not isinstance(source, (str, os.PathLike)):
+        raise TypeError(
+            f"source must be a path to an .nwb file or a pynwb.NWBFile, got {type(source).__name__}"
+        )
+    path = Path(source)
+    if not path.is_file():
+        raise NWBFileError(f"NWB file {str(path)!r} does not exist (or is not a regular file); check the path")
+    try:
+        is_hdf5 = h5py.is_hdf5(path)
+    except OSError as err:  # pragma: no cover - permission problems
+        raise NWBFileError(f"cannot open {str(path)!r}: {err}") from err
+    if not is_hdf5:
+        raise NWBFileError(
+            f"{str(path)!r} is not an HDF5 file, so it cannot be NWB (only HDF5-backed NWB is supported); "
+            "pass the path of a .nwb file written by pynwb or MatNWB"
+        )
+    try:
+        with h5py.File(path, "r") as h5:
+            is_nwb = "nwb_version" in h5.attrs or "identifier" in h5
+    except OSError as err:
+        raise NWBFileError(
+            f"{str(path)!r} is an HDF5 file that cannot be opened (truncated or corrupt?): {err}. "
+            "Re-download or re-write the file"
+        ) from err
+    if not is_nwb:
+        raise NWBFileError(
+            f"{str(path)!r} is HDF5 but not NWB (no 'nwb_version' attribute at the root); "
+            "convert it to NWB first (e.g. with NeuroConv)"
+        )
+    io = pynwb.NWBHDF5IO(str(path), "r")
+    try:
+        nwbfile = io.read()
+    except Exception as err:
+        io.close()
+        raise NWBFileError(
+            f"pynwb could not read {str(path)!r} (truncated, corrupt, or written with an unknown extension): "
+            f"{type(err).__name__}: {err}"
+        ) from err
+    return nwbfile, io.close, str(path.resolve())
+
+
+@contextlib.contextmanager
+def open_nwb(source) -> Iterator[pynwb.NWBFile]:
+    """Open ``source`` (a path or an already-built ``pynwb.NWBFile``) read-only.
+
+    Paths are closed on exit; an ``NWBFile`` passed in is yielded unchanged and left open.
+    Raises :class:`~neurokpflow.data.NWBFileError` for a missing, non-HDF5, non-NWB or truncated file.
+    """
+    nwbfile, close, _ = _open(source)
+    try:
+        yield nwbfile
+    finally:
+        close()
+
+
+def atomic_write(path, write: Callable[[Path], None], *, overwrite: bool) -> Path:
+    """Call ``write(tmp)`` on a temporary file next to ``path`` and rename it into place.
+
+    A failure leaves neither a partial ``path`` nor the temporary file behind.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{str(path)!r} already exists; pass overwrite=True to replace it")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"folder {str(path.parent)!r} does not exist; create it first")
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp{path.suffix}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def write_nwbfile(nwbfile: pynwb.NWBFile, path, *, overwrite: bool) -> Path:
+    """Write an in-memory ``NWBFile`` to ``path`` atomically (see :func:`atomic_write`)."""
+
+    def write(tmp):
+        with pynwb.NWBHDF5IO(str(tmp), "w") as io:
+            io.write(nwbfile)
+
+    return atomic_write(path, write, overwrite=overwrite)
+
+
+def package_versions() -> dict[str, str]:
+    import hdmf
+    import xarray
+
+    from .. import __version__
+
+    return {
+        "created_by": f"neurokpflow {__version__}",
+        "pynwb_version": pynwb.__version__,
+        "hdmf_version": hdmf.__version__,
+        "numpy_version": np.__version__,
+        "xarray_version": xarray.__version__,
+    }
+
+
+def provenance_attrs(nwbfile: pynwb.NWBFile, label: str) -> dict:
+    """CF globals plus NWB provenance (identifier, session start, subject, package versions)."""
+    subject = nwbfile.subject
+    pubs = nwbfile.related_publications
+    attrs = {
+        "title": str(nwbfile.session_description),
+        "source": "NWB",
+        "Conventions": "CF-1.11",
+        "nwb_file": label,
+        "nwb_identifier": str(nwbfile.identifier),
+        "session_start_time": nwbfile.session_start_time.isoformat(),
+        "subject_id": str(getattr(subject, "subject_id", None) or ""),
+        "species": str(getattr(subject, "species", None) or ""),
+        "references": "; ".join(str(p) for p in np.atleast_1d(pubs)) if pubs is not None else "",
+    }
+    attrs.update(package_versions())
+    return attrs
+
+
+def utc_now() -> _dt.datetime:
+    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0)

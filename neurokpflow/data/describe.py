@@ -1,0 +1,225 @@
+"""What an NWB file contains: units, series (shape, rate, units), interval and event tables."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pynwb
+from pynwb.epoch import TimeIntervals
+
+from ._nwbio import _open
+from .errors import MissingDataError
+
+
+def object_path(nwbfile: pynwb.NWBFile, obj) -> str:
+    """HDF5 path of a container inside ``nwbfile`` (e.g. ``/processing/ecephys/LFP/lfp``)."""
+    if obj is nwbfile.units:
+        return "/units"
+    parent = obj.parent
+    if parent is None or parent is nwbfile:
+        for group, holder in (
+            ("acquisition", nwbfile.acquisition),
+            ("stimulus/presentation", nwbfile.stimulus),
+            ("stimulus/templates", nwbfile.stimulus_template),
+            ("analysis", nwbfile.analysis),
+            ("intervals", nwbfile.intervals),
+            ("events", getattr(nwbfile, "events", None) or {}),
+            ("scratch", nwbfile.scratch),
+        ):
+            if holder.get(obj.name) is obj:
+                return f"/{group}/{obj.name}"
+        return f"/{obj.name}"
+    if isinstance(parent, pynwb.base.ProcessingModule):
+        return f"/processing/{parent.name}/{obj.name}"
+    return f"{object_path(nwbfile, parent)}/{obj.name}"
+
+
+def find_timeseries(nwbfile: pynwb.NWBFile) -> dict[str, pynwb.TimeSeries]:
+    """Every TimeSeries in the file, keyed by HDF5 path (sorted)."""
+    found = {}
+    for obj in nwbfile.objects.values():
+        if isinstance(obj, pynwb.TimeSeries):
+            found.setdefault(object_path(nwbfile, obj), obj)
+    return dict(sorted(found.items()))
+
+
+def resolve_series(nwbfile: pynwb.NWBFile, key: str) -> tuple[str, pynwb.TimeSeries]:
+    """Find a TimeSeries by name or by path; raise :class:`MissingDataError` listing what exists."""
+    series = find_timeseries(nwbfile)
+    if key in series or "/" + key.lstrip("/") in series:
+        path = key if key in series else "/" + key.lstrip("/")
+        return path, series[path]
+    matches = [p for p, ts in series.items() if ts.name == key]
+    if len(matches) == 1:
+        return matches[0], series[matches[0]]
+    if len(matches) > 1:
+        raise MissingDataError(f"series name {key!r} is ambiguous; pass one of the paths {matches}")
+    listing = ", ".join(series) or "none"
+    raise MissingDataError(f"no TimeSeries named {key!r} in the file; available series: {listing}")
+
+
+def interval_tables(nwbfile: pynwb.NWBFile) -> dict[str, TimeIntervals]:
+    """Interval tables (``trials``, ``epochs``, ``invalid_times`` and custom ones) by name."""
+    tables = {name: table for name, table in nwbfile.intervals.items() if isinstance(table, TimeIntervals)}
+    for table in (nwbfile.trials, nwbfile.epochs, nwbfile.invalid_times):  # separate attributes in memory
+        if table is not None:
+            tables.setdefault(table.name, table)
+    return dict(sorted(tables.items()))
+
+
+def event_tables(nwbfile: pynwb.NWBFile) -> dict:
+    """Schema 2.11 ``EventsTable`` objects by name (empty for older files)."""
+    return dict(getattr(nwbfile, "events", None) or {})
+
+
+@dataclass
+class SeriesInfo:
+    path: str
+    neurodata_type: str
+    shape: tuple
+    dtype: str
+    unit: str
+    rate: float | None
+    starting_time: float | None
+    first_time: float | None
+    last_time: float | None
+    conversion: float
+    offset: float
+    description: str
+
+
+@dataclass
+class TableInfo:
+    name: str
+    path: str
+    n_rows: int
+    columns: list
+
+
+@dataclass
+class UnitsInfo:
+    n_units: int
+    n_spikes: int
+    columns: list
+    has_obs_intervals: bool
+    resolution: float | None
+
+
+@dataclass
+class NWBSummary:
+    """What :func:`describe_nwb` found.  ``str()`` gives a readable listing; ``to_dict()`` plain data."""
+
+    source: str
+    identifier: str
+    session_description: str
+    session_start_time: str
+    units: UnitsInfo | None
+    series: list = field(default_factory=list)
+    intervals: list = field(default_factory=list)
+    events: list = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        lines = [f"NWB file {self.source}", f"  identifier {self.identifier!r}, session start {self.session_start_time}"]
+        if self.session_description:
+            lines.append(f"  {self.session_description}")
+        if self.units is None:
+            lines.append("units: none")
+        else:
+            u = self.units
+            lines.append(
+                f"units: {u.n_units} units, {u.n_spikes} spikes; columns {u.columns}"
+                + ("; obs_intervals present" if u.has_obs_intervals else "")
+            )
+        lines.append("series:" if self.series else "series: none")
+        for s in self.series:
+            clock = f"rate {s.rate:g} Hz from {s.starting_time:g} s" if s.rate else "timestamps"
+            span = "" if s.first_time is None else f", {s.first_time:g}–{s.last_time:g} s"
+            lines.append(f"  {s.path} ({s.neurodata_type}) shape {s.shape} {s.dtype}, unit {s.unit!r}, {clock}{span}")
+        lines.append("interval tables:" if self.intervals else "interval tables: none")
+        for t in self.intervals:
+            lines.append(f"  {t.path}: {t.n_rows} rows, columns {t.columns}")
+        for t in self.events:
+            lines.append(f"  event table {t.path}: {t.n_rows} rows, columns {t.columns}")
+        return "\n".join(lines)
+
+    def _repr_pretty_(self, printer, cycle):  # IPython
+        printer.text(str(self))
+
+
+def _series_info(path: str, ts: pynwb.TimeSeries) -> SeriesInfo:
+    shape = tuple(int(n) for n in (ts.data.shape if hasattr(ts.data, "shape") else np.shape(ts.data)))
+    dtype = str(getattr(ts.data, "dtype", np.asarray(ts.data[:1]).dtype))
+    if ts.timestamps is not None:
+        n_ts = len(ts.timestamps)
+        first = float(ts.timestamps[0]) if n_ts else None
+        last = float(ts.timestamps[n_ts - 1]) if n_ts else None
+        rate, start = None, None
+    else:
+        rate, start = float(ts.rate), float(ts.starting_time or 0.0)
+        first = start if shape and shape[0] else None
+        last = start + (shape[0] - 1) / rate if shape and shape[0] else None
+    return SeriesInfo(
+        path=path,
+        neurodata_type=ts.neurodata_type,
+        shape=shape,
+        dtype=dtype,
+        unit=str(ts.unit),
+        rate=rate,
+        starting_time=start,
+        first_time=first,
+        last_time=last,
+        conversion=float(ts.conversion),
+        offset=float(getattr(ts, "offset", 0.0) or 0.0),
+        description=str(ts.description),
+    )
+
+
+def summarize(nwbfile: pynwb.NWBFile, label: str) -> NWBSummary:
+    units = None
+    if nwbfile.units is not None:
+        u = nwbfile.units
+        n_spikes = len(u.spike_times.data) if "spike_times" in u.colnames else 0
+        units = UnitsInfo(
+            n_units=len(u.id),
+            n_spikes=int(n_spikes),
+            columns=list(u.colnames),
+            has_obs_intervals="obs_intervals" in u.colnames,
+            resolution=None if u.resolution is None else float(u.resolution),
+        )
+    return NWBSummary(
+        source=label,
+        identifier=str(nwbfile.identifier),
+        session_description=str(nwbfile.session_description),
+        session_start_time=nwbfile.session_start_time.isoformat(),
+        units=units,
+        series=[_series_info(p, ts) for p, ts in find_timeseries(nwbfile).items()],
+        intervals=[
+            TableInfo(name, f"/intervals/{name}", len(t.id), list(t.colnames)) for name, t in interval_tables(nwbfile).items()
+        ],
+        events=[TableInfo(name, f"/events/{name}", len(t.id), list(t.colnames)) for name, t in event_tables(nwbfile).items()],
+    )
+
+
+def describe_nwb(path) -> NWBSummary:
+    """List what an NWB file holds so a user can choose what to load.
+
+    Parameters
+    ----------
+    path : str, os.PathLike or pynwb.NWBFile
+
+    Returns
+    -------
+    NWBSummary
+        ``units`` (count, spikes, columns, obs_intervals), ``series`` (path, type, shape, dtype,
+        unit, rate or timestamps, time span, conversion, offset), ``intervals`` (interval tables
+        with row counts and columns) and ``events`` (EventsTables).  Print it for a listing;
+        nothing but table sizes and two timestamps per series is read.
+    """
+    nwbfile, close, label = _open(path)
+    try:
+        return summarize(nwbfile, label)
+    finally:
+        close()
