@@ -1,1 +1,13 @@
-"""neurokpflow.analysis (under construction)."""
+"""KPFlow analyses of training runs.
+
+* :func:`collapse` — dynamic collapse over training: effective ranks of K, P, P K P* and of the
+  hidden activity, misdirection KA(P K P*, P P*), reduced eigenfunctions, loss and accuracy per
+  checkpoint (``step`` dimension), resumable into netCDF;
+* :func:`subtask_alignment` — multi-task interference from the blocks K_ij of the parameter
+  operator, δz_{i←j} = −η P_i K_ij P_j* Err_j, with dims ``(task_i, task_j[, step])``;
+* :func:`interference_decomposition` — the decomposition δz_{i←j} itself, for one model.
+"""
+from .dynamic_collapse import collapse
+from .subtask import interference_decomposition, subtask_alignment
+
+__all__ = ["collapse", "subtask_alignment", "interference_decomposition"]

@@ -1,0 +1,80 @@
+"""Pieces shared by :func:`collapse` and :func:`subtask_alignment`: trajectories, loss, coordinates."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import torch
+
+from ..kpflow import operators_from_model
+from ..training.loss import masked_mse
+
+__all__ = ["build_operators", "readout_outputs", "loss_function", "batch_coords", "resolve_dtype", "dtype_name",
+           "json_attr", "cosine"]
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def resolve_dtype(dtype) -> torch.dtype:
+    if isinstance(dtype, str):
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {sorted(DTYPES)} or a torch dtype, got {dtype!r}")
+        return DTYPES[dtype]
+    if dtype not in DTYPES.values():
+        raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype!r}")
+    return dtype
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).replace("torch.", "")
+
+
+def build_operators(model, inputs, *, dtype, inner, chunk_size):
+    """KPFlow operators of ``model`` along the noise-free trajectory of ``inputs`` (analysis dtype)."""
+    if getattr(model, "readout", None) is None:
+        raise TypeError("the model has no .readout; the loss (and the error Err) need the linear readout")
+    return operators_from_model(model, inputs, dtype=dtype, inner=inner, chunk_size=chunk_size)
+
+
+def readout_outputs(model, ops, states=None) -> torch.Tensor:
+    """Readout of a state trajectory ``[B, T, S]`` (default: the operators' own) in the analysis dtype."""
+    states = ops.states if states is None else states
+    readout = model.readout
+    W = readout.weight.detach().to(device=states.device, dtype=states.dtype)
+    b = getattr(readout, "bias", None)
+    b = None if b is None else b.detach().to(device=states.device, dtype=states.dtype)
+    return torch.nn.functional.linear(states[..., ops.cell.output_slice], W, b)
+
+
+def loss_function(model, ops, targets, mask, mask_mode):
+    """``states -> masked MSE of the readout`` (the training loss) in the analysis dtype."""
+    t = targets.to(device=ops.states.device, dtype=ops.states.dtype)
+    m = mask.to(device=ops.states.device, dtype=ops.states.dtype)
+    return lambda states: masked_mse(readout_outputs(model, ops, states), t, m, mask_mode)
+
+
+def batch_coords(batch, n_trials, n_steps) -> dict:
+    """``trial`` and ``time`` coordinates (time in seconds when the batch knows ``dt``) plus per-trial
+    metadata coordinates (task, condition, angles) of a task batch."""
+    dt = getattr(batch, "dt", None)
+    if dt is not None:
+        time = ("time", np.arange(n_steps) * float(dt), {"units": "s", "long_name": "step start time"})
+    else:
+        time = ("time", np.arange(n_steps), {"units": "step", "long_name": "time step index"})
+    coords = {"trial": np.arange(n_trials), "time": time}
+    meta = getattr(batch, "meta", None) or {}
+    for key in ("task", "condition", "stimulus_angle", "response_angle"):
+        if key in meta:
+            coords[key] = ("trial", np.asarray(meta[key]))
+    return coords
+
+
+def json_attr(value) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def cosine(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Cosine of two tensors flattened (float64); NaN when either is zero."""
+    a, b = a.reshape(-1).double(), b.reshape(-1).double()
+    den = float(a.norm() * b.norm())
+    return float(a @ b) / den if den > 0 else float("nan")
