@@ -1,0 +1,109 @@
+"""The base class every measure derives from: naming, conventions, invariances, fit/evaluate split."""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+from ._inputs import Representation, align
+from ._result import DegenerateInputError, Score
+
+#: Transforms named in the invariance tables. For representation measures they act on the units
+#: of one input (translation adds the same vector to every sample); for operator comparisons,
+#: "rotation" is conjugation C A C^T and "invertible_linear" is S A S^-1.
+TRANSFORMS = ("rotation", "permutation", "isotropic_scale", "translation", "invertible_linear", "anisotropic_scale")
+
+
+class Measure(ABC):
+    """A comparison measure: ``measure(first, second, **align_options) -> Score``.
+
+    Subclasses set ``measure`` (short name), ``convention`` and ``metric`` and implement
+    ``evaluate(a, b, state)``; fitted measures (an alignment learnt from data) also implement
+    ``fit(a, b)`` and set ``fitted = True``, which enables held-out scoring. ``invariances`` maps
+    each name in :data:`TRANSFORMS` to True (the score must not change) or False (it must change);
+    transforms absent from the mapping carry no guarantee.
+    """
+
+    measure: str = ""
+    convention: str = "similarity"
+    metric: bool = False
+    fitted: bool = False
+    symmetric: bool = True
+    invariances: Mapping[str, bool] = {}
+
+    @property
+    def estimator(self) -> str:
+        """Full name with every option that changes the value."""
+        params = "-".join(f"{k}={v}" for k, v in self.params().items())
+        return f"{self.measure}-{params}" if params else self.measure
+
+    def params(self) -> dict[str, Any]:
+        return {}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.params().items())})"
+
+    def fit(self, a: Representation, b: Representation) -> Any:
+        return None
+
+    @abstractmethod
+    def evaluate(self, a: Representation, b: Representation, state: Any) -> tuple[float, dict]:
+        """Value (and details) on aligned representations, given the output of :meth:`fit`."""
+
+    def check(self, a: Representation, b: Representation) -> None:
+        """Validate shapes for this measure; raise DegenerateInputError with a fix otherwise."""
+        if a.n_conditions * a.n_times < 2:
+            raise DegenerateInputError(f"{self.measure} needs at least 2 samples (conditions x times), got 1")
+
+    def warn_in_sample(self, a: Representation, b: Representation) -> None:
+        """Hook for measures whose in-sample value is known to be biased."""
+
+    def score(self, a: Representation, b: Representation, *, in_sample_warning: bool = True) -> Score:
+        """In-sample score of two aligned representations."""
+        self.check(a, b)
+        if in_sample_warning and self.fitted:
+            self.warn_in_sample(a, b)
+        value, details = self.evaluate(a, b, self.fit(a, b))
+        return self.make_score(value, details)
+
+    def held_out_score(self, train: tuple[Representation, Representation],
+                       test: tuple[Representation, Representation]) -> float:
+        """Fit on ``train``, evaluate on ``test`` (only for fitted measures)."""
+        if not self.fitted:
+            raise TypeError(f"{self.measure} learns nothing from data; held-out scoring does not apply")
+        self.check(*train)
+        return self.evaluate(*test, self.fit(*train))[0]
+
+    def make_score(self, value: float, details: dict | None = None, suffix: str = "") -> Score:
+        return Score(value=float(value), measure=self.measure, estimator=self.estimator + suffix,
+                     convention=self.convention, metric=self.metric, details=details or {})
+
+    def __call__(self, first: Any, second: Any, **align_options: Any) -> Score:
+        a, b = align(first, second, **align_options)
+        return self.score(a, b)
+
+
+def centred(x: torch.Tensor, mean: torch.Tensor | None = None) -> torch.Tensor:
+    return x - (x.mean(0, keepdim=True) if mean is None else mean)
+
+
+def pad_columns(x: torch.Tensor, width: int) -> torch.Tensor:
+    return torch.nn.functional.pad(x, (0, width - x.shape[1])) if x.shape[1] < width else x
+
+
+def safe_arccos(cosine: float | torch.Tensor) -> float:
+    return float(np.arccos(np.clip(float(cosine), -1.0, 1.0)))
+
+
+def nonzero_norm(x: torch.Tensor, what: str) -> torch.Tensor:
+    norm = torch.linalg.norm(x)
+    if float(norm) <= 1e-12 * max(1.0, float(x.abs().max())) or float(norm) == 0.0:
+        raise DegenerateInputError(f"{what} is constant (zero variance after centring); the measure is undefined")
+    return norm
+
+
+def check_option(name: str, value: Any, allowed: tuple) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")

@@ -1,0 +1,298 @@
+"""Geometry measures on matched samples: Procrustes / generalized shape metric, CCA / SVCCA, CKA.
+
+All inputs are samples x units after alignment (rows = condition x time); unit counts may differ.
+"""
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+import torch
+
+from ._inputs import Representation
+from ._measure import Measure, centred, check_option, nonzero_norm, pad_columns, safe_arccos
+from ._result import DegenerateInputError, InSampleBiasWarning, Score
+
+_ALL = dict(rotation=True, permutation=True, isotropic_scale=True, translation=True,
+            invertible_linear=True, anisotropic_scale=True)
+
+
+def whitening_matrix(x: torch.Tensor, alpha: float, preserve_variance: bool = True,
+                     eig_floor: float = 1e-7) -> torch.Tensor:
+    """Partial whitening Z_alpha = V diag(alpha + (1 - alpha) lambda^-1/2) V^T of centred ``x``.
+
+    lambda are the eigenvalues of the scatter matrix x^T x (not divided by n_samples, the netrep
+    convention; this sets the balance between alpha and lambda^-1/2), clipped below at ``eig_floor``;
+    with ``preserve_variance`` Z is rescaled so that ||x Z|| = ||x|| (the netrep convention).
+    alpha = 1 is the identity (Procrustes), alpha = 0 full whitening (CCA).
+    """
+    cov = x.T @ x
+    eigval, eigvec = torch.linalg.eigh(cov)
+    scale = alpha + (1.0 - alpha) * eigval.clamp_min(eig_floor).rsqrt()
+    z = (eigvec * scale) @ eigvec.T
+    if preserve_variance:
+        new_var = torch.trace(z @ cov @ z)
+        z = z * torch.sqrt(torch.trace(cov) / new_var)
+    return z
+
+
+class Procrustes(Measure):
+    """Orthogonal Procrustes shape distance and the generalized shape metric (partial whitening).
+
+    angular: arccos( <Xw, Yw Q> / (||Xw|| ||Yw Q||) ), in-sample equal to arccos(||Xw^T Yw||_* /
+    (||Xw|| ||Yw||)); euclidean: min_Q ||Xw - Yw Q|| (not scale invariant; no 1/sqrt(n) factor).
+    Xw = (X - mean) Z_alpha (see :func:`whitening_matrix`), narrower input zero-padded; Q orthogonal.
+    Both are metrics for every alpha. alpha = 1 is plain Procrustes, alpha = 0 is CCA. For
+    0 < alpha < 1 the angular form is not invariant to isotropic scaling (see ``whitening_matrix``).
+    """
+
+    measure = "procrustes"
+    fitted = True
+    metric = True
+
+    def __init__(self, kind: str = "angular", alpha: float = 1.0, center: bool = True,
+                 preserve_variance: bool = True):
+        check_option("kind", kind, ("angular", "euclidean"))
+        if not 0.0 <= float(alpha) <= 1.0:
+            raise ValueError(f"alpha must lie in [0, 1], got {alpha}")
+        self.kind, self.alpha, self.center, self.preserve_variance = kind, float(alpha), bool(center), preserve_variance
+        self.convention = "angle" if kind == "angular" else "distance"
+        # netrep's whitening uses the unnormalised scatter x^T x, so for 0 < alpha < 1 the balance
+        # between alpha and lambda^-1/2 moves with the data's scale: only alpha in {0, 1} is scale invariant.
+        self.invariances = dict(_ALL, isotropic_scale=kind == "angular" and self.alpha in (0.0, 1.0),
+                                translation=self.center,
+                                invertible_linear=self.alpha == 0.0 and kind == "angular",
+                                anisotropic_scale=self.alpha == 0.0 and kind == "angular")
+
+    def params(self):
+        p = dict(kind=self.kind, alpha=f"{self.alpha:g}", center=self.center)
+        if self.alpha < 1:
+            p["preserve_variance"] = self.preserve_variance
+        return p
+
+    def _transform(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        mean = x.mean(0, keepdim=True) if self.center else torch.zeros_like(x[:1])
+        xc = x - mean
+        z = None if self.alpha == 1.0 else whitening_matrix(xc, self.alpha, self.preserve_variance)
+        return mean, z
+
+    @staticmethod
+    def _apply(x, mean, z, width):
+        xc = x - mean
+        return pad_columns(xc if z is None else xc @ z, width)
+
+    def fit(self, a: Representation, b: Representation) -> dict[str, Any]:
+        x, y = a.matrix(), b.matrix()
+        width = max(x.shape[1], y.shape[1])
+        (mx, zx), (my, zy) = self._transform(x), self._transform(y)
+        xw, yw = self._apply(x, mx, zx, width), self._apply(y, my, zy, width)
+        nonzero_norm(xw, "first input"), nonzero_norm(yw, "second input")
+        u, _, vh = torch.linalg.svd(xw.T @ yw)
+        return dict(mx=mx, zx=zx, my=my, zy=zy, width=width, rotation=vh.T @ u.T)
+
+    def evaluate(self, a, b, state):
+        xw = self._apply(a.matrix(), state["mx"], state["zx"], state["width"])
+        yw = self._apply(b.matrix(), state["my"], state["zy"], state["width"]) @ state["rotation"]
+        if self.kind == "euclidean":
+            return float(torch.linalg.norm(xw - yw)), {}
+        cosine = torch.sum(xw * yw) / (nonzero_norm(xw, "first input") * nonzero_norm(yw, "second input"))
+        return safe_arccos(cosine), {"cosine": float(cosine)}
+
+    def warn_in_sample(self, a, b):
+        if self.alpha < 1 and max(a.n_units, b.n_units) >= a.n_conditions * a.n_times - 1:
+            warnings.warn(f"{self.estimator}: units >= samples - 1, the in-sample whitened distance is biased "
+                          "towards 0; use cross_validated(...)", InSampleBiasWarning, stacklevel=3)
+
+
+class CCA(Measure):
+    """Canonical correlation analysis via SVD (not NIPALS); SVCCA when ``truncate`` is given.
+
+    Canonical correlations rho_i are the singular values of U_x^T U_y, U the left singular vectors of
+    the centred data restricted to its numerical rank (or to the SVCCA truncation: a float in (0, 1)
+    keeps the leading principal components explaining that fraction of variance, an int keeps that
+    many). The value is the plain mean of all min(k_x, k_y) correlations (``output="similarity"``)
+    or its arccos (``output="angular"``, a metric; equal to the alpha = 0 shape metric).
+    Held-out: canonical weights are fitted on one split and test-split Pearson correlations of
+    the projections are averaged.
+    """
+
+    measure = "cca"
+    fitted = True
+
+    def __init__(self, truncate: float | int | None = None, output: str = "similarity", rank_tol: float = 1e-10):
+        check_option("output", output, ("similarity", "angular"))
+        if truncate is not None:
+            if isinstance(truncate, (bool, np.bool_)) or not (
+                    (isinstance(truncate, (int, np.integer)) and truncate >= 1)
+                    or (isinstance(truncate, float) and 0 < truncate < 1)):
+                raise ValueError(f"truncate must be None, a variance fraction in (0, 1) or a number of dims >= 1, "
+                                 f"got {truncate!r}")
+        self.truncate, self.output, self.rank_tol = truncate, output, rank_tol
+        self.measure = "cca" if truncate is None else "svcca"
+        self.convention = "similarity" if output == "similarity" else "angle"
+        self.metric = output == "angular" and truncate is None
+        self.invariances = dict(_ALL) if truncate is None else dict(
+            _ALL, invertible_linear=False, anisotropic_scale=False)
+
+    def params(self):
+        p = {"output": self.output}
+        if isinstance(self.truncate, float):
+            p["variance"] = f"{self.truncate:g}"
+        elif self.truncate is not None:
+            p["dims"] = int(self.truncate)
+        return p
+
+    def _basis(self, xc: torch.Tensor, what: str) -> torch.Tensor:
+        nonzero_norm(xc, what)
+        _, s, vh = torch.linalg.svd(xc, full_matrices=False)
+        k = int((s > self.rank_tol * s[0] * max(xc.shape)).sum())
+        if isinstance(self.truncate, float):
+            explained = torch.cumsum(s ** 2, 0) / torch.sum(s ** 2)
+            k = min(k, int(torch.searchsorted(explained, torch.tensor(self.truncate, dtype=s.dtype))) + 1)
+        elif self.truncate is not None:
+            k = min(k, int(self.truncate))
+        return vh[:k].T / s[:k]
+
+    def fit(self, a, b):
+        x, y = a.matrix(), b.matrix()
+        mx, my = x.mean(0, keepdim=True), y.mean(0, keepdim=True)
+        wx, wy = self._basis(x - mx, "first input"), self._basis(y - my, "second input")
+        u, _, vh = torch.linalg.svd(((x - mx) @ wx).T @ ((y - my) @ wy), full_matrices=False)
+        return dict(wx=wx @ u, wy=wy @ vh.T)
+
+    def evaluate(self, a, b, state):
+        px, py = centred(a.matrix()) @ state["wx"], centred(b.matrix()) @ state["wy"]
+        norms = torch.linalg.norm(px, dim=0) * torch.linalg.norm(py, dim=0)
+        if bool((norms <= 1e-300).any()):
+            raise DegenerateInputError("a canonical component has zero variance on the evaluated samples")
+        rho = torch.clamp(torch.sum(px * py, 0) / norms, -1.0, 1.0)
+        mean = float(rho.mean())
+        value = mean if self.output == "similarity" else safe_arccos(mean)
+        return value, {"canonical_correlations": rho.numpy()}
+
+    def warn_in_sample(self, a, b):
+        dims = max(a.n_units, b.n_units)
+        if isinstance(self.truncate, (int, np.integer)):
+            dims = min(dims, int(self.truncate))
+        if dims >= a.n_conditions * a.n_times - 1:
+            warnings.warn(f"{self.estimator}: units >= samples - 1, in-sample canonical correlations are all 1 "
+                          "regardless of the data; use cross_validated(...)", InSampleBiasWarning, stacklevel=3)
+
+
+def _rbf_gram(x: torch.Tensor, sigma: float | None, sigma_scale: float) -> tuple[torch.Tensor, float]:
+    sq = torch.cdist(x, x).pow(2)
+    if sigma is None:
+        off = torch.sqrt(sq[~torch.eye(len(x), dtype=torch.bool)])
+        median = float(off.median())
+        if median <= 0:
+            raise DegenerateInputError("median pairwise distance is 0; the median-scaled RBF bandwidth is undefined")
+        sigma = sigma_scale * median
+    return torch.exp(-sq / (2 * sigma ** 2)), float(sigma)
+
+
+def _double_centre(k: torch.Tensor) -> torch.Tensor:
+    return k - k.mean(0, keepdim=True) - k.mean(1, keepdim=True) + k.mean()
+
+
+def unbiased_hsic(k: torch.Tensor, l: torch.Tensor) -> torch.Tensor:
+    """Song et al. (2012) unbiased HSIC estimator (needs n >= 4); the scale cancels in CKA."""
+    n = k.shape[0]
+    kt, lt = k - torch.diag(torch.diag(k)), l - torch.diag(torch.diag(l))
+    ones_k, ones_l = kt.sum(), lt.sum()
+    return (torch.sum(kt * lt) + ones_k * ones_l / ((n - 1) * (n - 2))
+            - 2.0 / (n - 2) * torch.sum(kt.sum(0) * lt.sum(0))) / (n * (n - 3))
+
+
+class CKA(Measure):
+    """Centred kernel alignment.
+
+    biased (default): HSIC with centred Gram matrices (Gretton), CKA = <HKH, HLH> / (||HKH|| ||HLH||);
+    for the linear kernel this is ||Y^T X||^2 / (||X^T X|| ||Y^T Y||) on centred data.
+    debiased: ``hsic="song"`` (Song et al. 2012 unbiased HSIC, Kornblith's debiased CKA) or
+    ``hsic="lange"`` (zero-diagonal centred Gram matrices, then cosine); both can be negative.
+    kernel: ``"linear"`` or ``"rbf"`` with a fixed ``sigma`` or ``sigma = sigma_scale * median``
+    pairwise distance. ``output="angular"`` returns arccos(CKA), a metric for biased CKA.
+    """
+
+    measure = "cka"
+
+    def __init__(self, debiased: bool = False, hsic: str = "song", kernel: str = "linear",
+                 sigma: float | None = None, sigma_scale: float = 1.0, output: str = "similarity"):
+        check_option("hsic", hsic, ("song", "lange"))
+        check_option("kernel", kernel, ("linear", "rbf"))
+        check_option("output", output, ("similarity", "angular"))
+        self.debiased, self.hsic, self.kernel = bool(debiased), hsic, kernel
+        self.sigma, self.sigma_scale, self.output = sigma, float(sigma_scale), output
+        self.convention = "similarity" if output == "similarity" else "angle"
+        self.metric = output == "angular" and not self.debiased
+        fixed = kernel == "rbf" and sigma is not None
+        self.invariances = dict(_ALL, isotropic_scale=not fixed, invertible_linear=False, anisotropic_scale=False)
+
+    def params(self):
+        p = dict(kernel=self.kernel)
+        if self.kernel == "rbf":
+            p["sigma"] = f"{self.sigma:g}" if self.sigma is not None else f"{self.sigma_scale:g}*median"
+        p["hsic"] = self.hsic if self.debiased else "gretton"
+        p["output"] = self.output
+        return p
+
+    def check(self, a, b):
+        super().check(a, b)
+        if self.debiased and self.hsic == "song" and a.n_conditions * a.n_times < 4:
+            raise DegenerateInputError("debiased CKA (hsic='song') needs at least 4 samples")
+
+    def _gram(self, x):
+        if self.kernel == "linear":
+            return x @ x.T, None
+        return _rbf_gram(x, self.sigma, self.sigma_scale)
+
+    def evaluate(self, a, b, state):
+        x, y = centred(a.matrix()), centred(b.matrix())
+        nonzero_norm(x, "first input"), nonzero_norm(y, "second input")
+        details = {}
+        if self.kernel == "linear" and not self.debiased and x.shape[0] > max(x.shape[1], y.shape[1]):
+            num = torch.linalg.norm(y.T @ x) ** 2
+            den = torch.linalg.norm(x.T @ x) * torch.linalg.norm(y.T @ y)
+        else:
+            (k, sx), (l, sy) = self._gram(x), self._gram(y)
+            if sx is not None:
+                details["sigma"] = (sx, sy)
+            if self.debiased and self.hsic == "song":
+                num, kk, ll = unbiased_hsic(k, l), unbiased_hsic(k, k), unbiased_hsic(l, l)
+                if float(kk) <= 0 or float(ll) <= 0:
+                    raise DegenerateInputError("unbiased HSIC of an input with itself is <= 0; too few samples")
+                den = torch.sqrt(kk * ll)
+            else:
+                kc, lc = _double_centre(k), _double_centre(l)
+                if self.debiased:
+                    kc, lc = kc - torch.diag(torch.diag(kc)), lc - torch.diag(torch.diag(lc))
+                num, den = torch.sum(kc * lc), torch.linalg.norm(kc) * torch.linalg.norm(lc)
+                if float(den) <= 0:
+                    raise DegenerateInputError("a centred Gram matrix is zero; CKA is undefined")
+        value = float(num / den)
+        details["cka"] = value
+        return (value if self.output == "similarity" else safe_arccos(value)), details
+
+
+def procrustes(X: Any, Y: Any, kind: str = "angular", alpha: float = 1.0, *, center: bool = True,
+               preserve_variance: bool = True, **align_options: Any) -> Score:
+    """Procrustes shape distance (``alpha=1``) or generalized shape metric (0 <= alpha < 1).
+
+    ``kind="angular"`` returns an angle in radians, ``"euclidean"`` a distance; both metrics.
+    See :class:`Procrustes`; ``align_options`` go to :func:`neurokpflow.compare.align`.
+    """
+    return Procrustes(kind, alpha, center, preserve_variance)(X, Y, **align_options)
+
+
+def cca(X: Any, Y: Any, *, truncate: float | int | None = None, output: str = "similarity",
+        **align_options: Any) -> Score:
+    """Mean canonical correlation (CCA) or SVCCA (``truncate=0.99`` variance / ``truncate=10`` dims)."""
+    return CCA(truncate, output)(X, Y, **align_options)
+
+
+def cka(X: Any, Y: Any, debiased: bool = False, *, hsic: str = "song", kernel: str = "linear",
+        sigma: float | None = None, sigma_scale: float = 1.0, output: str = "similarity",
+        **align_options: Any) -> Score:
+    """Linear / RBF CKA, biased (Gretton) or debiased (``hsic="song"`` or ``"lange"``); see :class:`CKA`."""
+    return CKA(debiased, hsic, kernel, sigma, sigma_scale, output)(X, Y, **align_options)

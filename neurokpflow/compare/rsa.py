@@ -1,0 +1,172 @@
+"""Representational similarity analysis: RDMs per system, then a comparison of their upper triangles."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import scipy.stats
+import torch
+
+from ._inputs import Representation, as_representation
+from ._measure import Measure, check_option
+from ._result import DegenerateInputError, Score
+
+RDM_METHODS = ("euclidean", "sqeuclidean", "correlation", "crossnobis")
+COMPARATORS = ("spearman", "kendall_tau_a", "pearson", "cosine")
+
+
+def _upper(square: torch.Tensor) -> np.ndarray:
+    i, j = np.triu_indices(square.shape[0], k=1)
+    return square[i, j].numpy()
+
+
+def _crossnobis_folds(rep: Representation, n_folds: int) -> torch.Tensor:
+    """Per-fold condition means, shape (fold, condition * time, unit); trial k of a condition -> fold k % n."""
+    if rep.trials is None:
+        raise DegenerateInputError("the crossnobis RDM needs trial-level data (an xarray input with a 'trial' dim "
+                                   "and repeated trials per condition)")
+    folds = []
+    for f in range(n_folds):
+        picks, labels = [], []
+        for c in range(rep.n_conditions):
+            members = np.flatnonzero(rep.trial_condition == c)
+            if len(members) < n_folds:
+                raise DegenerateInputError(f"crossnobis with {n_folds} folds needs >= {n_folds} trials in every "
+                                           f"condition; condition {rep.conditions[c]!r} has {len(members)}")
+            picks.append(members[f::n_folds])
+            labels.append(np.full(len(members[f::n_folds]), c))
+        sub = rep.with_trials(rep.trials[torch.as_tensor(np.concatenate(picks))], np.concatenate(labels))
+        folds.append(sub.matrix())
+    return torch.stack(folds)
+
+
+def _noise_whitener(rep: Representation, noise: str) -> torch.Tensor | None:
+    if noise == "identity":
+        return None
+    from sklearn.covariance import LedoitWolf
+
+    residuals = rep.trials - rep.means[torch.as_tensor(rep.trial_condition)]
+    residuals = residuals.reshape(-1, rep.n_units)
+    residuals = residuals[~torch.isnan(residuals).any(1)].numpy()
+    cov = torch.as_tensor(LedoitWolf().fit(residuals).covariance_)
+    eigval, eigvec = torch.linalg.eigh(cov)
+    return (eigvec * eigval.clamp_min(1e-12 * float(eigval.max())).rsqrt()) @ eigvec.T
+
+
+def rdm_vector(rep: Representation, method: str = "euclidean", *, noise: str = "identity",
+               n_folds: int = 2) -> np.ndarray:
+    """Upper triangle (row-major, k=1) of the RDM over the samples (conditions x times).
+
+    euclidean: ||x_i - x_j||; sqeuclidean: ||x_i - x_j||^2 / n_units (rsatoolbox's "euclidean");
+    correlation: 1 - Pearson r between patterns; crossnobis: (1/n_units) mean over ordered fold pairs
+    A != B of (x_i^A - x_j^A)^T S^-1 (x_i^B - x_j^B), unbiased and possibly negative, with S the identity
+    (``noise="identity"``) or the Ledoit-Wolf shrunk covariance of trial residuals (``"shrinkage"``).
+    """
+    check_option("method", method, RDM_METHODS)
+    check_option("noise", noise, ("identity", "shrinkage"))
+    x = rep.matrix()
+    if x.shape[0] < 3:
+        raise DegenerateInputError(f"an RDM comparison needs at least 3 samples, got {x.shape[0]}")
+    if method == "euclidean":
+        return _upper(torch.cdist(x, x))
+    if method == "sqeuclidean":
+        return _upper(torch.cdist(x, x).pow(2) / x.shape[1])
+    if method == "correlation":
+        xc = x - x.mean(1, keepdim=True)
+        norms = torch.linalg.norm(xc, dim=1)
+        if bool((norms == 0).any()):
+            raise DegenerateInputError("a pattern is constant across units; the correlation RDM is undefined")
+        xn = xc / norms[:, None]
+        return _upper(1.0 - xn @ xn.T)
+    if n_folds < 2:
+        raise ValueError(f"crossnobis needs n_folds >= 2, got {n_folds}")
+    folds = _crossnobis_folds(rep, n_folds)
+    whitener = _noise_whitener(rep, noise)
+    if whitener is not None:
+        folds = folds @ whitener
+    i, j = np.triu_indices(x.shape[0], k=1)
+    diffs = folds[:, i] - folds[:, j]                      # (fold, pair, unit)
+    total = diffs.sum(0)
+    cross = torch.sum(total * total, -1) - torch.sum(diffs * diffs, -1).sum(0)  # sum over A != B of <d_A, d_B>
+    return (cross / (n_folds * (n_folds - 1)) / x.shape[1]).numpy()
+
+
+def _pearson(u: np.ndarray, v: np.ndarray) -> float:
+    uc, vc = u - u.mean(), v - v.mean()
+    den = np.linalg.norm(uc) * np.linalg.norm(vc)
+    if den == 0:
+        raise DegenerateInputError("an RDM is constant; its correlation with another RDM is undefined")
+    return float(uc @ vc / den)
+
+
+def _kendall_tau_a(u: np.ndarray, v: np.ndarray) -> float:
+    """(concordant - discordant) / (n (n - 1) / 2), ties counted as neither."""
+    n0 = len(u) * (len(u) - 1) / 2
+    ties = [np.sum(c * (c - 1) / 2) for c in (np.unique(u, return_counts=True)[1], np.unique(v, return_counts=True)[1])]
+    if ties[0] == n0 or ties[1] == n0:
+        raise DegenerateInputError("an RDM is constant; Kendall's tau is undefined")
+    tau_b = scipy.stats.kendalltau(u, v, variant="b").statistic
+    return float(tau_b * np.sqrt((n0 - ties[0]) * (n0 - ties[1])) / n0)
+
+
+def compare_rdms(u: np.ndarray, v: np.ndarray, method: str = "spearman") -> float:
+    """Similarity of two RDM vectors: Spearman rho, Kendall tau-a, Pearson r or cosine."""
+    check_option("compare", method, COMPARATORS)
+    if method == "pearson":
+        return _pearson(u, v)
+    if method == "spearman":
+        return _pearson(scipy.stats.rankdata(u), scipy.stats.rankdata(v))
+    if method == "kendall_tau_a":
+        return _kendall_tau_a(u, v)
+    den = np.linalg.norm(u) * np.linalg.norm(v)
+    if den == 0:
+        raise DegenerateInputError("an RDM is all zeros; cosine similarity is undefined")
+    return float(u @ v / den)
+
+
+class RSA(Measure):
+    """RSA similarity: an RDM per system (see :func:`rdm_vector`) compared with ``compare``.
+
+    Spearman and Kendall tau-a only see the ranks of dissimilarities (invariant to monotone RDM
+    transforms); Pearson and cosine see their values. Not a metric.
+    """
+
+    measure = "rsa"
+
+    def __init__(self, rdm: str = "euclidean", compare: str = "spearman", noise: str = "identity", n_folds: int = 2):
+        check_option("rdm", rdm, RDM_METHODS)
+        check_option("compare", compare, COMPARATORS)
+        self.rdm, self.compare, self.noise, self.n_folds = rdm, compare, noise, n_folds
+        euclid = rdm != "correlation"
+        self.invariances = dict(rotation=euclid, permutation=True, isotropic_scale=True, translation=euclid,
+                                invertible_linear=False, anisotropic_scale=False)
+        if rdm == "crossnobis" and noise == "shrinkage":
+            self.invariances["rotation"] = False
+
+    def params(self):
+        p = dict(rdm=self.rdm, compare=self.compare)
+        if self.rdm == "crossnobis":
+            p.update(noise=self.noise, folds=self.n_folds)
+        return p
+
+    def evaluate(self, a, b, state):
+        u = rdm_vector(a, self.rdm, noise=self.noise, n_folds=self.n_folds)
+        v = rdm_vector(b, self.rdm, noise=self.noise, n_folds=self.n_folds)
+        return compare_rdms(u, v, self.compare), {"rdm_first": u, "rdm_second": v}
+
+
+def rdm(X: Any, method: str = "euclidean", *, noise: str = "identity", n_folds: int = 2,
+        condition: Any = None, var: str | None = None) -> np.ndarray:
+    """Square RDM of one input (samples ordered condition-major); see :func:`rdm_vector`."""
+    rep = as_representation(X, condition=condition, var=var)
+    vec = rdm_vector(rep, method, noise=noise, n_folds=n_folds)
+    m = rep.n_conditions * rep.n_times
+    square = np.zeros((m, m))
+    square[np.triu_indices(m, 1)] = vec
+    return square + square.T
+
+
+def rsa(X: Any, Y: Any, rdm: str = "euclidean", compare: str = "spearman", *, noise: str = "identity",
+        n_folds: int = 2, **align_options: Any) -> Score:
+    """RSA similarity between two inputs; see :class:`RSA`."""
+    return RSA(rdm, compare, noise, n_folds)(X, Y, **align_options)
