@@ -167,10 +167,14 @@ def test_a_real_bug_is_reported_as_internal_error(capsys, monkeypatch, tmp_path)
 
 # ------------------------------------------------------------------------------------- train run
 def test_train_writes_a_run_and_refuses_to_overwrite_it(capsys, tmp_path):
+    import torch
+
+    threads = torch.get_num_threads()
     run = tmp_path / "run"
-    code, out, _ = run_cli(capsys, "train", "--quiet", "--task", "memory_pro", "--dt", "0.05", "--hidden", "8",
+    code, out, _ = run_cli(capsys, "train", "--quiet", "--threads", "1", "--task", "memory_pro", "--dt", "0.05", "--hidden", "8",
                            "--steps", "6", "--checkpoint-every", "3", "--batch-size", "8", "--out", str(run))
     assert code == 0 and out == ""
+    assert torch.get_num_threads() == threads, "--threads applies only while the command runs"
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step_00000003.pt", "step_00000006.pt"]
     settings = json.loads((run / "run.json").read_text())
     assert settings["tasks"] == ["memory_pro"] and settings["hidden"] == 8 and settings["dt"] == 0.05
@@ -237,7 +241,7 @@ def test_info_describes_the_virtual_animal(capsys, demo):
 
 def test_compare_command_on_the_demo_run(capsys, demo, tmp_path):
     out_dir = tmp_path / "cmp"
-    code, _, _ = run_cli(capsys, "compare", "--quiet", str(demo / "run"), str(demo / "virtual_animal.nwb"),
+    code, _, _ = run_cli(capsys, "compare", "--quiet", "--threads", "1", str(demo / "run"), str(demo / "virtual_animal.nwb"),
                          "--measures", "cka", "--stats", "permutation", "--every", "6", "--out", str(out_dir))
     assert code == 0
     with xr.open_dataset(out_dir / "compare.nc") as ds:
@@ -247,7 +251,7 @@ def test_compare_command_on_the_demo_run(capsys, demo, tmp_path):
 
 def test_analyze_command_resumes_into_the_same_file(capsys, demo, tmp_path):
     out_dir = tmp_path / "analysis"
-    args = ["analyze", "--quiet", str(demo / "run"), "--every", "6", "--n-angles", "4", "--out", str(out_dir)]
+    args = ["analyze", "--quiet", "--threads", "1", str(demo / "run"), "--every", "6", "--n-angles", "4", "--out", str(out_dir)]
     assert run_cli(capsys, *args)[0] == 0
     with xr.open_dataset(out_dir / "collapse.nc") as ds:
         first = ds.load()
@@ -268,9 +272,9 @@ def test_the_module_entry_point_exits_with_the_code(tmp_path):
 
 def test_analyze_a_task_mix_adds_the_subtask_alignment(capsys, tmp_path):
     run = tmp_path / "mix"
-    assert run_cli(capsys, "train", "-q", "--task", "memory_pro", "memory_anti", "--dt", "0.1", "--hidden", "8",
+    assert run_cli(capsys, "train", "-q", "--threads", "1", "--task", "memory_pro", "memory_anti", "--dt", "0.1", "--hidden", "8",
                    "--steps", "4", "--checkpoint-every", "2", "--batch-size", "8", "--out", str(run))[0] == 0
-    code, _, _ = run_cli(capsys, "analyze", "-q", str(run), "--n-angles", "2")
+    code, _, _ = run_cli(capsys, "analyze", "-q", "--threads", "1", str(run), "--n-angles", "2")
     assert code == 0
     with xr.open_dataset(run / "analysis" / "alignment.nc") as ds:
         assert list(ds["task_i"].values) == ["memory_pro", "memory_anti"]

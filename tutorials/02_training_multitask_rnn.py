@@ -23,6 +23,7 @@
 
 # %%
 import os
+import shutil
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -36,6 +37,7 @@ SMALL = os.environ.get("NEUROKPFLOW_TUTORIAL_SCALE") == "small"
 STEPS = 40 if SMALL else 1500
 HIDDEN = 32 if SMALL else 128
 RUN = "runs/tutorial-02"
+shutil.rmtree(RUN, ignore_errors=True)  # start afresh when the notebook is run again
 
 # %% [markdown]
 # ## Tasks

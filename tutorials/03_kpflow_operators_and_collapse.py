@@ -25,6 +25,7 @@
 
 # %%
 import os
+import shutil
 
 import matplotlib.pyplot as plt
 import torch
@@ -35,6 +36,7 @@ torch.set_num_threads(1)  # these networks are small: one thread is fastest
 SMALL = os.environ.get("NEUROKPFLOW_TUTORIAL_SCALE") == "small"
 HIDDEN, STEPS, EVERY = (16, 60, 20) if SMALL else (64, 600, 50)
 RUN = "runs/tutorial-03"
+shutil.rmtree(RUN, ignore_errors=True)  # start afresh when the notebook is run again
 
 # %% [markdown]
 # ## A model and its operators

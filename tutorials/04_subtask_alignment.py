@@ -26,6 +26,7 @@
 
 # %%
 import os
+import shutil
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -37,6 +38,7 @@ torch.set_num_threads(1)
 SMALL = os.environ.get("NEUROKPFLOW_TUTORIAL_SCALE") == "small"
 HIDDEN, STEPS, EVERY, N_ANGLES = (16, 40, 20, 4) if SMALL else (96, 1500, 100, 8)
 RUN = "runs/tutorial-04"
+shutil.rmtree(RUN, ignore_errors=True)  # start afresh when the notebook is run again
 
 # %% [markdown]
 # ## Four tasks, one network

@@ -27,6 +27,7 @@
 
 # %%
 import os
+import shutil
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -40,6 +41,8 @@ torch.set_num_threads(1)
 SMALL = os.environ.get("NEUROKPFLOW_TUTORIAL_SCALE") == "small"
 HIDDEN, STEPS, EVERY, N_RESAMPLES = (16, 60, 20, 30) if SMALL else (64, 600, 50, 200)
 DATA = Path(os.environ.get("NEUROKPFLOW_DATA", "../shared/data"))
+RUN = "runs/tutorial-05"
+shutil.rmtree(RUN, ignore_errors=True)  # start afresh when the notebook is run again
 print(DATA / "m1_center_out_chewie.nwb")
 
 # %% [markdown]
@@ -61,7 +64,7 @@ print(recording.sizes, "targets:", np.unique(recording["target"].values))
 task = tasks.make("memory_pro", dt=0.05, durations={"fixation": (0.2, 0.2), "stimulus": (0.2, 0.2),
                                                     "delay": (0.3, 0.3), "response": (0.3, 0.3)})
 model = models.make("rnn", task.n_inputs, HIDDEN, task.n_outputs, alpha=0.5, seed=0)
-run = training.train(model, task, steps=STEPS, out_dir="runs/tutorial-05", lr=3e-3, checkpoint_every=EVERY,
+run = training.train(model, task, steps=STEPS, out_dir=RUN, lr=3e-3, checkpoint_every=EVERY,
                      eval_grid={"n_angles": 8, "modalities": (1,)}, progress=not SMALL)
 print("accuracy:", float(run.log["accuracy"].isel(eval_step=-1, task=0)))
 
@@ -82,7 +85,7 @@ def hidden_states(m):
 
 untrained = models.make("rnn", task.n_inputs, HIDDEN, task.n_outputs, alpha=0.5, seed=0)
 over_training = {0: hidden_states(untrained)}
-for path in training.list_checkpoints("runs/tutorial-05"):
+for path in training.list_checkpoints(RUN):
     m, info = training.load_checkpoint(path)
     over_training[info["step"]] = hidden_states(m)
 

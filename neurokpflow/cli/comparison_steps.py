@@ -1,13 +1,6 @@
 """The ``compare`` step: a recording from NWB, the model's activity per checkpoint, and the scores.
 
-Pairing conventions (stated in every report):
-
-* conditions: the recording's condition labels in sorted order, label number ``k`` paired with the
-  model's test-grid angle ``2πk/n`` (stimulus modality 1; for a task mix, the first task's trials);
-* time: the model's step ``t`` covers the bin ``[t·dt, (t+1)·dt)`` from trial start (its state
-  after consuming input ``t``), labelled by the bin centre; the model is resampled linearly onto the
-  recording's bins inside its own time range;
-* the recording keeps only time bins covered by every trial (ragged trials are not padded).
+How model and recording are paired is stated in :data:`PAIRING` (and in every report).
 """
 from __future__ import annotations
 
@@ -20,7 +13,15 @@ from .errors import EXIT_UNUSABLE, CLIError
 from .report import write_atomic
 from .runs import models_over_training
 
-__all__ = ["load_recording", "model_activity", "compare_run", "score_table"]
+__all__ = ["load_recording", "model_activity", "compare_run", "score_table", "PAIRING"]
+
+#: the pairing conventions between a model's test grid and a recording
+PAIRING = (
+    "conditions: the recording's condition labels in sorted order, label number k paired with the model's "
+    "test-grid angle 2*pi*k/n (stimulus modality 1; for a task mix, the first task's trials); "
+    "time: the model's step t covers the bin [t*dt, (t+1)*dt) from trial start (its state after consuming input t), "
+    "labelled by the bin centre, and is resampled linearly onto the recording's bins inside its own time range; "
+    "the recording keeps only the time bins covered by every trial (ragged trials are not padded).")
 
 
 def _neural_variable(summary):
@@ -134,7 +135,7 @@ def compare_run(run_dir, recording, out_dir, report, *, measures=("procrustes", 
                      n_boot=n_boot, n_perm=n_perm, seed=seed)
     result = result.rename({"checkpoint": "step"}) if "checkpoint" in result.dims else result
     result.attrs.update(recording=str(recording.attrs.get("source", "")), run=str(run_dir),
-                        pairing=__doc__.split("Pairing conventions (stated in every report):")[1].strip())
+                        pairing=PAIRING)
     out_dir = Path(out_dir)
     write_atomic(out_dir / "compare.nc", lambda tmp: result.to_netcdf(tmp, engine="h5netcdf"))
     n_cond = len(np.unique(labels))
@@ -148,7 +149,7 @@ def compare_run(run_dir, recording, out_dir, report, *, measures=("procrustes", 
         "CI: percentile bootstrap over conditions; null: permutation of the recording's condition labels "
         "(p one-sided).  Conventions: angle/distance = smaller is more similar, similarity = larger is more "
         "similar.")
-    report.paragraph("Pairing: " + result.attrs["pairing"].replace("\n", " "))
+    report.paragraph("Pairing: " + PAIRING)
     report.table(["step", "measure", "convention", "score", "95 % CI", "null mean", "p"], score_table(result))
     if "noise_ceiling" in result:
         report.table(["measure", "noise ceiling (split-half, Spearman-Brown)"],

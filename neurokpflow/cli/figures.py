@@ -1,11 +1,8 @@
 """Figures of the command-line reports, each drawn from a result Dataset of the run."""
 from __future__ import annotations
 
-import matplotlib
-
-matplotlib.use("Agg", force=False)  # reports are written without a display
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
 
 def training_curves(log):
