@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import inspect
+import json
 from pathlib import Path
 
 from . import figures
@@ -70,13 +71,14 @@ def analyze_run(run_dir, out_dir, report, *, every=1, n_angles=8, progress=True,
                       **(collapse_options or {}))
     definition = HEADLINE_DEFINITION if HEADLINE_DEFINITION in result["definition"].values \
         else str(result["definition"].values[0])
+    definition_name = json.loads(result.attrs.get("definitions", "{}")).get(definition, "")
     report.section(
         "Dynamic collapse over training",
         f"KPFlow operators along the noise-free trajectories of {batch.n_trials} test-grid trials, at "
         f"{len(pairs)} checkpoints (step 0 = the untrained network).  K = J_θ J_θ* (parameter operator), "
         "P = the linearised propagator, P K P* = the hidden-state NTK; each reduced onto time (block average) "
-        f"and ranked with {definition} ({result.attrs.get('definitions', '')}).  Error bars are standard "
-        "errors of the randomized estimators (0 = exact) and, for the activity, bootstrap over trials.")
+        f"and ranked with {definition} ({definition_name}; see `neurokpflow.kpflow.effective_rank`).  Error bars "
+        "are standard errors of the randomized estimators (0 = exact) and, for the activity, bootstrap over trials.")
     report.table(COLLAPSE_HEADER, collapse_table(result, definition))
     report.figure(viz.plot_effective_rank(result, definition), "effective_ranks",
                   "Effective ranks of K, P and P K P* over training (log scale, ± 2 standard errors), with the "

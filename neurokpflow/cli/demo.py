@@ -90,7 +90,7 @@ def run(out, *, quick=False, nwb=None, condition="condition", align_to="start_ti
         with console.stage("virtual animal: training the ground-truth network"):
             _fresh(out / "teacher")
             teacher = _train(task_options, out / "teacher", settings.animal.teacher_hidden,
-                             settings.animal.teacher_steps, settings.animal.teacher_steps, settings.lr,
+                             settings.animal.teacher_steps, settings.animal.teacher_steps, settings.animal.teacher_lr,
                              seed + 1000, device, console)
         with console.stage("virtual animal: Poisson spikes written as NWB"):
             spikes = simulate_spikes(teacher.model.cpu(), task, settings.animal, seed)
@@ -164,6 +164,7 @@ def _summary(log, collapse, comparison, settings, quick, seed, seconds):
         "quick": bool(quick), "seed": int(seed), "wall_time_s": round(seconds, 1),
         "settings": asdict(settings),
         "accuracy": {str(t): float(a) for t, a in zip(log["task"].values, log["accuracy"].isel(eval_step=-1).values)},
+        "accuracy_untrained": float(collapse["accuracy"].sel(step=first).mean()),
         "final_step": int(log["eval_step"].values[-1]),
         "effective_ranks": ranks,
         "misdirection": {"untrained": float(collapse["misdirection"].sel(step=first)),
@@ -193,7 +194,8 @@ def _write_report(report, summary, source_text, recording, log, collapse_part, c
 
     report.section("Summary")
     report.table(["quantity", "untrained (step 0)", f"trained (step {summary['final_step']})"], [
-        ["test-grid accuracy (MemoryPro, 18° criterion)", "", ", ".join(f"{100 * a:.1f} %" for a in acc.values())],
+        ["test-grid accuracy (MemoryPro, 18° criterion)", f"{100 * summary['accuracy_untrained']:.1f} %",
+         ", ".join(f"{100 * a:.1f} %" for a in acc.values())],
         *[[f"effective rank of {op} ({r['definition']})", r["untrained"], r["trained"]] for op, r in ranks.items()],
         ["misdirection KA(PKP*, PP*)", summary["misdirection"]["untrained"], summary["misdirection"]["trained"]],
         ["Procrustes angle to the recording (rad) [95 % CI]", fmt(proc["untrained"]), fmt(proc["trained"])],

@@ -44,6 +44,7 @@ class AnimalSettings:
     trials_per_condition: int = 12
     teacher_hidden: int = 48
     teacher_steps: int = 300
+    teacher_lr: float = 3e-3
     gain: float = 2.0
     max_rate: float = 120.0  # Hz
 
