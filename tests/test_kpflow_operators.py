@@ -3,7 +3,7 @@
 float64, tiny sizes; every cell family: leaky RNN (both forms, Dale), GRU, LSTM, torch's
 cells and a custom cell on the generic ``torch.func`` path.
 """
-import math
+import importlib
 
 import pytest
 import torch
@@ -12,6 +12,8 @@ from torch.func import functional_call, jacrev, jvp
 
 from neurokpflow.kpflow import DenseOperator, as_state_cell, identity, operators, operators_from_model
 from neurokpflow.models import GRUCell, LeakyRNNCell, LSTMCell, unroll
+
+operators_module = importlib.import_module("neurokpflow.kpflow.operators")
 
 DT = torch.float64
 B, T, I, H = 3, 6, 2, 5
@@ -301,14 +303,22 @@ def test_lstm_hidden_only_trajectory_rebuilds_the_cell_state():
         operators(cell, x, hidden[..., :H] + 0.1, h0=h0)
 
 
-def test_batched_probes_equal_single_applications_and_chunking():
-    cell, sc, x, hidden, h0, _ = make_case("gru")
+@pytest.mark.parametrize("name", ["gru", "lstm", "rnn_dale"])
+def test_batched_probes_equal_single_applications_and_chunking(name, monkeypatch):
+    cell, sc, x, hidden, h0, _ = make_case(name)
+    Q = torch.randn(5, B, T, sc.state_size, dtype=DT)
+    reference = operators(cell, x, hidden, h0=h0)
+    K_ref, J_ref = reference.K(Q), reference.J_theta.to_dense()  # B·T rows in one block
+    # tiny row blocks: the J_θ products now walk the B·T rows in several blocks
+    monkeypatch.setattr(operators_module, "_ROW_BLOCK_BYTES", 200)
     ops = operators(cell, x, hidden, h0=h0, chunk_size=2)
-    Q = torch.randn(5, *ops.shape, dtype=DT)
+    assert len(operators_module._row_blocks(sc.parameter_sites(x, ops.z_prev), 5, 8)) > 1
     for op in (ops.P, ops.P.T, ops.K, ops.NTK, ops.P_inv.T):
         batched = op(Q)
         single = torch.stack([op(q) for q in Q])
         torch.testing.assert_close(batched, single, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(ops.K(Q), K_ref, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(ops.J_theta.to_dense(), J_ref, rtol=1e-12, atol=1e-12)
 
 
 def test_float32_operators_agree_with_float64():

@@ -172,6 +172,19 @@ def _func_products(cell, names, shapes, primal, X_rows, Z_rows, B, T, S, w):
     return J_mm, JT_mm
 
 
+#: temporaries of the J_θ products are kept below this many bytes by working through the B·T rows in
+#: blocks: larger buffers are fresh page-faulting allocations on every call (glibc's mmap threshold),
+#: which made a batch of probes slower per probe than a single one.
+_ROW_BLOCK_BYTES = 16 * 2**20
+
+
+def _row_blocks(sites, N, itemsize):
+    rows = sites[0].features.shape[0]
+    width = max(st.coeff.shape[1] * st.coeff.shape[2] * st.coeff.shape[3] for st in sites)
+    step = max(1, _ROW_BLOCK_BYTES // max(1, N * width * itemsize))
+    return [slice(r, min(r + step, rows)) for r in range(0, rows, step)]
+
+
 def _site_products(sites, names, shapes, B, T, S, w):
     """J_θ and J_θ* from a cell's :class:`ParameterSite` list: matrix products only."""
     index = {n: i for i, n in enumerate(names)}
@@ -179,44 +192,55 @@ def _site_products(sites, names, shapes, B, T, S, w):
     def J_mm(V):
         P = _unflatten(V, names, shapes)
         N = V.shape[0]
-        out = None
+        weights = {}
         for st in sites:
-            pre = None
             if st.weight in index:
-                dW = P[st.weight]
-                if st.scale is not None:
-                    dW = dW * st.scale
-                pre = st.features @ dW.transpose(-1, -2)  # [N, rows, G*H]
-            if st.bias in index:
-                db = P[st.bias][:, None, :]
-                pre = db.expand(N, st.features.shape[0], -1).clone() if pre is None else pre + db
-            if pre is None:
-                continue
-            rows, n_out, G, H = st.coeff.shape
-            if n_out == 1:
-                dz = pre.reshape(N, rows, G, H).mul_(st.coeff[:, 0]).sum(2)
-            else:
-                dz = (st.coeff * pre.reshape(N, rows, 1, G, H)).sum(3).reshape(N, rows, n_out * H)
-            out = dz if out is None else out + dz
+                dW = P[st.weight] if st.scale is None else P[st.weight] * st.scale
+                weights[st.weight] = dW.transpose(-1, -2).contiguous()  # [N, F, G*H]
+        out = torch.zeros(N, B * T, S, dtype=V.dtype, device=V.device)
+        for rb in _row_blocks(sites, N, V.element_size()):
+            for st in sites:
+                rows, n_out, G, H = st.coeff[rb].shape
+                pre = None
+                if st.weight in index:
+                    pre = st.features[rb] @ weights[st.weight]  # [N, rows, G*H]
+                if st.bias in index:
+                    db = P[st.bias][:, None, :]
+                    pre = db.expand(N, rows, -1).clone() if pre is None else pre.add_(db)
+                if pre is None:
+                    continue
+                if n_out == 1:
+                    out[:, rb] += pre.reshape(N, rows, G, H).mul_(st.coeff[rb, 0]).sum(2)
+                else:
+                    dz = (st.coeff[rb] * pre.reshape(N, rows, 1, G, H)).sum(3)
+                    out[:, rb] += dz.reshape(N, rows, n_out * H)
         return out.reshape(N, B, T, S)
 
     def JT_mm(E):
         N = E.shape[0]
+        E = E.reshape(N, B * T, -1)
         grads = {}
-        for st in sites:
-            rows, n_out, G, H = st.coeff.shape
-            if n_out == 1:
-                a = (st.coeff[:, 0] * E.reshape(N, rows, 1, H)).reshape(N, rows, G * H)
+
+        def accumulate(name, g):
+            if name in grads:
+                grads[name].add_(g)
             else:
-                a = (st.coeff * E.reshape(N, rows, n_out, 1, H)).sum(2).reshape(N, rows, G * H)
-            if st.weight in index:
-                g = a.transpose(-1, -2) @ st.features
-                if st.scale is not None:
-                    g = g * st.scale
-                grads[st.weight] = grads[st.weight] + g if st.weight in grads else g
-            if st.bias in index:
-                g = a.sum(1)
-                grads[st.bias] = grads[st.bias] + g if st.bias in grads else g
+                grads[name] = g
+
+        for rb in _row_blocks(sites, N, E.element_size()):
+            for st in sites:
+                rows, n_out, G, H = st.coeff[rb].shape
+                if n_out == 1:
+                    a = (st.coeff[rb, 0] * E[:, rb].reshape(N, rows, 1, H)).reshape(N, rows, G * H)
+                else:
+                    a = (st.coeff[rb] * E[:, rb].reshape(N, rows, n_out, 1, H)).sum(2).reshape(N, rows, G * H)
+                if st.weight in index:
+                    accumulate(st.weight, a.transpose(-1, -2) @ st.features[rb])
+                if st.bias in index:
+                    accumulate(st.bias, a.sum(1))
+        scales = {st.weight: st.scale for st in sites if st.scale is not None and st.weight in grads}
+        for name, scale in scales.items():  # each weight enters through one site
+            grads[name] = grads[name] * scale
         return w * torch.cat([grads[n].reshape(N, -1) for n in names], dim=1)
 
     return J_mm, JT_mm
