@@ -97,3 +97,13 @@ def test_bad_input_and_non_convergence(psd):
     with pytest.warns(RuntimeWarning, match="did not converge"):
         r = eigsh(A, 6, max_restarts=0, max_basis=12, block_size=3, seed=0, on_failure="warn")
     assert not r.converged
+
+
+@pytest.mark.parametrize("block_size,max_basis", [(1, 12), (2, 12), (2, 23), (3, 23)])
+def test_eigsh_restarts_converge_for_any_block_size(block_size, max_basis):
+    # a dense random spectrum with blocks smaller than k and bases that are not a multiple of the block
+    g = torch.Generator().manual_seed(2)
+    S = torch.randn(50, 50, generator=g, dtype=F64)
+    S = S + S.T
+    r = eigsh(DenseOperator(S), 3, seed=1, block_size=block_size, max_basis=max_basis, max_restarts=100)
+    assert torch.allclose(r.values, torch.linalg.eigvalsh(S).flip(0)[:3], rtol=1e-8)
