@@ -107,3 +107,53 @@ def test_eigsh_restarts_converge_for_any_block_size(block_size, max_basis):
     S = S + S.T
     r = eigsh(DenseOperator(S), 3, seed=1, block_size=block_size, max_basis=max_basis, max_restarts=100)
     assert torch.allclose(r.values, torch.linalg.eigvalsh(S).flip(0)[:3], rtol=1e-8)
+
+
+def test_eigsh_low_rank_operator_finds_the_invariant_subspace():
+    # rank 4 < k + basis: the Krylov space becomes invariant after one block and the search must
+    # continue with fresh random directions (zero eigenvalues) instead of dividing by ~0
+    g = torch.Generator().manual_seed(4)
+    U = torch.linalg.qr(torch.randn(300, 4, generator=g, dtype=F64)).Q
+    S = (U * torch.tensor([4.0, 3.0, 2.0, 1.0], dtype=F64)) @ U.T
+    r = eigsh(DenseOperator(S), 6, seed=0, block_size=3)
+    assert torch.allclose(r.values[:4], torch.tensor([4.0, 3.0, 2.0, 1.0], dtype=F64), rtol=1e-10)
+    assert r.values[4:].abs().max() < 1e-9 and r.converged
+    V = r.vectors.reshape(6, -1)
+    assert torch.allclose(V @ V.T, torch.eye(6, dtype=F64), atol=1e-9)
+
+
+def test_eigsh_float32_basis_on_a_large_operator():
+    # float32 storage of the basis: eigenvalues still to ~1e-6 relative, explicit residuals reported
+    g = torch.Generator().manual_seed(5)
+    n = 4000
+    Q = torch.linalg.qr(torch.randn(n, 40, generator=g, dtype=F64)).Q
+    lam = 0.7 ** torch.arange(40, dtype=F64)
+    M = ((Q * lam) @ Q.T).float()
+    r = eigsh(DenseOperator(M), 10, seed=0)
+    assert r.converged and r.vectors.dtype == torch.float32
+    assert torch.allclose(r.values, lam[:10], rtol=2e-6)
+    V = r.vectors.reshape(10, -1).double()
+    explicit = (V @ M.double() - r.values[:, None] * V).norm(dim=1)
+    assert torch.allclose(r.residuals, explicit, rtol=1e-3, atol=1e-7)
+    assert (r.residuals <= 1e-5 * 10).all()
+
+
+def test_eigsh_small_operator_is_solved_densely():
+    g = torch.Generator().manual_seed(6)
+    S = torch.randn(20, 20, generator=g, dtype=F64)
+    S = S @ S.T
+    r = eigsh(DenseOperator(S), 3, seed=0)          # n = 20 <= max_basis + block_size = 18 + 2 is dense
+    assert r.n_matvecs == 20 and r.n_restarts == 0
+    assert torch.allclose(r.values, torch.linalg.eigvalsh(S).flip(0)[:3], rtol=1e-12)
+    with pytest.raises(ValueError, match="max_basis=5 must be at least k \\+ 2 \\* block_size = 7"):
+        eigsh(DenseOperator(S), 3, max_basis=5, block_size=2)
+
+
+def test_eigsh_block_size_resolves_exact_multiplicity():
+    # eigenvalue 3 occurs three times: a Krylov block of 3 holds every copy from the start
+    g = torch.Generator().manual_seed(7)
+    U = torch.linalg.qr(torch.randn(200, 200, generator=g, dtype=F64)).Q
+    lam = torch.cat([torch.tensor([3.0, 3.0, 3.0, 2.0], dtype=F64), torch.linspace(1.0, 0.0, 196, dtype=F64)])
+    S = (U * lam) @ U.T
+    r = eigsh(DenseOperator(S), 4, seed=0, block_size=3)
+    assert torch.allclose(r.values, lam[:4], rtol=1e-10)
