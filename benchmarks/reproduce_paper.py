@@ -15,9 +15,15 @@ Usage (from the repository root):
 
 Sizes (H hidden units, training steps, checkpoints, seeds):
     --quick  : a smoke run of a few minutes (H=32, 300 steps, Memory-Pro g ∈ {1, 2}, 1 GRU seed)
-    default  : H=64, Memory-Pro 800 steps × g ∈ {0.5, 1, 2}, 4-task mix 1500 steps × 2 seeds
-    --paper  : H=256, Memory-Pro 10 000 steps (stop at loss 1e-3) × 10 g log-spaced in [1e-5, 5],
-               4-task mix 5000 steps × 20 seeds, batch 200, gradient-norm clip 1e-4
+    default  : H=128; tanh RNN on Memory-Pro with 10-step periods (T = 30, as the paper's g-sweep
+               script actually ran) 1500 steps × g ∈ {0.5, 1, 2}; a GRU on the full T = 90
+               Memory-Pro 1500 steps; 4-task mix 4000 steps × 3 GRU seeds (about 20 min on 2 cores)
+    --paper  : H=256, Memory-Pro (T = 90) 10 000 steps (stop at loss 1e-3) × 10 g log-spaced in
+               [1e-5, 5], 4-task mix 5000 steps × 20 seeds, batch 200, gradient-norm clip 1e-4
+
+A tanh RNN with α = 1 does not learn the T = 90 Memory-Pro with this trainer in 3000 steps (its
+loss stays at the "output zero" plateau 0.111, at H=128, lr 1e-3 or 3e-3), which is why the
+default sweeps g at T = 30 and adds a GRU at T = 90.
 """
 from __future__ import annotations
 
@@ -34,13 +40,14 @@ from neurokpflow.kpflow.ranks import threshold_rank
 from neurokpflow.viz import plot_effective_rank, plot_eigenfunctions, plot_task_matrices, plot_task_trajectories
 
 SIZES = {
-    "quick": dict(hidden=32, mp_steps=300, gains=[1.0, 2.0], mp_trials=8, checkpoints=6,
-                  mix_steps=300, seeds=[0], mix_angles=4, batch=64, clip=None, target_loss=None),
-    "default": dict(hidden=64, mp_steps=800, gains=[0.5, 1.0, 2.0], mp_trials=16, checkpoints=10,
-                    mix_steps=1500, seeds=[0, 1], mix_angles=8, batch=64, clip=None, target_loss=None),
-    "paper": dict(hidden=256, mp_steps=10_000, gains=list(np.geomspace(1e-5, 5, 10)), mp_trials=50,
-                  checkpoints=50, mix_steps=5000, seeds=list(range(20)), mix_angles=16, batch=200, clip=1e-4,
-                  target_loss=1e-3),
+    "quick": dict(hidden=32, mp_steps=300, mp_period=10, gains=[1.0, 2.0], gru_mp_steps=0, mp_trials=8,
+                  checkpoints=6, mix_steps=300, seeds=[0], mix_angles=4, batch=64, clip=None, target_loss=None),
+    "default": dict(hidden=128, mp_steps=1500, mp_period=10, gains=[0.5, 1.0, 2.0], gru_mp_steps=1500,
+                    mp_trials=32, checkpoints=15, mix_steps=4000, seeds=[0, 1, 2], mix_angles=8, batch=64,
+                    clip=None, target_loss=None),
+    "paper": dict(hidden=256, mp_steps=10_000, mp_period=30, gains=list(np.geomspace(1e-5, 5, 10)),
+                  gru_mp_steps=0, mp_trials=50, checkpoints=50, mix_steps=5000, seeds=list(range(20)),
+                  mix_angles=16, batch=200, clip=1e-4, target_loss=1e-3),
 }
 PRO_ANTI = [("kpflow_memory_pro", "kpflow_memory_anti"), ("kpflow_delay_pro", "kpflow_delay_anti")]
 DELAY_MEMORY = [("kpflow_memory_pro", "kpflow_delay_pro"), ("kpflow_memory_anti", "kpflow_delay_anti")]
@@ -63,24 +70,35 @@ def with_initial(initial_model, run):
     return [(0, initial_model)] + training.list_checkpoints(run)
 
 
-def memory_pro(size, out):
-    task = tasks.make("kpflow_memory_pro")
+def collapse_run(name, build, task, steps, size, out):
+    """Train one model on Memory-Pro, run the collapse analysis on its checkpoints, plot it."""
+    run = out / name
+    t0 = time.perf_counter()
+    train_run(build(), task, steps, run, size)
+    t1 = time.perf_counter()
     grid = task.test_grid(n_angles=size["mp_trials"])
+    ds = collapse(with_initial(build(), run), grid, task=task, n_modes=3, out=run / "collapse.nc", progress=True)
+    print(f"{name}: train {t1 - t0:.0f} s, collapse {time.perf_counter() - t1:.0f} s, "
+          f"final accuracy {float(ds.accuracy.isel(step=-1).mean()):.2f}", flush=True)
+    plot_effective_rank(ds, "ER1").savefig(out / f"collapse_rank_{name}.png", dpi=120)
+    for step in (int(ds.step[0]), int(ds.step[-1])):
+        plot_eigenfunctions(ds, "K", step=step).savefig(out / f"K_eigenfunctions_{name}_step{step}.png", dpi=120)
+    return ds
+
+
+def memory_pro(size, out):
+    """Tanh RNNs over the g sweep (keys: g) and, where the size has one, a GRU at T = 90 (key "gru")."""
+    per = size["mp_period"]
+    task = tasks.make("kpflow_memory_pro", T_stim=per, T_memory=per, T_response=per)
     results = {}
     for g in size["gains"]:
-        run = out / f"memory_pro_g{g:.3g}"
         build = lambda: models.make("rnn", task.n_inputs, size["hidden"], task.n_outputs,  # noqa: E731
                                     activation="tanh", alpha=1.0, form="rate", g=float(g), seed=0)
-        t0 = time.perf_counter()
-        train_run(build(), task, size["mp_steps"], run, size)
-        t1 = time.perf_counter()
-        ds = collapse(with_initial(build(), run), grid, task=task, n_modes=3, out=run / "collapse.nc", progress=True)
-        print(f"memory-pro g={g:.3g}: train {t1 - t0:.0f} s, collapse {time.perf_counter() - t1:.0f} s, "
-              f"final accuracy {float(ds.accuracy.isel(step=-1).mean()):.2f}", flush=True)
-        results[g] = ds
-        plot_effective_rank(ds, "ER1").savefig(out / f"collapse_rank_g{g:.3g}.png", dpi=120)
-        for step in (int(ds.step[0]), int(ds.step[-1])):
-            plot_eigenfunctions(ds, "K", step=step).savefig(out / f"K_eigenfunctions_g{g:.3g}_step{step}.png", dpi=120)
+        results[g] = collapse_run(f"memory_pro_T{3 * per}_g{g:.3g}", build, task, size["mp_steps"], size, out)
+    if size["gru_mp_steps"]:
+        task90 = tasks.make("kpflow_memory_pro")
+        build = lambda: models.make("gru", task90.n_inputs, size["hidden"], task90.n_outputs, seed=0)  # noqa: E731
+        results["gru"] = collapse_run("memory_pro_T90_gru", build, task90, size["gru_mp_steps"], size, out)
     return results
 
 
@@ -123,36 +141,42 @@ def first_separation(ds):
 
 
 def summary(size_name, size, mp, mt, seconds) -> str:
-    g1 = min(mp, key=lambda g: abs(g - 1.0))
-    d = mp[g1]
-    er = d.effective_rank.sel(definition="ER1")
+    sweep = {g: ds for g, ds in mp.items() if g != "gru"}
+    g1 = min(sweep, key=lambda g: abs(g - 1.0))
+    d = sweep[g1]
+    T_mp = 3 * size["mp_period"]
     rows = []
     add = lambda q, found, reported: rows.append(f"| {q} | {found} | {reported} |")  # noqa: E731
-    add(f"P effective rank (ER1), g={g1:.3g}: first → last checkpoint",
-        f"{float(er.sel(operator='P').isel(step=0)):.1f} → {float(er.sel(operator='P').isel(step=-1)):.1f}",
-        "≈ 37–40 for ~7 checkpoints, then ≈ 1–3")
-    add(f"K effective rank (ER1), g={g1:.3g}: first → last",
-        f"{float(er.sel(operator='K').isel(step=0)):.2f} → {float(er.sel(operator='K').isel(step=-1)):.2f}",
-        "≈ 1 before training, ≈ 3 after (K stays ≈ 1 over GD)")
-    add(f"P K P* effective rank (ER1), g={g1:.3g}: first → last",
-        f"{float(er.sel(operator='PKP*').isel(step=0)):.2f} → {float(er.sel(operator='PKP*').isel(step=-1)):.2f}",
-        "≈ 1 eigenfunction at initialisation")
+    runs = [(f"tanh RNN g={g1:.3g}, T={T_mp}", d)] + ([("GRU, T=90", mp["gru"])] if "gru" in mp else [])
+    for label, ds in runs:
+        er = ds.effective_rank.sel(definition="ER1")
+        first_last = lambda op, f: (f"{float(er.sel(operator=op).isel(step=0)):{f}} → "  # noqa: E731
+                                    f"{float(er.sel(operator=op).isel(step=-1)):{f}}")
+        add(f"P effective rank (ER1), {label}: first → last checkpoint", first_last("P", ".1f"),
+            "≈ 37–40 for ~7 checkpoints, then ≈ 1–3")
+        add(f"K effective rank (ER1), {label}: first → last", first_last("K", ".2f"),
+            "≈ 1 before training, ≈ 3 after (K stays ≈ 1 over GD)")
+        add(f"P K P* effective rank (ER1), {label}: first → last", first_last("PKP*", ".2f"),
+            "≈ 1 eigenfunction at initialisation")
+        add(f"Memory-Pro accuracy, {label}: first → last", f"{float(ds.accuracy.isel(step=0).mean()):.2f} → "
+            f"{float(ds.accuracy.isel(step=-1).mean()):.2f}", "trained to loss 1e-3")
     paper_er1 = lambda op, k, i: threshold_rank(  # noqa: E731
         np.sort(d.reduced_spectrum.sel(operator=op).isel(step=i).values)[::-1][:k] ** 2)
     add(f"paper-era ER1 (top-k eigenvalues squared, k=60 for P / 20 for K), g={g1:.3g}: P first → last; K first → last",
         f"P {paper_er1('P', 60, 0):.1f} → {paper_er1('P', 60, -1):.1f}; K {paper_er1('K', 20, 0):.2f} → "
         f"{paper_er1('K', 20, -1):.2f}", "P ≈ 37–40 → 1–3; K ≈ 1 → 3")
-    bottleneck = all(bool((ds.effective_rank.sel(definition="ER1", operator="P")
-                           >= ds.effective_rank.sel(definition="ER1", operator="K")).all()) for ds in mp.values())
-    add("P's ER1 ≥ K's at every checkpoint and g (K is the bottleneck)", "yes" if bottleneck else "no",
-        "yes, across cells, nonlinearities and g")
+    below = {name: int((ds.effective_rank.sel(definition="ER1", operator="P")
+                        < ds.effective_rank.sel(definition="ER1", operator="K")).sum()) for name, ds in mp.items()}
+    add("checkpoints where P's ER1 < K's (K is the bottleneck when 0)",
+        ", ".join(f"{'g=' + format(n, '.3g') if n != 'gru' else 'GRU'}: {c}/{len(mp[n].step)}"
+                  for n, c in below.items()), "0: across cells, nonlinearities and g")
     add("K's ER1 at initialisation vs g", ", ".join(
         f"g={g:.3g}: {float(ds.effective_rank.sel(definition='ER1', operator='K').isel(step=0)):.2f}"
-        for g, ds in mp.items()), "rises with g")
+        for g, ds in sweep.items()), "rises with g")
     add("misdirection KA(PKP*, PP*) at initialisation vs g", ", ".join(
-        f"g={g:.3g}: {float(ds.misdirection.isel(step=0)):.3f}" for g, ds in mp.items()), "plotted vs g (values not given)")
+        f"g={g:.3g}: {float(ds.misdirection.isel(step=0)):.3f}" for g, ds in sweep.items()), "plotted vs g (values not given)")
     add("Memory-Pro final accuracy vs g", ", ".join(
-        f"g={g:.3g}: {float(ds.accuracy.isel(step=-1).mean()):.2f}" for g, ds in mp.items()),
+        f"g={g:.3g}: {float(ds.accuracy.isel(step=-1).mean()):.2f}" for g, ds in sweep.items()),
         "larger g learns faster")
     last = [ds.isel(step=-1) for ds in mt]
     pa = [pair_mean(d.hidden_alignment, PRO_ANTI) for d in last]
@@ -172,13 +196,14 @@ def summary(size_name, size, mp, mt, seconds) -> str:
     add("δz alignment favours Pro/Anti at the first checkpoint (Pro/Anti − Delay/Memory)",
         ", ".join(f"{e:+.3f}" for e in early), "favours Pro/Anti from the start")
     header = (f"# KPFlow reproduction ({size_name} size)\n\n"
-              f"H={size['hidden']}, Memory-Pro {size['mp_steps']} steps × g {[round(float(g), 3) for g in size['gains']]}, "
+              f"H={size['hidden']}, Memory-Pro (T={T_mp}) {size['mp_steps']} steps × g {[round(float(g), 3) for g in size['gains']]}"
+              f"{', GRU on T=90 ' + str(size['gru_mp_steps']) + ' steps' if size['gru_mp_steps'] else ''}, "
               f"4-task mix {size['mix_steps']} steps × {len(size['seeds'])} seed(s); total {seconds / 60:.1f} min on CPU.\n\n"
               "| quantity | found | reported (kpflow-math §13.17, read from the poster) |\n|---|---|---|\n")
     notes = (
         "\n## Why the numbers can differ\n\n"
-        "- Size: the default run is CPU-sized (H=64, fewer steps, fewer seeds and test trials) against the paper's "
-        "H=256, 50 trials, 20 seeds; the qualitative claims are what can be compared.\n"
+        f"- Size: this run has H={size['hidden']}, {size['mp_trials']} test trials and {len(size['seeds'])} seed(s) against "
+        "the paper's H=256, 50 trials, 20 seeds; the qualitative claims are what can be compared.\n"
         "- Time index: neurokpflow evaluates J and J_θ at (z(t−1), x(t)); the paper-era code used (z(t), x(t)), "
         "which changes P K P* by 11–25 % (kpflow-math §12.2).\n"
         "- ER1 here is normalised over *all* eigenvalues of the time-reduced Gram operator (eigenvalues λ of P P*, "

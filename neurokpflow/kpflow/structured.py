@@ -43,6 +43,7 @@ class UnitSeparableK(LinearOperator):
         B, T, S = C0.shape
         super().__init__((B, T, S), (B, T, S), C0.dtype, C0.device, weight, weight, name=name)
         self.terms, self.n_units, self.components, self.scale = terms, n_units, components, float(scale)
+        self._diagonal = None
 
     def _matmat(self, V):
         out = torch.zeros_like(V)
@@ -55,16 +56,23 @@ class UnitSeparableK(LinearOperator):
 
     _rmatmat = _matmat
 
+    def _diag(self) -> torch.Tensor:
+        # computed once: the trace and the (trial, time) partial trace of a one-component cell are sums of it
+        if self._diagonal is None:
+            d = torch.zeros(self.shape_in, dtype=self.dtype, device=self.device)
+            for C, F in self.terms:
+                d.addcmul_(C * C, (F * F).sum(-1, keepdim=True))
+            self._diagonal = d.mul_(self.scale)
+        return self._diagonal
+
     def diagonal(self) -> torch.Tensor:
-        """``K[(b,t,s), (b,t,s)]`` for every state entry, shape ``[B, T, S]`` (exact)."""
-        d = torch.zeros(self.shape_in, dtype=torch.float64, device=self.device)
-        for C, F in self.terms:
-            d += C.double() ** 2 * (F.double() ** 2).sum(-1, keepdim=True)
-        return (self.scale * d).to(self.dtype)
+        """``K[(b,t,s), (b,t,s)]`` for every state entry, shape ``[B, T, S]`` (exact up to the
+        operator dtype's round-off; a new tensor at every call)."""
+        return self._diag().clone()
 
     def trace(self, level: float = 0.95) -> Estimate:
-        """Exact ``tr K`` (zero variance) as an :class:`Estimate`."""
-        value = float(self.diagonal().double().sum())
+        """Exact ``tr K`` (zero variance) as an :class:`Estimate`, summed in float64."""
+        value = float(self._diag().sum(dtype=torch.float64))
         return make_estimate(value, 0.0, level=level, method="structured", n_matvecs=0,
                              meta={"quantity": "trace", "dimension": self.size_in})
 
@@ -78,6 +86,13 @@ class UnitSeparableK(LinearOperator):
     def _trial_time_traced(self) -> LinearOperator:
         B, T, S = self.shape_in
         U, c = self.n_units, self.components
+        if c == 1:
+            # one state entry per unit: the unit blocks are 1 x 1, the diagonal summed over (trial, time)
+            M = torch.diag(self._diag().sum(dim=(0, 1), dtype=torch.float64).to(self.dtype))
+            op = DenseOperator(M, (S,), (S,), name=f"partial_trace({self.name}; trial,time)")
+            op.weight_in = op.weight_out = self.weight_in
+            op.dims = ("unit",)
+            return op
         blocks = torch.zeros(U, c, c, dtype=torch.float64, device=self.device)
         for C, F in self.terms:
             Cr = C.double().reshape(B * T, c, U)
