@@ -137,3 +137,28 @@ def test_bad_input(op):
         trace(torch.eye(3), 5)
     with pytest.raises(ValueError, match="alignment needs equal shapes"):
         alignment(A, DenseOperator(torch.eye(60, dtype=F64)), 5)
+
+
+def test_shared_factors_are_applied_once_and_give_the_same_products():
+    from neurokpflow.kpflow.linop import FunctionOperator, apply_pair, chain_factors
+    g = torch.Generator().manual_seed(11)
+    Pm, Km = torch.randn(12, 12, generator=g, dtype=torch.float64), torch.randn(12, 12, generator=g, dtype=torch.float64)
+    Km = Km @ Km.T
+    calls = {"P": 0, "P*": 0}
+
+    def counted(M, name):
+        def f(V):
+            calls[name] += V.shape[0]
+            return V @ M.T
+        return f
+
+    P = FunctionOperator(counted(Pm, "P"), counted(Pm.T, "P*"), (12,), (12,), torch.float64, "cpu", name="P")
+    K = DenseOperator(Km)
+    A, B = P @ K @ P.T, P @ P.T
+    assert len(chain_factors(A)) == 3 and len(chain_factors(B)) == 2
+    X = torch.randn(5, 12, generator=g, dtype=torch.float64)
+    AX, BX = apply_pair(A, B, X)
+    assert calls == {"P": 10, "P*": 5}          # P* once for both; P once on the stacked pair
+    assert torch.allclose(AX, X @ (Pm @ Km @ Pm.T).T) and torch.allclose(BX, X @ (Pm @ Pm.T).T)
+    dense = alignment(A, B, method="exact")
+    assert alignment(A, B, 12, seed=0).value == pytest.approx(dense.value, rel=1e-10)

@@ -29,7 +29,7 @@ from typing import Callable
 import torch
 from scipy import stats
 
-from .linop import LinearOperator
+from .linop import LinearOperator, apply_pair
 from ._probes import basis_vectors, chunk_size_for, make_generator, random_probes, sum_dims
 
 __all__ = ["Estimate", "trace", "frobenius_norm", "alignment"]
@@ -325,7 +325,7 @@ def _column_products(A, B, X, chunk):
     nd = len(A.shape_out)
     ab, aa, bb = [], [], []
     for a, b in _chunks(X.shape[0], chunk):
-        AX, BX = A.matvec(X[a:b]), B.matvec(X[a:b])
+        AX, BX = apply_pair(A, B, X[a:b])        # shared factors (P* of P K P* and P P*) applied once
         ab.append(sum_dims(AX * BX, nd))
         aa.append(sum_dims(AX * AX, nd))
         bb.append(sum_dims(BX * BX, nd))

@@ -304,6 +304,52 @@ class _Chain(LinearOperator):
         return self.B._rmatmat(self.A._rmatmat(W))
 
 
+def chain_factors(op: LinearOperator) -> list:
+    """The factors of a composition in the order they are applied (``A @ B`` -> ``[B, A]``)."""
+    if isinstance(op, _Chain):
+        return chain_factors(op.B) + chain_factors(op.A)
+    return [op]
+
+
+def same_operator(a: LinearOperator, b: LinearOperator) -> bool:
+    """``a`` and ``b`` are the same map: one object, or adjoints of one object (``P.T`` twice)."""
+    return a is b or (isinstance(a, _Adjoint) and isinstance(b, _Adjoint) and a.op is b.op)
+
+
+def apply_pair(A: LinearOperator, B: LinearOperator, X: torch.Tensor):
+    """``(A X, B X)`` for a probe batch ``X``, applying shared factors once.
+
+    When both are compositions with a common first factor (``P*`` in ``P K P*`` and ``P P*``)
+    it is applied once; a common last factor (``P``) is applied once to both intermediate
+    batches stacked.  For the misdirection pair this saves one of the two ``P*`` and batches
+    the two ``P``.
+    """
+    fa, fb = chain_factors(A), chain_factors(B)
+    n = min(len(fa), len(fb))
+    pre = 0
+    while pre < n - 1 and same_operator(fa[pre], fb[pre]):
+        pre += 1
+    suf = 0
+    while suf < n - 1 - pre and same_operator(fa[-1 - suf], fb[-1 - suf]):
+        suf += 1
+    if pre == 0 and suf == 0:
+        return A._matmat(X), B._matmat(X)
+    Y = X
+    for f in fa[:pre]:
+        Y = f._matmat(Y)
+    YA, YB = Y, Y
+    for f in fa[pre:len(fa) - suf]:
+        YA = f._matmat(YA)
+    for f in fb[pre:len(fb) - suf]:
+        YB = f._matmat(YB)
+    if suf == 0:
+        return YA, YB
+    Z = torch.cat([YA, YB])
+    for f in fa[len(fa) - suf:]:
+        Z = f._matmat(Z)
+    return Z[:X.shape[0]], Z[X.shape[0]:]
+
+
 class _Sum(LinearOperator):
     def __init__(self, A: LinearOperator, B: LinearOperator, sign: float):
         _check_compatible(A, B, "add")
