@@ -274,11 +274,18 @@ def eigsh(A: LinearOperator, k: int, *, which: str = "LA", tol: float | None = N
         first = torch.randn(b, n, generator=gen, device=A.device, dtype=store)
         Q[:b], _ = _next_block(first, Q[:0], gen, float(first.norm()))
         p, filled = 0, b                      # rows [0, p) applied; [p, filled) the last block
+        local = 0                             # first row A Q[p:filled] couples to in exact arithmetic
         while True:
             W = apply(Q[p:filled]).to(store)
             scale = float(W.norm())
-            C = _project_out(W, Q[:filled])
+            # the block recurrence first (the previous and current blocks, or every kept Ritz vector
+            # right after a restart), then one full reorthogonalisation pass (a second one only when
+            # it removed most of what was left), which makes the coefficients exact to round-off
+            C = torch.zeros(b, filled, dtype=f64, device=A.device)
+            C[:, local:] = _project_out(W, Q[local:filled], passes=1)
+            C += _project_out(W, Q[:filled])
             T[:filled, p:filled] = C.T
+            local = p
             V, R = _next_block(W, Q[:filled], gen, scale)
             Q[filled:filled + b], T[filled:filled + b, p:filled] = V, R
             p, filled = filled, filled + b
@@ -306,6 +313,7 @@ def eigsh(A: LinearOperator, k: int, *, which: str = "LA", tol: float | None = N
             T[:keep, :keep] = torch.diag(theta[:keep])
             T[keep:keep + b, :keep] = coupling
             p, filled = keep, keep + b
+            local = 0
         vecs = S[:, :k].T.to(store) @ Q[:p]
         theta = theta[:k]
         AV = apply(vecs)
