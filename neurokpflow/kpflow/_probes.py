@@ -34,7 +34,8 @@ def random_probes(n, shape, dtype, device, generator, kind="rademacher") -> torc
     """``n`` probes of shape ``shape`` with E[g gᵀ] = I (Rademacher ±1 or standard Gaussian)."""
     size = (int(n), *shape)
     if kind == "rademacher":
-        g = torch.randint(0, 2, size, generator=generator, device=device).to(dtype)
+        # drawn in the probe dtype directly (an int64 draw would hold twice a float32 chunk more)
+        g = torch.empty(size, dtype=dtype, device=device).bernoulli_(0.5, generator=generator)
         return g.mul_(2).sub_(1)
     if kind == "gaussian":
         return torch.randn(size, generator=generator, device=device, dtype=dtype)
@@ -55,6 +56,11 @@ def chunk_size_for(op: LinearOperator, chunk_size) -> int:
             raise ValueError(f"chunk_size must be a positive int, got {chunk_size}")
         return int(chunk_size)
     return op.chunk_size or DEFAULT_CHUNK
+
+
+def batched_dot(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``[Σ x_i ∘ y_i for each probe i]`` in float64, one probe at a time (no chunk-sized product)."""
+    return torch.stack([torch.dot(a.reshape(-1).double(), b.reshape(-1).double()) for a, b in zip(x, y)])
 
 
 def sum_dims(x: torch.Tensor, n_shape: int) -> torch.Tensor:

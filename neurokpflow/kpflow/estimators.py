@@ -30,7 +30,7 @@ import torch
 from scipy import stats
 
 from .linop import LinearOperator, apply_pair
-from ._probes import basis_vectors, chunk_size_for, make_generator, random_probes, sum_dims
+from ._probes import basis_vectors, batched_dot, chunk_size_for, make_generator, random_probes
 
 __all__ = ["Estimate", "trace", "frobenius_norm", "alignment"]
 
@@ -174,18 +174,25 @@ def _mean_stderr(samples: torch.Tensor):
 
 # ----------------------------------------------------------------------------- trace
 def _quad_form(A: LinearOperator):
-    nd = len(A.shape_in)
-    return lambda G: sum_dims(G * A.matvec(G), nd)
+    return lambda G: batched_dot(G, A.matvec(G))
 
 
 def _jvp_norm2(J: LinearOperator):
-    nd, c = len(J.shape_out), J.weight_out / J.weight_in
-    return lambda V: c * sum_dims(J.matvec(V) ** 2, nd)
+    c = J.weight_out / J.weight_in
+
+    def sample(V):
+        JV = J.matvec(V)
+        return c * batched_dot(JV, JV)
+    return sample
 
 
 def _vjp_norm2(J: LinearOperator):
-    nd, c = len(J.shape_in), J.weight_in / J.weight_out
-    return lambda S: c * sum_dims(J.rmatvec(S) ** 2, nd)
+    c = J.weight_in / J.weight_out
+
+    def sample(S):
+        JS = J.rmatvec(S)
+        return c * batched_dot(JS, JS)
+    return sample
 
 
 def trace(A, budget: int | None = None, method: str = "hutch++", *, seed=None,
@@ -322,13 +329,12 @@ def _check_pair(A, B):
 
 def _column_products(A, B, X, chunk):
     """Per-column ``(Σ AX∘BX, Σ (AX)², Σ (BX)²)`` in float64 over the probe batch ``X``."""
-    nd = len(A.shape_out)
     ab, aa, bb = [], [], []
     for a, b in _chunks(X.shape[0], chunk):
         AX, BX = apply_pair(A, B, X[a:b])        # shared factors (P* of P K P* and P P*) applied once
-        ab.append(sum_dims(AX * BX, nd))
-        aa.append(sum_dims(AX * AX, nd))
-        bb.append(sum_dims(BX * BX, nd))
+        ab.append(batched_dot(AX, BX))
+        aa.append(batched_dot(AX, AX))
+        bb.append(batched_dot(BX, BX))
     return torch.cat(ab), torch.cat(aa), torch.cat(bb)
 
 

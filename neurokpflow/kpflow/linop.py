@@ -297,11 +297,17 @@ class _Chain(LinearOperator):
                          name=f"({A.name} @ {B.name})", chunk_size=chunk)
         self.A, self.B = A, B
 
+    # the factors are applied in a flat loop: each intermediate is released as soon as the next
+    # factor has consumed it (nested calls kept every intermediate alive until the outermost returned)
     def _matmat(self, V):
-        return self.A._matmat(self.B._matmat(V))
+        for f in chain_factors(self):
+            V = f._matmat(V)
+        return V
 
     def _rmatmat(self, W):
-        return self.B._rmatmat(self.A._rmatmat(W))
+        for f in reversed(chain_factors(self)):
+            W = f._rmatmat(W)
+        return W
 
 
 def chain_factors(op: LinearOperator) -> list:

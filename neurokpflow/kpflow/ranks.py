@@ -41,7 +41,7 @@ from .eigen import eigsh
 from .estimators import Estimate, _chunks, alignment, make_estimate
 from .linop import LinearOperator, identity
 from .reductions import block_average, operator_dims, partial_trace, resolve_axes
-from ._probes import basis_vectors, chunk_size_for, make_generator, random_probes, sum_dims
+from ._probes import basis_vectors, batched_dot, chunk_size_for, make_generator, random_probes
 
 __all__ = ["effective_rank", "DEFINITIONS"]
 
@@ -105,7 +105,7 @@ def _reduced(A: LinearOperator, keep, reduction):
 
 def _shared_probe_pr(G: LinearOperator, budget, seed, level, chunk_size, meta) -> Estimate:
     """ER3 from one application per probe: a_j = gᵀGg, b_j = ‖Gg‖² (exact over the basis if budget ≥ dim)."""
-    nd, dim = len(G.shape_in), G.size_in
+    dim = G.size_in
     chunk = chunk_size_for(G, chunk_size)
     exact = budget is None or budget >= dim
     gen = None if exact else make_generator(seed, G.device)
@@ -115,8 +115,8 @@ def _shared_probe_pr(G: LinearOperator, budget, seed, level, chunk_size, meta) -
         X = (basis_vectors(start, stop, G.shape_in, G.dtype, G.device) if exact else
              random_probes(stop - start, G.shape_in, G.dtype, G.device, gen))
         GX = G.matvec(X)
-        a.append(sum_dims(X * GX, nd))
-        b.append(sum_dims(GX * GX, nd))
+        a.append(batched_dot(X, GX))
+        b.append(batched_dot(GX, GX))
     a, b = torch.cat(a), torch.cat(b)
     if exact:
         return make_estimate(float(a.sum() ** 2 / b.sum()), 0.0, level=level, method="exact", n_matvecs=dim, meta=meta)
