@@ -17,7 +17,7 @@ Sizes (H hidden units, training steps, checkpoints, seeds):
     --quick  : a smoke run of a few minutes (H=32, 300 steps, Memory-Pro g ∈ {1, 2}, 1 GRU seed)
     default  : H=128; tanh RNN on Memory-Pro with 10-step periods (T = 30, as the paper's g-sweep
                script actually ran) 1500 steps × g ∈ {0.5, 1, 2}; a GRU on the full T = 90
-               Memory-Pro 3000 steps; 4-task mix 4000 steps × 3 GRU seeds (about 20 min on 2 cores)
+               Memory-Pro 3000 steps; 4-task mix 4000 steps × 3 GRU seeds (14 min on an idle 2-core machine)
     --paper  : H=256, Memory-Pro (T = 90) 10 000 steps (stop at loss 1e-3) × 10 g log-spaced in
                [1e-5, 5], 4-task mix 5000 steps × 20 seeds, batch 200, gradient-norm clip 1e-4
 
