@@ -162,3 +162,25 @@ def test_shared_factors_are_applied_once_and_give_the_same_products():
     assert torch.allclose(AX, X @ (Pm @ Km @ Pm.T).T) and torch.allclose(BX, X @ (Pm @ Pm.T).T)
     dense = alignment(A, B, method="exact")
     assert alignment(A, B, 12, seed=0).value == pytest.approx(dense.value, rel=1e-10)
+
+
+def test_compositions_reuse_fresh_intermediates_but_never_touch_the_input():
+    # P K P* and K P hand their intermediates to P's in-place recurrence; the caller's probes stay intact
+    from neurokpflow.kpflow import operators
+    from neurokpflow.models.cells import GRUCell, unroll
+    torch.manual_seed(0)
+    cell = GRUCell(2, 5, dtype=torch.float64)
+    x = torch.randn(3, 7, 2, dtype=torch.float64)
+    ops = operators(cell, x, unroll(cell, x).detach())
+    V = torch.randn(4, 3, 7, 5, dtype=torch.float64)
+    keep = V.clone()
+    dense = ops.NTK.to_dense()
+    out = ops.NTK.matvec(V)
+    assert torch.equal(V, keep)
+    assert torch.allclose(out.reshape(4, -1), V.reshape(4, -1) @ dense.T, atol=1e-12)
+    KP = ops.K @ ops.P                        # P first (not owned), then K
+    PK = ops.P @ ops.K                        # K's output handed to P in place
+    assert torch.allclose(PK.matvec(V), ops.P.matvec(ops.K.matvec(V)), atol=1e-12)
+    assert torch.allclose(PK.rmatvec(V), ops.K.rmatvec(ops.P.rmatvec(V)), atol=1e-12)
+    assert torch.allclose(KP.matvec(V), ops.K.matvec(ops.P.matvec(V)), atol=1e-12)
+    assert torch.equal(V, keep)

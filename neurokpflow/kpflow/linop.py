@@ -126,6 +126,18 @@ class LinearOperator:
             f"or [n_probes, {', '.join(map(str, shape))}]"
         )
 
+    #: ``_matmat``/``_rmatmat`` return new tensors sharing memory with neither their input nor the
+    #: operator, so a composition may hand them on as scratch space (see ``_matmat_owned``)
+    fresh_outputs = False
+
+    def _matmat_owned(self, V):
+        """``_matmat`` for an input the caller gives up (an intermediate of a composition): an
+        operator may overwrite it instead of allocating its output (``P`` does)."""
+        return self._matmat(V)
+
+    def _rmatmat_owned(self, W):
+        return self._rmatmat(W)
+
     def _chunked(self, fn: Callable, V: torch.Tensor) -> torch.Tensor:
         n = V.shape[0]
         c = self.chunk_size
@@ -272,6 +284,16 @@ class _Adjoint(LinearOperator):
     def _rmatmat(self, W):
         return self.op._matmat(W)
 
+    def _matmat_owned(self, V):
+        return self.op._rmatmat_owned(V)
+
+    def _rmatmat_owned(self, W):
+        return self.op._matmat_owned(W)
+
+    @property
+    def fresh_outputs(self):
+        return self.op.fresh_outputs
+
     @property
     def T(self):
         return self.op
@@ -298,16 +320,34 @@ class _Chain(LinearOperator):
         self.A, self.B = A, B
 
     # the factors are applied in a flat loop: each intermediate is released as soon as the next
-    # factor has consumed it (nested calls kept every intermediate alive until the outermost returned)
-    def _matmat(self, V):
-        for f in chain_factors(self):
-            V = f._matmat(V)
+    # factor has consumed it (nested calls kept every intermediate alive until the outermost
+    # returned), and a fresh intermediate is handed on as scratch space for the next factor
+    def _apply(self, V, owned, adjoint):
+        factors = chain_factors(self)
+        for f in (reversed(factors) if adjoint else factors):
+            if adjoint:
+                V = f._rmatmat_owned(V) if owned else f._rmatmat(V)
+            else:
+                V = f._matmat_owned(V) if owned else f._matmat(V)
+            owned = f.fresh_outputs
         return V
 
+    def _matmat(self, V):
+        return self._apply(V, False, False)
+
     def _rmatmat(self, W):
-        for f in reversed(chain_factors(self)):
-            W = f._rmatmat(W)
-        return W
+        return self._apply(W, False, True)
+
+    def _matmat_owned(self, V):
+        return self._apply(V, True, False)
+
+    def _rmatmat_owned(self, W):
+        return self._apply(W, True, True)
+
+    @property
+    def fresh_outputs(self):
+        factors = chain_factors(self)
+        return factors[-1].fresh_outputs and factors[0].fresh_outputs
 
 
 def chain_factors(op: LinearOperator) -> list:
@@ -350,9 +390,9 @@ def apply_pair(A: LinearOperator, B: LinearOperator, X: torch.Tensor):
         YB = f._matmat(YB)
     if suf == 0:
         return YA, YB
-    Z = torch.cat([YA, YB])
+    Z = torch.cat([YA, YB])                  # fresh: the shared last factors may work in place
     for f in fa[len(fa) - suf:]:
-        Z = f._matmat(Z)
+        Z = f._matmat_owned(Z)
     return Z[:X.shape[0]], Z[X.shape[0]:]
 
 
@@ -398,15 +438,24 @@ class FunctionOperator(LinearOperator):
     """
 
     def __init__(self, matmat, rmatmat, shape_in, shape_out, dtype, device, weight_in=1.0,
-                 weight_out=1.0, name=None, chunk_size=None):
+                 weight_out=1.0, name=None, chunk_size=None, *, matmat_inplace=None, rmatmat_inplace=None,
+                 fresh_outputs=False):
         super().__init__(shape_in, shape_out, dtype, device, weight_in, weight_out, name, chunk_size)
         self._f, self._fT = matmat, rmatmat
+        self._f_, self._fT_ = matmat_inplace, rmatmat_inplace
+        self.fresh_outputs = bool(fresh_outputs)
 
     def _matmat(self, V):
         return self._f(V)
 
     def _rmatmat(self, W):
         return self._fT(W)
+
+    def _matmat_owned(self, V):
+        return self._f(V) if self._f_ is None else self._f_(V)
+
+    def _rmatmat_owned(self, W):
+        return self._fT(W) if self._fT_ is None else self._fT_(W)
 
 
 class DenseOperator(LinearOperator):

@@ -433,6 +433,16 @@ def operators(cell, inputs, hidden, h0=None, readout=None, inner="sum", jacobian
             out[:, :, t] = a
         return out
 
+    def P_mm_(Q):                      # in place, for an intermediate the caller gives up
+        for t in range(1, T):
+            Q[:, :, t] += lin.jvp(Q[:, :, t - 1], t)
+        return Q
+
+    def PT_mm_(E):
+        for t in range(T - 2, -1, -1):
+            E[:, :, t] += lin.vjp(E[:, :, t + 1], t + 1)
+        return E
+
     def Pinv_mm(Q):
         out = Q.clone()
         if T > 1:
@@ -452,7 +462,8 @@ def operators(cell, inputs, hidden, h0=None, readout=None, inner="sum", jacobian
         return wrapped
 
     kw = dict(dtype=dtype, device=device, weight_in=w, weight_out=w, chunk_size=chunk_size)
-    P = FunctionOperator(_no_grad(P_mm), _no_grad(PT_mm), shape, shape, name="P", **kw)
+    P = FunctionOperator(_no_grad(P_mm), _no_grad(PT_mm), shape, shape, name="P", matmat_inplace=_no_grad(P_mm_),
+                         rmatmat_inplace=_no_grad(PT_mm_), fresh_outputs=True, **kw)
     P_inv = FunctionOperator(_no_grad(Pinv_mm), _no_grad(PinvT_mm), shape, shape, name="P_inv", **kw)
 
     # ---- J_θ: one batched cell evaluation over all B·T rows (no time recursion)
@@ -482,7 +493,7 @@ def operators(cell, inputs, hidden, h0=None, readout=None, inner="sum", jacobian
         J_mm, JT_mm = _func_products(cell, names, shapes, primal, X_rows, Z_rows, B, T, S, w)
 
     J_theta = FunctionOperator(J_mm, JT_mm, (M,), shape, dtype, device, weight_in=1.0, weight_out=w,
-                               name="J_theta", chunk_size=chunk_size)
+                               name="J_theta", chunk_size=chunk_size, fresh_outputs=sites is not None)
     K = J_theta @ J_theta.T
     K.name = "K"
     NTK = None
