@@ -175,7 +175,7 @@ def _func_products(cell, names, shapes, primal, X_rows, Z_rows, B, T, S, w):
 #: temporaries of the J_θ products are kept below this many bytes by working through the B·T rows in
 #: blocks: larger buffers are fresh page-faulting allocations on every call (glibc's mmap threshold),
 #: which made a batch of probes slower per probe than a single one.
-_ROW_BLOCK_BYTES = 16 * 2**20
+_ROW_BLOCK_BYTES = 8 * 2**20
 
 
 def _row_blocks(sites, N, itemsize):
