@@ -253,14 +253,18 @@ def trace(A, budget: int | None = None, method: str = "hutch++", *, seed=None,
     n_res = budget - 2 * k
     S = random_probes(k, shape, dt, dev, gen, distribution)
     AS = _apply_chunked(A.matvec, S, chunk).reshape(k, dim)
-    Q = torch.linalg.qr(AS.T.to(torch.float64)).Q  # [dim, k]
-    Qop = Q.T.to(dt).reshape(k, *shape)
-    AQ = _apply_chunked(A.matvec, Qop, chunk).reshape(k, dim)
-    top = float((Q.T * AQ.to(torch.float64)).sum())
+    del S
+    # the sketch's basis in the operator's dtype: k vectors of the operator's size are the memory
+    # Hutch++ needs (float64 copies doubled it); orthonormality to round-off is all the deflation needs
+    Q = torch.linalg.qr(AS.T).Q  # [dim, k]
+    del AS
+    AQ = _apply_chunked(A.matvec, Q.T.reshape(k, *shape), chunk).reshape(k, dim)
+    top = float(batched_dot(Q.T, AQ).sum())
+    del AQ
 
     def project(G):
-        g = G.reshape(G.shape[0], dim).to(torch.float64)
-        return (g - (g @ Q) @ Q.T).to(dt).reshape(G.shape)
+        g = G.reshape(G.shape[0], dim)
+        return (g - (g @ Q) @ Q.T).reshape(G.shape)
 
     rest = _probe_samples(sample, n_res, shape, dt, dev, gen, distribution, chunk, project=project)
     value, se, dof = _mean_stderr(rest)
