@@ -2,7 +2,8 @@
 
 ``eigsh`` is a thick-restart block Lanczos method: the Krylov basis is built a block of
 probes at a time (one batched application of the operator per block) and stored in the
-operator's own dtype (e.g. float32), orthogonalised by two passes of block Gram–Schmidt;
+operator's own dtype (e.g. float32), orthogonalised by the block recurrence and one full
+Gram–Schmidt pass (a second only when the first removed most of the block);
 the projected matrix, the Rayleigh–Ritz step and the restart coefficients are float64.
 When the basis is full, the best Ritz vectors and the last Krylov block are kept and the
 expansion continues.  Convergence is declared when every wanted pair has a residual
@@ -21,9 +22,9 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 
-import numpy as np
 import math
 
+import numpy as np
 import torch
 import xarray as xr
 
@@ -191,13 +192,13 @@ def eigsh(A: LinearOperator, k: int, *, which: str = "LA", tol: float | None = N
     Thick-restart block Lanczos.  The basis is stored in the operator's dtype (float32 halves
     the memory traffic of the orthogonalisation, which dominates at millions of entries); the
     projected matrix, the Rayleigh–Ritz step and the restart coefficients are float64.  Every
-    new block is orthogonalised against the whole basis (two passes of classical Gram–Schmidt,
-    whose coefficients are the projected matrix's new column), so the Lanczos relation
+    new block is orthogonalised by the block recurrence and then against the whole basis (one
+    classical Gram–Schmidt pass, a second only when needed; the summed coefficients are the
+    projected matrix's new column), so the Lanczos relation
     ``A Q = Q T + V R Eᵀ`` gives each Ritz pair's residual from small matrices.  At a restart
     the best ``k + block_size + max(5, k // 2)`` Ritz vectors and the last block are kept, and
     the Rayleigh–Ritz step runs after every block, so the solver stops as soon as the wanted
-    pairs have converged.  On return the
-    residuals are recomputed explicitly, ``‖A v − λ v‖``, with one more application to the
+    pairs have converged.  On return the residuals are recomputed explicitly, ``‖A v − λ v‖``, with one more application to the
     ``k`` eigenvectors.  Operators of dimension at most ``max_basis + block_size`` are solved
     densely (their matrix costs no more applications than the Krylov basis would).
 
@@ -266,7 +267,7 @@ def eigsh(A: LinearOperator, k: int, *, which: str = "LA", tol: float | None = N
         idx = _order(theta, which)[:k]
         theta, Y = theta[idx], S[:, idx].T.contiguous()
         res = (Y @ D - theta[:, None] * Y).norm(dim=1)
-        converged, vecs = True, Y
+        converged, vecs = True, Y.to(store)
     else:
         keep = max(k, min(k + b + max(5, k // 2), m - 2 * b))
         Q = torch.empty(m, n, dtype=store, device=A.device)
@@ -276,7 +277,7 @@ def eigsh(A: LinearOperator, k: int, *, which: str = "LA", tol: float | None = N
         p, filled = 0, b                      # rows [0, p) applied; [p, filled) the last block
         local = 0                             # first row A Q[p:filled] couples to in exact arithmetic
         while True:
-            W = apply(Q[p:filled]).to(store)
+            W = apply(Q[p:filled])
             scale = float(W.norm())
             # the block recurrence first (the previous and current blocks, or every kept Ritz vector
             # right after a restart), then one full reorthogonalisation pass (a second one only when
@@ -322,7 +323,7 @@ def eigsh(A: LinearOperator, k: int, *, which: str = "LA", tol: float | None = N
     vecs = vecs * torch.sign(vecs.gather(1, big[:, None]))
     scale = float(theta.abs().max()) or 1.0
     explicit_ok = bool((res <= 10 * tol * scale).all())
-    result = EigenResult(theta.clone(), vecs.to(A.dtype).reshape(k, *A.shape_in), res.clone(),
+    result = EigenResult(theta.clone(), vecs.reshape(k, *A.shape_in), res.clone(),
                          converged and explicit_ok, n_mv, restarts, operator_dims(A), tol, which)
     if not converged:
         msg = (f"eigsh did not converge for {A.name} after {restarts} restarts ({n_mv} applications): "
