@@ -70,8 +70,3 @@ def batched_dot(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         a, b = xs[:, start:start + _DOT_BLOCK], ys[:, start:start + _DOT_BLOCK]
         out += (a.double() * b.double()).sum(1)
     return out
-
-
-def sum_dims(x: torch.Tensor, n_shape: int) -> torch.Tensor:
-    """Sum over the trailing ``n_shape`` dims, accumulating in float64."""
-    return x.sum(dim=tuple(range(-n_shape, 0)), dtype=torch.float64)

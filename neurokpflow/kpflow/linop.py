@@ -318,13 +318,14 @@ class _Chain(LinearOperator):
         super().__init__(B.shape_in, A.shape_out, A.dtype, A.device, B.weight_in, A.weight_out,
                          name=f"({A.name} @ {B.name})", chunk_size=chunk)
         self.A, self.B = A, B
+        #: the factors in the order they are applied (compositions are immutable: computed once)
+        self.factors = chain_factors(B) + chain_factors(A)
 
     # the factors are applied in a flat loop: each intermediate is released as soon as the next
     # factor has consumed it (nested calls kept every intermediate alive until the outermost
     # returned), and a fresh intermediate is handed on as scratch space for the next factor
     def _apply(self, V, owned, adjoint):
-        factors = chain_factors(self)
-        for f in (reversed(factors) if adjoint else factors):
+        for f in (reversed(self.factors) if adjoint else self.factors):
             if adjoint:
                 V = f._rmatmat_owned(V) if owned else f._rmatmat(V)
             else:
@@ -346,15 +347,12 @@ class _Chain(LinearOperator):
 
     @property
     def fresh_outputs(self):
-        factors = chain_factors(self)
-        return factors[-1].fresh_outputs and factors[0].fresh_outputs
+        return self.factors[-1].fresh_outputs and self.factors[0].fresh_outputs
 
 
 def chain_factors(op: LinearOperator) -> list:
     """The factors of a composition in the order they are applied (``A @ B`` -> ``[B, A]``)."""
-    if isinstance(op, _Chain):
-        return chain_factors(op.B) + chain_factors(op.A)
-    return [op]
+    return list(op.factors) if isinstance(op, _Chain) else [op]
 
 
 def same_operator(a: LinearOperator, b: LinearOperator) -> bool:
