@@ -184,3 +184,23 @@ def test_compositions_reuse_fresh_intermediates_but_never_touch_the_input():
     assert torch.allclose(PK.rmatvec(V), ops.K.rmatvec(ops.P.rmatvec(V)), atol=1e-12)
     assert torch.allclose(KP.matvec(V), ops.K.matvec(ops.P.matvec(V)), atol=1e-12)
     assert torch.equal(V, keep)
+
+
+def test_rademacher_probes_are_fair_independent_signs():
+    from neurokpflow.kpflow._probes import random_probes
+    g = torch.Generator().manual_seed(3)
+    n, d = 4000, 70            # d not a multiple of 64: probes straddle the 64-bit draws
+    X = random_probes(n, (7, 10), F64, "cpu", g).reshape(n, d)
+    assert set(X.unique().tolist()) == {-1.0, 1.0}
+    # E[g gᵀ] = I: every entry of the sample second moment within 4.5 standard errors (1/sqrt(n))
+    C = X.T @ X / n
+    assert float((C - torch.eye(d, dtype=F64)).abs().max()) < 4.5 / math.sqrt(n)
+    # consecutive signs of one long draw (bits of one byte and of one word) are uncorrelated
+    y = random_probes(1, (2 ** 20,), torch.float32, "cpu", g).reshape(-1).double()
+    for lag in (1, 7, 8, 63, 64):
+        assert abs(float((y[lag:] * y[:-lag]).mean())) < 5 / 2 ** 10
+    assert abs(float(y.mean())) < 5 / 2 ** 10
+    # seeded: the same generator state gives the same probes
+    a = random_probes(3, (5,), F64, "cpu", torch.Generator().manual_seed(9))
+    b = random_probes(3, (5,), F64, "cpu", torch.Generator().manual_seed(9))
+    assert torch.equal(a, b)

@@ -5,6 +5,8 @@ time, so peak memory stays at ``chunk_size`` probes plus their images.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 
 from .linop import LinearOperator
@@ -34,12 +36,31 @@ def random_probes(n, shape, dtype, device, generator, kind="rademacher") -> torc
     """``n`` probes of shape ``shape`` with E[g gᵀ] = I (Rademacher ±1 or standard Gaussian)."""
     size = (int(n), *shape)
     if kind == "rademacher":
-        # drawn in the probe dtype directly (an int64 draw would hold twice a float32 chunk more)
-        g = torch.empty(size, dtype=dtype, device=device).bernoulli_(0.5, generator=generator)
-        return g.mul_(2).sub_(1)
+        return _rademacher(size, dtype, device, generator)
     if kind == "gaussian":
         return torch.randn(size, generator=generator, device=device, dtype=dtype)
     raise ValueError(f"probe distribution must be 'rademacher' or 'gaussian', got {kind!r}")
+
+
+_BIT_SHIFTS = {}
+
+
+def _rademacher(size, dtype, device, generator) -> torch.Tensor:
+    """Independent ±1 signs, one bit of a uniform 64-bit draw each.
+
+    Drawing one random number per sign (``bernoulli_``) made probe generation a third of a
+    one-sided trace estimate on the CPU; 64 signs per draw make it about six times cheaper.  The
+    temporaries are bytes (a quarter of a float32 probe block)."""
+    count = math.prod(size)
+    words = -(-count // 64)
+    # the full int64 range: every bit of every word is an independent fair coin
+    draws = torch.randint(-2 ** 63, 2 ** 63 - 1, (words,), dtype=torch.int64, device=device, generator=generator)
+    key = torch.device(device)
+    shifts = _BIT_SHIFTS.get(key)
+    if shifts is None:
+        shifts = _BIT_SHIFTS[key] = torch.arange(8, dtype=torch.uint8, device=device)
+    bits = (draws.view(torch.uint8).unsqueeze(-1) >> shifts).bitwise_and_(1).reshape(-1)[:count]
+    return bits.to(dtype).mul_(2).sub_(1).reshape(size)
 
 
 def basis_vectors(start, stop, shape, dtype, device) -> torch.Tensor:
