@@ -138,6 +138,22 @@ class LinearOperator:
     def _rmatmat_owned(self, W):
         return self._rmatmat(W)
 
+    #: axis along which the operator is block-diagonal: slice ``b`` of the output depends only on
+    #: slice ``b`` of the input, in both directions (``P``, ``P⁻¹`` and the readout over trials,
+    #: axis 0); ``None`` when it couples slices (``K`` couples trials through the shared θ)
+    separable_axis = None
+
+    def _rmatmat_block_sqnorms(self, W, axis):
+        """``[N, n_blocks]`` float64 Euclidean ``‖A* W_b‖²``, ``W_b`` being ``W`` restricted to slice
+        ``b`` along output axis ``axis`` (zero elsewhere), at about the cost of one adjoint
+        application; ``None`` where the operator offers no such shortcut.  Used by the
+        block-split one-sided trace estimator (``trace(J, method="vjp", blocks="trial")``)."""
+        return None
+
+    def _has_block_sqnorms(self, axis) -> bool:
+        """Whether :meth:`_rmatmat_block_sqnorms` works along ``axis`` (asked without applying)."""
+        return False
+
     def _chunked(self, fn: Callable, V: torch.Tensor) -> torch.Tensor:
         n = V.shape[0]
         c = self.chunk_size
@@ -295,6 +311,10 @@ class _Adjoint(LinearOperator):
         return self.op.fresh_outputs
 
     @property
+    def separable_axis(self):
+        return self.op.separable_axis
+
+    @property
     def T(self):
         return self.op
 
@@ -348,6 +368,26 @@ class _Chain(LinearOperator):
     @property
     def fresh_outputs(self):
         return self.factors[-1].fresh_outputs and self.factors[0].fresh_outputs
+
+    @property
+    def separable_axis(self):
+        axes = {f.separable_axis for f in self.factors}
+        return axes.pop() if len(axes) == 1 else None
+
+    def _has_block_sqnorms(self, axis) -> bool:
+        return (self.factors[0]._has_block_sqnorms(axis)
+                and all(f.separable_axis == axis for f in self.factors[1:]))
+
+    def _rmatmat_block_sqnorms(self, W, axis):
+        # (F_k ... F_1)* W_b = F_1* (F_2* ... F_k* W)_b when F_2 .. F_k keep the blocks apart
+        if not self._has_block_sqnorms(axis):
+            return None
+        first, rest = self.factors[0], self.factors[1:]
+        owned = False
+        for f in reversed(rest):
+            W = f._rmatmat_owned(W) if owned else f._rmatmat(W)
+            owned = f.fresh_outputs
+        return first._rmatmat_block_sqnorms(W, axis)
 
 
 def chain_factors(op: LinearOperator) -> list:
@@ -437,11 +477,20 @@ class FunctionOperator(LinearOperator):
 
     def __init__(self, matmat, rmatmat, shape_in, shape_out, dtype, device, weight_in=1.0,
                  weight_out=1.0, name=None, chunk_size=None, *, matmat_inplace=None, rmatmat_inplace=None,
-                 fresh_outputs=False):
+                 fresh_outputs=False, separable_axis=None, rmatmat_block_sqnorms=None):
         super().__init__(shape_in, shape_out, dtype, device, weight_in, weight_out, name, chunk_size)
         self._f, self._fT = matmat, rmatmat
         self._f_, self._fT_ = matmat_inplace, rmatmat_inplace
         self.fresh_outputs = bool(fresh_outputs)
+        self.separable_axis = separable_axis
+        #: ``(axis, fn)``: ``fn(W)`` gives the per-block adjoint squared norms along ``axis``
+        self._block_sqnorms = rmatmat_block_sqnorms
+
+    def _has_block_sqnorms(self, axis) -> bool:
+        return self._block_sqnorms is not None and self._block_sqnorms[0] == axis
+
+    def _rmatmat_block_sqnorms(self, W, axis):
+        return self._block_sqnorms[1](W) if self._has_block_sqnorms(axis) else None
 
     def _matmat(self, V):
         return self._f(V)

@@ -243,7 +243,53 @@ def _site_products(sites, names, shapes, B, T, S, w):
             grads[name] = grads[name] * scale
         return w * torch.cat([grads[n].reshape(N, -1) for n in names], dim=1)
 
-    return J_mm, JT_mm
+    uses = [n for st in sites for n in (st.weight, st.bias) if n in index]
+    gram_f = {}
+
+    def JT_trial_sqnorms(E):
+        """``[N, B]``: ``‖J_θ* E_b‖²`` for each trial's part ``E_b`` of ``E`` (float64).
+
+        A trial's parameter cotangent is ``Σ_t a_t f_tᵀ`` per site (``a``: the site's
+        pre-activation cotangent, ``f``: its features), so its squared norm is
+        ``Σ_{t,t'} (a_t·a_t')(f_t·f_t')``: two [T, T] Gram matrices instead of the gradient itself
+        (bias: ``Σ_{t,t'} a_t·a_t'``).  Under a ``scale`` (Dale's law) the trial's gradient is formed."""
+        N = E.shape[0]
+        E = E.reshape(N, B, T, -1)
+        out = torch.zeros(N, B, dtype=torch.float64, device=E.device)
+        width = max(st.coeff.shape[1] * st.coeff.shape[2] * st.coeff.shape[3] for st in sites)
+        step = max(1, _ROW_BLOCK_BYTES // max(1, N * T * width * E.element_size()))
+        for b0 in range(0, B, step):
+            tb = slice(b0, min(b0 + step, B))
+            nb = tb.stop - tb.start
+            rb = slice(tb.start * T, tb.stop * T)
+            Eb = E[:, tb].reshape(N, nb * T, -1)
+            for i, st in enumerate(sites):
+                rows, n_out, G, H = st.coeff[rb].shape
+                if n_out == 1:
+                    a = (st.coeff[rb, 0] * Eb.reshape(N, rows, 1, H)).reshape(N, nb, T, G * H)
+                else:
+                    a = (st.coeff[rb] * Eb.reshape(N, rows, n_out, 1, H)).sum(2).reshape(N, nb, T, G * H)
+                has_w, has_b = st.weight in index, st.bias in index
+                if has_w and st.scale is not None:
+                    f = st.features[rb].reshape(nb, T, -1)
+                    g = (a.transpose(-1, -2) @ f).mul_(st.scale)                 # [N, nb, G*H, F]
+                    out[:, tb] += g.square().sum((-1, -2), dtype=torch.float64)
+                    has_w = False
+                if not (has_w or has_b):
+                    continue
+                Ga = a @ a.transpose(-1, -2)                                      # [N, nb, T, T]
+                if has_w:
+                    if i not in gram_f:                                           # [B, T, T], once
+                        f = st.features.reshape(B, T, -1)
+                        gram_f[i] = f @ f.transpose(-1, -2)
+                    Gw = gram_f[i][tb] + 1.0 if has_b else gram_f[i][tb]
+                    out[:, tb] += (Ga * Gw).sum((-1, -2), dtype=torch.float64)
+                else:
+                    out[:, tb] += Ga.sum((-1, -2), dtype=torch.float64)
+        return (w * w) * out
+
+    # the Gram form needs every parameter to enter through one site (no cross terms between sites)
+    return J_mm, JT_mm, (JT_trial_sqnorms if len(uses) == len(set(uses)) else None)
 
 
 def _unrolled_ntk(cell, names, shapes, primal, inputs, z0, states, w, shape, kw):
@@ -450,9 +496,11 @@ def operators(cell, inputs, hidden, h0=None, readout=None, inner="sum", jacobian
         return wrapped
 
     kw = dict(dtype=dtype, device=device, weight_in=w, weight_out=w, chunk_size=chunk_size)
+    # trials are independent trajectories: P and P⁻¹ are block-diagonal over them (axis 0)
     P = FunctionOperator(_no_grad(P_mm), _no_grad(PT_mm), shape, shape, name="P", matmat_inplace=_no_grad(P_mm_),
-                         rmatmat_inplace=_no_grad(PT_mm_), fresh_outputs=True, **kw)
-    P_inv = FunctionOperator(_no_grad(Pinv_mm), _no_grad(PinvT_mm), shape, shape, name="P_inv", **kw)
+                         rmatmat_inplace=_no_grad(PT_mm_), fresh_outputs=True, separable_axis=0, **kw)
+    P_inv = FunctionOperator(_no_grad(Pinv_mm), _no_grad(PinvT_mm), shape, shape, name="P_inv", separable_axis=0,
+                             **kw)
 
     # ---- J_θ: one batched cell evaluation over all B·T rows (no time recursion)
     named = [(n, p) for n, p in cell.named_parameters() if p.requires_grad]
@@ -475,13 +523,15 @@ def operators(cell, inputs, hidden, h0=None, readout=None, inner="sum", jacobian
         covered = {n for st in sites for n in (st.weight, st.bias) if n is not None}
         if not set(names) <= covered:
             sites = None  # a parameter the sites do not describe: use the generic path
+    trial_sqnorms = None
     if sites is not None:
-        J_mm, JT_mm = _site_products(sites, names, shapes, B, T, S, w)
+        J_mm, JT_mm, trial_sqnorms = _site_products(sites, names, shapes, B, T, S, w)
     else:
         J_mm, JT_mm = _func_products(cell, names, shapes, primal, X_rows, Z_rows, B, T, S, w)
 
     J_theta = FunctionOperator(J_mm, JT_mm, (M,), shape, dtype, device, weight_in=1.0, weight_out=w,
-                               name="J_theta", chunk_size=chunk_size, fresh_outputs=sites is not None)
+                               name="J_theta", chunk_size=chunk_size, fresh_outputs=sites is not None,
+                               rmatmat_block_sqnorms=None if trial_sqnorms is None else (0, _no_grad(trial_sqnorms)))
     K = J_theta @ J_theta.T
     K.name = "K"
     NTK = None
@@ -513,7 +563,7 @@ def operators(cell, inputs, hidden, h0=None, readout=None, inner="sum", jacobian
             out[..., sl] = Y @ W_out
             return out
 
-        R = FunctionOperator(R_mm, RT_mm, shape, (B, T, O), name="R", **kw)
+        R = FunctionOperator(R_mm, RT_mm, shape, (B, T, O), name="R", separable_axis=0, **kw)
         NTK_out = R @ NTK @ R.T
         NTK_out.name = "NTK_output"
 
