@@ -78,6 +78,7 @@ def test_trace_estimators_on_cuda(dtype):
     exact = trace(A, budget=n, method="hutch++")
     assert exact.method == "exact" and float(exact) == pytest.approx(truth, rel=10 * _tol(dtype))
     factor = gpu.P @ gpu.J_theta
+    assert trace(factor, budget=4, method="vjp", seed=0).meta["blocks"] == "trial"
     for method, est in [("hutch++", trace(A, budget=30, method="hutch++", seed=0)),
                         ("hutchinson", trace(A, budget=30, method="hutchinson", seed=0)),
                         ("vjp", trace(factor, budget=30, method="vjp", seed=0))]:

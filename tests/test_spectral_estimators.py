@@ -204,3 +204,113 @@ def test_rademacher_probes_are_fair_independent_signs():
     a = random_probes(3, (5,), F64, "cpu", torch.Generator().manual_seed(9))
     b = random_probes(3, (5,), F64, "cpu", torch.Generator().manual_seed(9))
     assert torch.equal(a, b)
+
+
+# ----------------------------------------------------------------------------- trial-split one-sided trace
+def _gru_case(B=6, T=5, I=2, H=4, seed=0, cell=None):
+    from neurokpflow.kpflow import operators
+    from neurokpflow.models.cells import GRUCell, unroll
+    torch.manual_seed(seed)
+    cell = cell or GRUCell(I, H, dtype=F64)
+    x = torch.randn(B, T, I, dtype=F64)
+    hid = unroll(cell, x).detach()
+    return cell, x, hid
+
+
+@pytest.mark.parametrize("name", ["gru", "lstm", "rate", "dale"])
+@pytest.mark.parametrize("inner", ["sum", "mean"])
+def test_per_trial_adjoint_norms_match_masked_adjoints(name, inner):
+    from neurokpflow.kpflow import operators
+    from neurokpflow.models.cells import GRUCell, LSTMCell, LeakyRNNCell
+    make = {"gru": lambda: GRUCell(2, 4, dtype=F64), "lstm": lambda: LSTMCell(2, 3, dtype=F64),
+            "rate": lambda: LeakyRNNCell(2, 5, dtype=F64),
+            "dale": lambda: LeakyRNNCell(2, 6, dale=0.5, alpha=0.5, dtype=F64)}[name]
+    torch.manual_seed(1)
+    cell, x, hid = _gru_case(cell=make())
+    R = torch.randn(3, cell.hidden_size, dtype=F64)
+    ops = operators(cell, x, hid, inner=inner, readout=R, chunk_size=2)
+    B = x.shape[0]
+    for J in (ops.J_theta, ops.P @ ops.J_theta, ops.readout @ ops.P @ ops.J_theta):
+        E = torch.randn(5, *J.shape_out, dtype=F64)
+        got = J._rmatmat_block_sqnorms(E, 0)
+        want = torch.zeros(5, B, dtype=F64)
+        for b in range(B):
+            Eb = torch.zeros_like(E)
+            Eb[:, b] = E[:, b]
+            Y = J.rmatvec(Eb)
+            want[:, b] = (Y * Y).sum(-1)
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=0)
+    # K couples trials, so nothing composed with it may split (and dense operators never do)
+    assert not (ops.K @ ops.J_theta)._has_block_sqnorms(0)
+    assert ops.P.separable_axis == 0 and ops.P.T.separable_axis == 0 and ops.K.separable_axis is None
+
+
+def test_trial_split_trace_is_unbiased_covers_and_beats_the_plain_sample():
+    from neurokpflow.kpflow import operators
+    cell, x, hid = _gru_case(B=8, T=6, H=5)
+    ops = operators(cell, x, hid)
+    J = ops.P @ ops.J_theta
+    truth = float(torch.trace((ops.P @ ops.K @ ops.P.T).to_dense()))
+    spreads = {}
+    for blocks in ("trial", None):
+        ests = [trace(J, 8, "vjp", seed=s, blocks=blocks) for s in range(200)]
+        assert all(e.meta["blocks"] == blocks for e in ests)
+        vals = torch.tensor([e.value for e in ests])
+        assert abs(float(vals.mean()) - truth) < 4 * float(vals.std()) / math.sqrt(200)
+        coverage = sum(e.interval[0] <= truth <= e.interval[1] for e in ests) / 200
+        assert 0.87 <= coverage <= 0.99
+        spreads[blocks] = float(vals.std())
+    # 8 trials: most of the plain sample's variance is cross-trial
+    assert spreads["trial"] < 0.5 * spreads[None]
+    # the split is the default for a factor that allows it, and the exact path is unchanged
+    assert trace(J, 8, "vjp", seed=0).meta["blocks"] == "trial"
+    assert float(trace(J, J.size_out, "vjp")) == pytest.approx(truth, rel=1e-12)
+
+
+def test_trial_split_errors_name_the_problem():
+    from neurokpflow.kpflow import operators
+    cell, x, hid = _gru_case()
+    ops = operators(cell, x, hid)
+    J = ops.P @ ops.J_theta
+    with pytest.raises(ValueError, match="blocks must be"):
+        trace(J, 8, "vjp", blocks="time")
+    with pytest.raises(ValueError, match="method='vjp'"):
+        trace(ops.NTK, 8, "hutch++", blocks="trial")
+    dense = DenseOperator(torch.randn(12, 5, dtype=F64))
+    with pytest.raises(ValueError, match="per-trial adjoint norms"):
+        trace(dense, 4, "vjp", blocks="trial")
+    assert trace(dense, 4, "vjp", seed=0).meta["blocks"] is None       # "auto" falls back
+
+
+# ----------------------------------------------------------------------------- Nyström Frobenius norm
+def test_nystrom_frobenius_is_unbiased_covers_and_beats_hutchinson_on_a_decaying_spectrum():
+    g = torch.Generator().manual_seed(5)
+    U = torch.linalg.qr(torch.randn(80, 80, generator=g, dtype=F64)).Q
+    lam = 0.6 ** torch.arange(80, dtype=F64) + 0.01          # a few dominant eigenvalues, then a floor
+    M = (U * lam) @ U.T
+    A = DenseOperator(M, (8, 10), (8, 10))
+    truth = float(torch.linalg.matrix_norm(M))
+    sq_truth = truth ** 2
+    spreads = {}
+    for method in ("nystrom", "hutchinson"):
+        ests = [frobenius_norm(A, 24, method, seed=s) for s in range(300)]
+        sq = torch.tensor([e.meta["squared"] for e in ests])
+        assert abs(float(sq.mean()) - sq_truth) < 4 * float(sq.std()) / math.sqrt(300), method
+        coverage = sum(e.interval[0] <= truth <= e.interval[1] for e in ests) / 300
+        assert 0.85 <= coverage <= 0.995, (method, coverage)
+        spreads[method] = float(sq.std())
+    # the sketch takes the dominant eigenvalues, whose λ⁴ carry most of Hutchinson's variance
+    assert spreads["nystrom"] < 0.6 * spreads["hutchinson"]
+    est = frobenius_norm(A, 24, "nystrom", seed=0)
+    assert est.method == "nystrom" and est.n_matvecs == 24
+    assert est.meta["sketch_size"] == 8 and est.meta["residual_probes"] == 16
+    assert float(frobenius_norm(A, 80, "nystrom")) == pytest.approx(truth, rel=1e-12)   # exact at the dimension
+
+
+def test_nystrom_frobenius_rejects_what_it_cannot_do():
+    with pytest.raises(ValueError, match="self-adjoint PSD"):
+        frobenius_norm(DenseOperator(torch.randn(6, 4, dtype=F64)), 8, "nystrom")
+    with pytest.raises(ValueError, match="budget >= 4"):
+        frobenius_norm(DenseOperator(torch.eye(6, dtype=F64)), 3, "nystrom")
+    with pytest.raises(ValueError, match="'nystrom'"):
+        frobenius_norm(DenseOperator(torch.eye(6, dtype=F64)), 8, "nystrom++")
