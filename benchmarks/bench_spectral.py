@@ -9,17 +9,27 @@ of the fused ``nn.GRU`` on the batch.  Times are in seconds and in units of F:
   deviation <= 1e-6);
 * misdirection KA(P K P*, P P*) with a 30-probe shared sketch, construction included (<= 4 s);
 * trace, Frobenius norm and ER3 (participation ratio) of P K P* to 1 % relative standard
-  deviation.  Ours: the budget from a pilot (Hutchinson's relative error ≈ sqrt(2/(m·PR)));
-  the trace as ``E‖J_θ* P* s‖²`` on the factor P J_θ (half an NTK application per probe);
-  spread checked over 5 seeds.  Baseline: textbook Hutch++ (the reference package's method)
-  on our own fast operators, its budget extrapolated from a pilot's reported error and run
-  once; the reference's own per-application overheads (autograd NTK, CPU probes) are not
-  included, so the printed ratio is a lower bound of the speed-up over it (target >= 5x);
+  deviation.  Ours: the trace as ``Σ_b ‖J_θ* P* s_b‖²`` over the trials ``b`` on the factor
+  P J_θ (one adjoint pass per probe, less than half an NTK application; the trial split
+  removes the cross-trial variance), from 4 probes up (a usable error bar); Frobenius norm and
+  ER3 by Hutchinson, budgets from a pilot (relative error ≈ sqrt(2/(m·PR))); spreads
+  checked over seeds.  Baselines, each at the smallest budget (x1.25 grid) whose
+  reported error reaches the target:
+  - textbook Hutch++ on our own fast operators (the algorithm alone);
+  - the reference package's method (target >= 5x): its Hutch++ (``nsamp // 3`` sketch columns
+    and residual probes drawn as int64 on the CPU in a [dim, k] layout, ``3 / nsamp`` weight,
+    the budget rounded up to a multiple of 3 where that weight is unbiased and the estimator is
+    textbook Hutch++'s, so the same budget gives the same accuracy) on its autograd hidden-state
+    NTK (one ``vjp`` through the recorded unrolled forward and one ``jvp`` of the forward per
+    probe, ``vmap``-ed over the probes), re-implemented here on the same cell, as the package
+    itself is not installable here.  Its Frobenius norm is Hutch++ on A A*, its effective
+    rank here the participation ratio from two such traces;
 * exact (zero-variance) trace, diagonal and partial traces of K from the closed form (<= 3 F);
 * (``--memory``) peak resident memory of a 48-probe Hutchinson trace of P K P* applied 16 probes
   at a time vs all at once, next to one chunk of probes and a forward pass with its graph.
 
 Usage:  python benchmarks/bench_spectral.py [--B 50 --T 90 --H 256] [--repeats 3] [--threads 2] [--memory]
+        python benchmarks/bench_spectral.py --device cuda     (F is then the cuDNN forward)
 """
 from __future__ import annotations
 
@@ -30,6 +40,7 @@ import time
 
 import torch
 from torch import nn
+from torch.func import functional_call, jvp, vjp, vmap
 
 from neurokpflow.kpflow import (alignment, effective_rank, eigsh, frobenius_norm, operators, partial_trace,
                                 trace, unit_separable_K)
@@ -38,16 +49,26 @@ from neurokpflow.models import GRUCell
 I = 3
 
 
+DEVICE = torch.device("cpu")
+
+
+def sync():
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize(DEVICE)
+
+
 def best_of(fn, repeats):
     out, best = None, float("inf")
     for _ in range(repeats):
+        sync()
         t0 = time.perf_counter()
         out = fn()
+        sync()
         best = min(best, time.perf_counter() - t0)
     return best, out
 
 
-def workload(B, T, H, seed=0):
+def workload(B, T, H, seed=0, device="cpu"):
     torch.manual_seed(seed)
     gru = nn.GRU(I, H, batch_first=True)
     cell = GRUCell(I, H)
@@ -55,9 +76,62 @@ def workload(B, T, H, seed=0):
         for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
             getattr(cell, n).copy_(getattr(gru, n + "_l0"))
     x = torch.randn(B, T, I)
+    gru, cell, x = gru.to(device), cell.to(device), x.to(device)
     with torch.no_grad():
         hidden = gru(x)[0]
     return gru, cell, x, hidden
+
+
+class ReferenceMethod:
+    """The reference package's hidden-state NTK and Hutch++, re-implemented on the same cell.
+
+    NTK: the unrolled forward ``θ -> z[B, T, H]`` is recorded once (``vjp``); each probe costs a
+    backward through that graph and a forward-mode pass of the forward (``jvp``), ``vmap``-ed
+    over the probes (at most ``chunk`` at once, which only bounds memory: 16 and 48 probes cost
+    the same per probe).  Hutch++: ``k = nsamp // 3`` sketch columns and ``k`` residual probes,
+    ±1 drawn as int64 on the CPU in a [dim, k] layout, then moved; ``Q = qr(A S)``;
+    ``tr(Qᵀ A Q) + (3 / nsamp) tr(Gᵀ A G)`` for the projected G (unbiased for a multiple of 3).
+    """
+
+    def __init__(self, cell, x, chunk=64):
+        B, T, _ = x.shape
+        H = cell.hidden_size
+        params = {n: p.detach() for n, p in cell.named_parameters()}
+
+        def unrolled(p):
+            z, out = torch.zeros(B, H, device=x.device, dtype=x.dtype), []
+            for t in range(T):
+                z = functional_call(cell, p, (x[:, t], z))
+                out.append(z)
+            return torch.stack(out, 1)
+
+        _, back = vjp(unrolled, params)
+
+        def ntk(q):
+            return jvp(unrolled, (params,), (back(q)[0],))[1]
+
+        self._ntk, self.shape, self.chunk, self.device = vmap(ntk), (B, T, H), chunk, x.device
+
+    def ntk(self, Q):
+        """[n, B, T, H] -> [n, B, T, H]."""
+        return torch.cat([self._ntk(Q[i:i + self.chunk]) for i in range(0, Q.shape[0], self.chunk)])
+
+    def ntk_squared(self, Q):
+        return self.ntk(self.ntk(Q))
+
+    def hutchpp(self, apply, nsamp, seed=0):
+        d = math.prod(self.shape)
+        k = nsamp // 3
+        g = torch.Generator().manual_seed(seed)
+        S = (torch.randint(2, size=(d, k), generator=g).float() * 2 - 1).to(self.device)
+        G = (torch.randint(2, size=(d, k), generator=g).float() * 2 - 1).to(self.device)
+
+        def call(X):                                  # columns [d, n] -> columns [d, n]
+            return apply(X.T.reshape(-1, *self.shape)).reshape(X.shape[1], d).T
+
+        Q, _ = torch.linalg.qr(call(S))
+        prod = G - Q @ (Q.T @ G)
+        return float(torch.trace(call(Q).T @ Q) + (3.0 / nsamp) * torch.trace(call(prod).T @ prod))
 
 
 def main():
@@ -71,20 +145,27 @@ def main():
     ap.add_argument("--memory", action="store_true", help="also measure the estimators' peak memory")
     ap.add_argument("--cap", type=int, default=450,
                     help="largest Hutch++ budget run (its sketch holds budget/3 operator-sized vectors)")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
+    ap.add_argument("--confirm", type=int, default=3,
+                    help="seeds whose reported errors are pooled before a budget is accepted")
+    ap.add_argument("--skip-reference", action="store_true", help="leave out the reference-method baseline")
     ap.add_argument("--peak-child", nargs=2, type=int, metavar=("CHUNK", "PROBES"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.peak_child:
         args.chunk, args.probes = args.peak_child
         return _peak_growth_child(args)
+    global DEVICE
+    DEVICE = torch.device(args.device)
     torch.set_num_threads(args.threads)
-    gru, cell, x, hidden = workload(args.B, args.T, args.H)
+    gru, cell, x, hidden = workload(args.B, args.T, args.H, device=DEVICE)
 
     def forward():
         with torch.no_grad():
             return gru(x)
 
     F, _ = best_of(forward, max(args.repeats, 10))
-    print(f"GRU H={args.H} B={args.B} T={args.T}, float32, {args.threads} threads; F = {1e3 * F:.1f} ms")
+    where = torch.cuda.get_device_name(DEVICE) if DEVICE.type == "cuda" else f"CPU, {args.threads} threads"
+    print(f"GRU H={args.H} B={args.B} T={args.T}, float32, {where}; F = {1e3 * F:.2f} ms")
 
     ops = operators(cell, x, hidden, chunk_size=16)
     t_build, _ = best_of(lambda: operators(cell, x, hidden, chunk_size=16), args.repeats)
@@ -113,53 +194,106 @@ def main():
     pilot = effective_rank(ops.NTK, definition="ER3", budget=8, seed=123)
     factor = ops.P @ ops.J_theta                        # NTK = factor factor*
     m = max(4, math.ceil(2 / (rsd ** 2 * pilot.value)))
-    print(f"pilot participation ratio of NTK = {pilot.value:.1f} -> Hutchinson budget m = {m} for {rsd:.0%} rsd")
+    print(f"pilot participation ratio of NTK = {pilot.value:.1f} -> plain Hutchinson would need m = {m} probes for {rsd:.0%} rsd")
 
     def budget_for(run, start, target, cap=None):
-        """The smallest budget on a x1.25 grid from ``start`` whose reported relative standard error
-        reaches ``target`` (``start`` keeps >= 8 residual probes, so the reported error is usable);
-        only that run is timed.  Past ``cap`` (Hutch++ keeps its sketch, budget/3 vectors of the
-        operator's size, in memory) the run at the cap is timed and the budget and time needed are
-        extrapolated with error ∝ 1/sqrt(budget) (marked "~"; Hutchinson's law, optimistic for Hutch++)."""
+        """The smallest budget on a x1.25 grid from ``start`` at which ``run(budget, seed)`` reaches
+        the ``target`` relative standard error: seed 0's reported error first, then the error pooled
+        over ``--confirm`` seeds (root mean square of the reported ones: a single reported error from
+        few residual samples is noisy, and the first grid point where it happens to dip below the
+        target flatters the estimator with the noisiest error bar).  Only seed 0's run at that budget
+        is timed.  Past ``cap`` (Hutch++ keeps its sketch, budget/3 vectors of the operator's size,
+        in memory) the run at the cap is timed and the budget and time needed are extrapolated with
+        error ∝ 1/sqrt(budget) (marked "~"; Hutchinson's law, optimistic for Hutch++).
+        Returns (budget, seconds, seed 0's estimate, pooled relative error)."""
+        def pooled(b, first):
+            errs = [first.relative_stderr] + [run(b, s).relative_stderr for s in range(1, args.confirm)]
+            return math.sqrt(sum(e * e for e in errs) / len(errs))
+
         budget = start
         while True:
             if cap is not None and budget > cap:
-                t, est = best_of(lambda: run(cap), 1)
-                factor = max((est.relative_stderr / target) ** 2, 1.0)
-                return f"~{math.ceil(cap * factor)}", t * factor, est
-            est = run(budget)
+                t, est = best_of(lambda: run(cap, 0), 1)
+                err = pooled(cap, est)
+                factor = (err / target) ** 2
+                if factor <= 1:
+                    return cap, t, est, err
+                return f"~{math.ceil(cap * factor)}", t * factor, est, err
+            est = run(budget, 0)
             if est.relative_stderr <= target:
-                t, est = best_of(lambda: run(budget), 1)
-                return budget, t, est
+                err = pooled(budget, est)
+                if err <= target:
+                    t, est = best_of(lambda: run(budget, 0), 1)
+                    return budget, t, est, err
             budget = math.ceil(budget * 1.25)
 
-    def report(name, t_ours, ours_text, t_base, base_text):
-        ratio = t_base / t_ours
-        print(f"{name:<40s} ours {t_ours / F:7.1f} F ({ours_text}); textbook Hutch++ {t_base / F:7.1f} F "
-              f"({base_text})  -> {ratio:.1f}x  {verdict(ratio >= 5)} (>= 5x)")
+    ref = None if args.skip_reference else ReferenceMethod(cell, x)
 
-    m, t_tr, tr = budget_for(lambda b: trace(factor, b, "vjp", seed=0), max(8, m // 2), rsd)
-    spread = torch.tensor([float(trace(factor, m, "vjp", seed=s)) for s in range(1, 6)])
-    b_pp, t_pp, pp = budget_for(lambda b: trace(ops.NTK, b, "hutch++", seed=0), 24, rsd, cap=args.cap)
-    report("trace(NTK)", t_tr, f"E|J* P* s|^2, m={m}, rsd over 5 seeds {float(spread.std() / spread.mean()):.2%}, "
-           f"reported {tr.relative_stderr:.2%}", t_pp, f"budget {b_pp}, reported {pp.relative_stderr:.2%}")
+    def multiple_of_3(b):
+        return 3 * math.ceil(b / 3)
 
-    m_f, t_fro, fro = budget_for(lambda b: frobenius_norm(ops.NTK, b, seed=0), 8, rsd)
-    fro_spread = torch.tensor([float(frobenius_norm(ops.NTK, m_f, seed=s)) for s in range(1, 4)])
-    b_fpp, t_fpp, fpp = budget_for(lambda b: frobenius_norm(ops.NTK, b, "hutch++", seed=0), 24, rsd,
-                                   cap=args.cap)
-    report("frobenius_norm(NTK)", t_fro, f"Hutchinson m={m_f}, rsd over 3 seeds "
-           f"{float(fro_spread.std() / fro_spread.mean()):.2%}, reported {fro.relative_stderr:.2%}",
-           t_fpp, f"budget {b_fpp} samples x 2 applications, reported {fpp.relative_stderr:.2%}")
+    def reference_time(budget, run):
+        """Time of the reference method at a budget found for textbook Hutch++ (``"~N"``: the
+        budget was extrapolated past the cap; the run at the cap is timed and scaled)."""
+        if ref is None:
+            return math.nan, "skipped"
+        if isinstance(budget, str):
+            n = multiple_of_3(args.cap)
+            t, value = best_of(lambda: run(n), 1)
+            scale = int(budget[1:]) / n
+            return t * scale, f"~{multiple_of_3(int(budget[1:]))} samples (timed at {n}, scaled)"
+        n = multiple_of_3(budget)
+        t, value = best_of(lambda: run(n), 1)
+        return t, f"{n} samples, value {value:.5g}"
 
-    m_e, t_er, er = budget_for(lambda b: effective_rank(ops.NTK, definition="ER3", budget=b, seed=0), 8, rsd)
-    # the baseline PR = tr(A)^2 / tr(A^2) from two Hutch++ traces; delta method: rsd^2 = 4 rsd_a^2 + rsd_b^2
-    b_a, t_a, _ = budget_for(lambda b: trace(ops.NTK, b, "hutch++", seed=0), 24, rsd / (2 * math.sqrt(2)),
-                             cap=args.cap)
-    b_b, t_b, _ = budget_for(lambda b: trace(ops.NTK.T @ ops.NTK, b, "hutch++", seed=0), 24, rsd / math.sqrt(2),
-                             cap=args.cap)
-    report("effective_rank ER3(NTK)", t_er, f"m={m_e}, ER3 = {er.value:.1f} ± {er.stderr:.2f}", t_a + t_b,
-           f"tr A budget {b_a} + tr A^2 budget {b_b} x 2")
+    def report(name, t_ours, ours_text, t_base, base_text, t_ref, ref_text):
+        print(f"{name}\n  ours                       {t_ours / F:8.1f} F = {t_ours:6.2f} s  ({ours_text})\n"
+              f"  textbook Hutch++, our ops  {t_base / F:8.1f} F = {t_base:6.2f} s  ({base_text})  -> "
+              f"{t_base / t_ours:.1f}x\n"
+              f"  reference method           {t_ref / F:8.1f} F = {t_ref:6.2f} s  ({ref_text})  -> "
+              f"{t_ref / t_ours:.1f}x  {verdict(t_ref / t_ours >= 5)} (>= 5x)")
+
+    m, t_tr, tr, e_tr = budget_for(lambda b, s: trace(factor, b, "vjp", seed=s), 4, rsd)
+    spread = torch.tensor([float(trace(factor, m, "vjp", seed=s)) for s in range(1, 9)])
+    b_pp, t_pp, pp, e_pp = budget_for(lambda b, s: trace(ops.NTK, b, "hutch++", seed=s), 24, rsd, cap=args.cap)
+    t_ref, ref_text = reference_time(b_pp, lambda n: ref.hutchpp(ref.ntk, n))
+    report("trace(NTK)", t_tr, f"sum_b |J* P* s_b|^2 ({tr.meta['blocks']} split), m={m}, rsd over 8 seeds "
+           f"{float(spread.std() / spread.mean()):.2%}, reported {e_tr:.2%}", t_pp,
+           f"budget {b_pp}, reported {e_pp:.2%}", t_ref, ref_text)
+
+    m_f, t_fro, fro, e_fro = budget_for(lambda b, s: frobenius_norm(ops.NTK, b, seed=s), 8, rsd)
+    fro_spread = torch.tensor([float(frobenius_norm(ops.NTK, m_f, seed=s)) for s in range(1, 9)])
+    b_fpp, t_fpp, fpp, e_fpp = budget_for(lambda b, s: frobenius_norm(ops.NTK, b, "hutch++", seed=s), 24, rsd,
+                                          cap=args.cap)
+    t_fref, fref_text = reference_time(b_fpp, lambda n: ref.hutchpp(ref.ntk_squared, n))
+    report("frobenius_norm(NTK)", t_fro, f"Hutchinson m={m_f}, rsd over 8 seeds "
+           f"{float(fro_spread.std() / fro_spread.mean()):.2%}, reported {e_fro:.2%}",
+           t_fpp, f"budget {b_fpp} samples x 2 applications, reported {e_fpp:.2%}",
+           t_fref, "Hutch++ on A A*, " + fref_text)
+
+    m_e, t_er, er, e_er = budget_for(lambda b, s: effective_rank(ops.NTK, definition="ER3", budget=b, seed=s), 8,
+                                     rsd)
+    # the baselines' PR = tr(A)^2 / tr(A^2) from two Hutch++ traces; delta method: rsd^2 = 4 rsd_a^2 + rsd_b^2
+    b_a, t_a, _, _ = budget_for(lambda b, s: trace(ops.NTK, b, "hutch++", seed=s), 24, rsd / (2 * math.sqrt(2)),
+                                cap=args.cap)
+    b_b, t_b, _, _ = budget_for(lambda b, s: trace(ops.NTK.T @ ops.NTK, b, "hutch++", seed=s), 24,
+                                rsd / math.sqrt(2), cap=args.cap)
+    t_ra, ra_text = reference_time(b_a, lambda n: ref.hutchpp(ref.ntk, n))
+    t_rb, rb_text = reference_time(b_b, lambda n: ref.hutchpp(ref.ntk_squared, n))
+    report("effective_rank ER3(NTK)", t_er, f"m={m_e}, ER3 = {er.value:.1f} ± {er.stderr:.2f}, reported "
+           f"{e_er:.2%}", t_a + t_b, f"tr A budget {b_a} + tr A^2 budget {b_b} x 2", t_ra + t_rb,
+           f"tr A {ra_text}; tr A^2 {rb_text}")
+    if ref is not None:
+        q = torch.randn(1, *hidden.shape, device=DEVICE)
+        t_one, _ = best_of(lambda: ops.NTK(q[0]), args.repeats)
+        t_ref_one, out = best_of(lambda: ref.ntk(q), args.repeats)
+        Q16 = torch.randn(16, *hidden.shape, device=DEVICE)
+        t16, _ = best_of(lambda: ops.NTK(Q16), 2)
+        t_ref16, _ = best_of(lambda: ref.ntk(Q16), 2)
+        agree = float((out[0] - ops.NTK(q[0])).norm() / out[0].norm())
+        print(f"per NTK application, one probe / 16 probes: ours {t_one / F:.2f} / {t16 / 16 / F:.2f} F, reference "
+              f"method {t_ref_one / F:.2f} / {t_ref16 / 16 / F:.2f} F (relative difference of the images "
+              f"{agree:.1e})")
 
     # ---- exact K quantities for the unit-separable GRU
     def exact_K():
@@ -172,7 +306,10 @@ def main():
           f"30-probe Hutchinson: {est.value:.6g} ± {est.stderr:.2g} in {t_est / F:.1f} F)  {verdict(t_K <= 3 * F)} (<= 3 F)")
 
     if args.memory:
-        memory(args, gru, x)
+        if DEVICE.type != "cpu":
+            print("--memory measures the process's resident memory: CPU only")
+        else:
+            memory(args, gru, x)
 
 
 def verdict(ok):

@@ -1,4 +1,4 @@
-"""Training benchmark on the CPU.
+"""Training benchmark (CPU by default; ``--device cuda`` for a GPU).
 
 1. GRU (H=128) on MemoryPro (Driscoll I/O, dt = 100 ms): steps and wall time to reach the
    target test-grid accuracy (18° criterion); the run must end at >= 90 %.
@@ -8,6 +8,7 @@
 
     python benchmarks/train_memorypro.py            # full run
     python benchmarks/train_memorypro.py --quick    # shorter budgets
+    python benchmarks/train_memorypro.py --device cuda --skip mix
 """
 from __future__ import annotations
 
@@ -28,30 +29,34 @@ def fit(task, steps, out_dir, args, target):
     start = time.perf_counter()
     result = training.train(model, task, steps=steps, out_dir=out_dir, batch_size=args.batch_size, lr=args.lr,
                             checkpoint_every=args.eval_every, eval_grid={"n_angles": 32},
-                            target_accuracy=target, device="cpu", progress=args.progress, seed=args.seed)
+                            target_accuracy=target, device=args.device, progress=args.progress, seed=args.seed)
     wall = time.perf_counter() - start
     accuracy = dict(zip(result.log.task.values.tolist(), result.log.accuracy.values[-1].tolist()))
     return result, wall, accuracy
 
 
-def plain_loop(model, task, n_steps, batch_size, seed, first_step):
+def plain_loop(model, task, n_steps, batch_size, seed, first_step, device="cpu"):
     """The reference: sample, forward, masked MSE, backward, Adam step — nothing else."""
+    model = model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     start = time.perf_counter()
     for step in range(first_step, first_step + n_steps):
         batch = task.sample(batch_size, seed=np.random.SeedSequence([seed, step, 0]))
-        outputs, _ = model(batch.inputs, full_state=False)
-        loss = (((outputs - batch.targets) * batch.mask) ** 2).mean()
+        inputs, targets, mask = (t.to(device) for t in (batch.inputs, batch.targets, batch.mask))
+        outputs, _ = model(inputs, full_state=False)
+        loss = (((outputs - targets) * mask) ** 2).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
     return n_steps / (time.perf_counter() - start)
 
 
 def overhead(task, args, root):
     """Median steps/s of both loops over alternating blocks in ABBA order (cancels load drift)."""
     warm = models.make("gru", task.n_inputs, args.hidden, task.n_outputs, seed=args.seed)
-    plain_loop(warm, task, 5, args.batch_size, args.seed, 0)  # warm-up (allocator, kernels) outside the timing
+    plain_loop(warm, task, 5, args.batch_size, args.seed, 0, args.device)  # warm-up (allocator, kernels) outside the timing
     rates = {"plain": [], "trainer": []}
     cpu = {"plain": [], "trainer": []}
     for block in range(args.blocks):
@@ -60,13 +65,14 @@ def overhead(task, args, root):
             model = models.make("gru", task.n_inputs, args.hidden, task.n_outputs, seed=args.seed)
             cpu_start = time.process_time()
             if which == "plain":
-                rates["plain"].append(plain_loop(model, task, args.overhead_steps, args.batch_size, args.seed, 0))
+                rates["plain"].append(plain_loop(model, task, args.overhead_steps, args.batch_size, args.seed, 0,
+                                                args.device))
                 cpu["plain"].append(args.overhead_steps / (time.process_time() - cpu_start))
                 continue
             start = time.perf_counter()
             training.train(model, task, steps=args.overhead_steps, out_dir=root / f"overhead{block}",
                            batch_size=args.batch_size, checkpoint_every=args.overhead_steps,
-                           log_every=args.overhead_steps, eval_grid={"n_angles": 32}, device="cpu", progress=False,
+                           log_every=args.overhead_steps, eval_grid={"n_angles": 32}, device=args.device, progress=False,
                            seed=args.seed)
             rates["trainer"].append(args.overhead_steps / (time.perf_counter() - start))
             cpu["trainer"].append(args.overhead_steps / (time.process_time() - cpu_start))
@@ -88,13 +94,15 @@ def main():
     parser.add_argument("--blocks", type=int, default=6)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--progress", action="store_true", help="show the trainer's progress bars")
     parser.add_argument("--skip", nargs="*", default=[], choices=["single", "mix", "overhead"])
     args = parser.parse_args()
     if args.quick:
         args.single_steps, args.mix_steps, args.overhead_steps, args.blocks = 1000, 3000, 40, 2
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, GRU H={args.hidden}, dt={args.dt} s, "
+    where = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else f"{torch.get_num_threads()} threads"
+    print(f"torch {torch.__version__}, {where}, GRU H={args.hidden}, dt={args.dt} s, "
           f"batch {args.batch_size}, Adam lr {args.lr}")
     ok = True
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# CUDA checks in one run, for a machine with an NVIDIA GPU and PyTorch installed:
+#   1. the tests of the operators, spectral toolkit, models, training and comparison
+#      (the CUDA-marked ones included, which the CPU-only CI skips);
+#   2. the operator benchmark, the spectral benchmark and a short training run on the GPU.
+# Each part's output goes to stdout and to $OUT (default: ./cuda-checks/).
+# Usage:  bash benchmarks/cuda_checks.sh        (from the repository root)
+set -u -o pipefail
+out=${OUT:-cuda-checks}
+mkdir -p "$out"
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+py=${PYTHON:-python3}
+status=0
+
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+$py -c "import torch; print('torch', torch.__version__, '| CUDA', torch.version.cuda, '|', torch.cuda.get_device_name(0))" \
+    || { echo "no usable CUDA device"; exit 1; }
+
+step() {  # step NAME COMMAND...: run, tee to $out/NAME.txt, remember failures
+    local name=$1; shift
+    echo; echo "=== $name: $*"
+    local t0=$SECONDS
+    "$@" 2>&1 | tee "$out/$name.txt"
+    local rc=${PIPESTATUS[0]}
+    echo "=== $name: exit $rc after $((SECONDS - t0)) s"
+    [ "$rc" -eq 0 ] || status=1
+}
+
+step tests $py -m pytest -q -p no:cacheprovider -rs \
+    tests/test_spectral_cuda.py tests/test_kpflow_operators.py tests/test_spectral_eigen.py \
+    tests/test_spectral_estimators.py tests/test_spectral_ranks.py tests/test_spectral_reductions.py \
+    tests/test_spectral_structured.py tests/test_spectral_lyapunov.py tests/test_models.py \
+    tests/test_training.py tests/test_compare_api.py
+step bench_operators $py benchmarks/bench_operators.py --device cuda --repeats 5
+step bench_spectral $py benchmarks/bench_spectral.py --device cuda --repeats 3
+step train $py benchmarks/train_memorypro.py --device cuda --skip mix --single-steps 1500 \
+    --overhead-steps 40 --blocks 4
+exit $status
