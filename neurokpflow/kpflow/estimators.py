@@ -199,15 +199,13 @@ BLOCK_AXES = {"trial": 0}
 
 
 def _vjp_block_norm2(J: LinearOperator, axis: int):
-    """Per probe ``Σ_b ‖J* s_b‖²`` (``s_b``: the probe on block ``b`` only).  Unbiased for ``tr(J J*)`` like ``‖J* s‖²``, without the cross-block terms
+    """Per probe ``Σ_b ‖J* s_b‖²`` (``s_b``: the probe on block ``b`` only).
+
+    Unbiased for ``tr(J J*)`` like ``‖J* s‖²``, without the cross-block terms
     ``2 Σ_{b≠b'} ⟨J* s_b, J* s_b'⟩`` that carry most of its variance when ``J J*`` couples the
     blocks (``K`` couples trials through the shared parameters; ``P`` does not)."""
     c = J.weight_in / J.weight_out
-
-    def sample(S):
-        return c * torch.cat([J._rmatmat_block_sqnorms(S[a:b], axis).sum(1)
-                              for a, b in _chunks(S.shape[0], J.chunk_size or S.shape[0])])
-    return sample
+    return lambda S: c * J._rmatmat_block_sqnorms(S, axis).sum(1)
 
 
 def trace(A, budget: int | None = None, method: str = "hutch++", *, seed=None,
@@ -318,9 +316,8 @@ def trace(A, budget: int | None = None, method: str = "hutch++", *, seed=None,
 class _Nystrom:
     """``Â = (A S)(Sᵀ A S)⁺(A S)ᵀ`` of a self-adjoint PSD ``A`` from ``k`` Gaussian sketch columns.
 
-    Used as a control variate: ``‖Â‖_F²`` and ``tr Â`` are known exactly, and ``‖Âg‖²``,
-    ``gᵀÂg`` cost ``k`` dot products per probe, so ``‖Ag‖² − ‖Âg‖²`` (or ``gᵀAg − gᵀÂg``)
-    estimates the part Â misses, with the variance of ``A² − Â²`` instead of ``A²``.  The few
+    Used as a control variate: ``‖Â‖_F²`` is known exactly and ``‖Âg‖²`` costs ``k`` dot
+    products per probe, so ``‖Ag‖² − ‖Âg‖²`` estimates the part Â misses, with the variance of ``A² − Â²`` instead of ``A²``.  The few
     large eigenvalues that dominate ``Σλ⁴`` (hence Hutchinson's variance for ``‖A‖_F²``) are the
     ones a small sketch captures.  Unbiased for any sketch, since ``S`` is drawn independently
     of the residual probes; a poor sketch only costs variance.  The core ``Sᵀ A S`` is inverted
@@ -340,9 +337,8 @@ class _Nystrom:
         rcond = 1e-5 if A.dtype == torch.float32 else 1e-12
         keep = mu > rcond * mu.abs().max()
         Cp = (V[:, keep] / mu[keep]) @ V[:, keep].T                      # C⁺
-        self.Y, self.Cp, self.M = Y, Cp, Cp @ G @ Cp                    # ‖Âg‖² = zᵀ M z, z = Y g
+        self.Y, self.M = Y, Cp @ G @ Cp                                 # ‖Âg‖² = zᵀ M z, z = Y g
         self.frob2 = float(torch.trace(self.M @ G))                     # ‖Â‖_F² = tr(C⁺ G C⁺ G)
-        self.trace = float(torch.trace(Cp @ G))                         # tr Â = tr(C⁺ G)
         self.rank, self.k, self.dim = int(keep.sum()), k, dim
 
     def coords(self, X):
@@ -350,9 +346,6 @@ class _Nystrom:
 
     def sqnorm(self, z):
         return ((z @ self.M) * z).sum(1)
-
-    def quad(self, z):
-        return ((z @ self.Cp) * z).sum(1)
 
 
 # ----------------------------------------------------------------------------- Frobenius norm
