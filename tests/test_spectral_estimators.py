@@ -245,10 +245,11 @@ def test_per_trial_adjoint_norms_match_masked_adjoints(name, inner):
     assert ops.P.separable_axis == 0 and ops.P.T.separable_axis == 0 and ops.K.separable_axis is None
 
 
-def test_trial_split_trace_is_unbiased_covers_and_beats_the_plain_sample():
+@pytest.mark.parametrize("inner", ["sum", "mean"])
+def test_trial_split_trace_is_unbiased_covers_and_beats_the_plain_sample(inner):
     from neurokpflow.kpflow import operators
     cell, x, hid = _gru_case(B=8, T=6, H=5)
-    ops = operators(cell, x, hid)
+    ops = operators(cell, x, hid, inner=inner)
     J = ops.P @ ops.J_theta
     truth = float(torch.trace((ops.P @ ops.K @ ops.P.T).to_dense()))
     spreads = {}
