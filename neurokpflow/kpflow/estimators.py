@@ -36,7 +36,7 @@ __all__ = ["Estimate", "trace", "frobenius_norm", "alignment"]
 
 TRACE_METHODS = ("hutch++", "hutchinson", "jvp", "vjp", "exact")
 #: smallest budget each randomized method accepts (two residual probes give a standard error)
-MIN_BUDGET = {"hutch++": 4, "hutchinson": 2, "jvp": 2, "vjp": 2}
+MIN_BUDGET = {"hutch++": 4, "hutchinson": 2, "jvp": 2, "vjp": 2, "nystrom": 4}
 
 
 @dataclass(frozen=True)
@@ -260,6 +260,14 @@ def trace(A, budget: int | None = None, method: str = "hutch++", *, seed=None,
                          "(pass blocks=None, or method='vjp' with the factor J of A = J J*)")
     chunk = chunk_size_for(A, chunk_size)
     dt, dev = A.dtype, A.device
+    split = None
+    if method == "vjp" and blocks is not None:
+        if A._has_block_sqnorms(BLOCK_AXES["trial"]):
+            split = "trial"
+        elif blocks == "trial":
+            raise ValueError(f"blocks='trial': {A.name} gives no per-trial adjoint norms; it needs J_theta of a "
+                             "cell with parameter sites composed with trial-separable operators (P, P_inv, "
+                             "readout); pass blocks=None or 'auto' for the plain one-sided estimator")
     if method in ("jvp", "vjp"):
         shape = A.shape_in if method == "jvp" else A.shape_out
         sample = _jvp_norm2(A) if method == "jvp" else _vjp_norm2(A)
@@ -269,22 +277,16 @@ def trace(A, budget: int | None = None, method: str = "hutch++", *, seed=None,
     dim = int(torch.Size(shape).numel())
     meta = {"quantity": "trace" if method not in ("jvp", "vjp") else "trace(J J*)", "dimension": dim,
             "distribution": distribution}
+    if method == "vjp":
+        meta["blocks"] = split
     if method == "exact" or _check_budget(budget, method, dim) >= dim:
-        value = _basis_sum(sample, shape, dt, dev, chunk)
+        value = _basis_sum(sample, shape, dt, dev, chunk)   # the standard basis: no split needed
         meta["requested_method"] = method
         return make_estimate(value, 0.0, level=level, method="exact", n_matvecs=dim, meta=meta)
     gen = make_generator(seed, dev)
     meta["seed"] = seed if isinstance(seed, int) else None
-    if method == "vjp":
-        used = None
-        if blocks is not None:
-            if A._has_block_sqnorms(BLOCK_AXES["trial"]):
-                sample, used = _vjp_block_norm2(A, BLOCK_AXES["trial"]), "trial"
-            elif blocks == "trial":
-                raise ValueError(f"blocks='trial': {A.name} gives no per-trial adjoint norms; it needs J_theta of a "
-                                 "cell with parameter sites composed with trial-separable operators (P, P_inv, "
-                                 "readout); pass blocks=None or 'auto' for the plain one-sided estimator")
-        meta["blocks"] = used
+    if split is not None:
+        sample = _vjp_block_norm2(A, BLOCK_AXES[split])
     if method != "hutch++":
         value, se, dof = _mean_stderr(_probe_samples(sample, budget, shape, dt, dev, gen, distribution, chunk))
         return make_estimate(value, se, dof=dof, level=level, method=method, n_matvecs=budget, meta=meta)
@@ -415,11 +417,10 @@ def _nystrom_frobenius2(A, budget, seed, distribution, level, chunk_size) -> Est
     _require_self_adjoint_square(A, "method='nystrom'")
     dim = A.size_in
     chunk = chunk_size_for(A, chunk_size)
-    if budget is None or isinstance(budget, bool) or int(budget) < 4:
-        raise ValueError(f"method='nystrom' needs budget >= 4 (sketch + at least 3 residual probes), got {budget}")
-    budget = int(budget)
-    if budget >= dim:
-        return trace(A, dim, "jvp", level=level, chunk_size=chunk)
+    if _check_budget(budget, "nystrom", dim) >= dim:
+        exact = trace(A, dim, "jvp", level=level, chunk_size=chunk)
+        return Estimate(exact.value, 0.0, exact.interval, exact.level, "exact", exact.n_matvecs,
+                        dict(exact.meta, requested_method="nystrom"))
     gen = make_generator(seed, A.device)
     k = max(1, budget // 3)
     ny = _Nystrom(A, k, gen, chunk)

@@ -52,7 +52,8 @@ def lyapunov_spectrum(cell, inputs: torch.Tensor, hidden: torch.Tensor, h0: torc
     n_exponents : int, optional — leading exponents to compute (default: all ``S``).
     warmup : int — steps used only to align ``Q`` with the leading directions; the exponents
         average the remaining ``T − warmup`` steps (removes the O(1/T) transient).
-    seed : seed of the random initial frame ``Q_0``.
+    seed : seed of the random initial frame ``Q_0`` (drawn on the CPU, so a seed gives the same
+        exponents on every device), or a ``torch.Generator``.
     dt : float, optional — step duration in seconds: time coordinates in seconds and exponents
         per second; otherwise per step.
 
@@ -82,8 +83,10 @@ def lyapunov_spectrum(cell, inputs: torch.Tensor, hidden: torch.Tensor, h0: torc
     z0 = torch.zeros(B, S, dtype=f64, device=z.device) if h0 is None else h0.detach().to(z).expand(B, S)
     z_prev = torch.cat([z0[:, None], z[:, :-1]], dim=1)
     lin = cell64.linearize(x, z_prev)
-    gen = make_generator(seed, z.device)
-    Q = torch.linalg.qr(torch.randn(B, S, k, generator=gen, device=z.device, dtype=f64)).Q
+    # the initial frame is drawn on the CPU and moved: a seed gives the same exponents on every device
+    # (finite-time exponents depend on the frame, and CPU and CUDA generators give different streams)
+    gen = make_generator(seed, "cpu")                     # a torch.Generator passed in keeps its device
+    Q = torch.linalg.qr(torch.randn(B, S, k, generator=gen, device=gen.device, dtype=f64)).Q.to(z.device)
     logs = torch.empty(B, T, k, dtype=f64, device=z.device)
     with torch.no_grad():
         for t in range(T):

@@ -244,45 +244,52 @@ def _site_products(sites, names, shapes, B, T, S, w):
         return w * torch.cat([grads[n].reshape(N, -1) for n in names], dim=1)
 
     uses = [n for st in sites for n in (st.weight, st.bias) if n in index]
-    gram_f = {}
 
     def JT_trial_sqnorms(E):
         """``[N, B]``: ``‖J_θ* E_b‖²`` for each trial's part ``E_b`` of ``E`` (float64).
 
         A trial's parameter cotangent is ``Σ_t a_t f_tᵀ`` per site (``a``: the site's
-        pre-activation cotangent, ``f``: its features), so its squared norm is
-        ``Σ_{t,t'} (a_t·a_t')(f_t·f_t')``: two [T, T] Gram matrices instead of the gradient itself
-        (bias: ``Σ_{t,t'} a_t·a_t'``).  Under a ``scale`` (Dale's law) the trial's gradient is formed."""
+        pre-activation cotangent, ``f``: its features).  Its squared norm is
+        ``Σ_{t,t'} (a_t·a_t')(f_t·f_t')`` from two [T, T] Gram matrices (bias: ``Σ_{t,t'} a_t·a_t'``)
+        where that is cheaper than the gradient (``T (G·H + F) < G·H·F``, short trials), else the
+        trial's gradient is formed (also under a ``scale``, Dale's law).  Either way about the
+        flops of one adjoint application; trials are taken a few at a time so that temporaries
+        stay near ``_ROW_BLOCK_BYTES``."""
         N = E.shape[0]
         E = E.reshape(N, B, T, -1)
         out = torch.zeros(N, B, dtype=torch.float64, device=E.device)
         width = max(st.coeff.shape[1] * st.coeff.shape[2] * st.coeff.shape[3] for st in sites)
-        step = max(1, _ROW_BLOCK_BYTES // max(1, N * T * width * E.element_size()))
+        F_max = max(st.features.shape[1] for st in sites)
+        per_trial = N * (T * (width + T) + width * F_max) * E.element_size()
+        step = max(1, _ROW_BLOCK_BYTES // max(1, per_trial))
         for b0 in range(0, B, step):
             tb = slice(b0, min(b0 + step, B))
             nb = tb.stop - tb.start
             rb = slice(tb.start * T, tb.stop * T)
             Eb = E[:, tb].reshape(N, nb * T, -1)
-            for i, st in enumerate(sites):
+            for st in sites:
+                has_w, has_b = st.weight in index, st.bias in index
+                if not (has_w or has_b):
+                    continue
                 rows, n_out, G, H = st.coeff[rb].shape
                 if n_out == 1:
                     a = (st.coeff[rb, 0] * Eb.reshape(N, rows, 1, H)).reshape(N, nb, T, G * H)
                 else:
                     a = (st.coeff[rb] * Eb.reshape(N, rows, n_out, 1, H)).sum(2).reshape(N, nb, T, G * H)
-                has_w, has_b = st.weight in index, st.bias in index
-                if has_w and st.scale is not None:
-                    f = st.features[rb].reshape(nb, T, -1)
-                    g = (a.transpose(-1, -2) @ f).mul_(st.scale)                 # [N, nb, G*H, F]
+                f = st.features[rb].reshape(nb, T, -1)
+                if has_w and (st.scale is not None or T * (G * H + f.shape[-1]) >= G * H * f.shape[-1]):
+                    g = a.transpose(-1, -2) @ f                                   # [N, nb, G*H, F]
+                    if st.scale is not None:
+                        g.mul_(st.scale)
                     out[:, tb] += g.square().sum((-1, -2), dtype=torch.float64)
-                    has_w = False
-                if not (has_w or has_b):
+                    if has_b:
+                        out[:, tb] += a.sum(2).square().sum(-1, dtype=torch.float64)
                     continue
                 Ga = a @ a.transpose(-1, -2)                                      # [N, nb, T, T]
                 if has_w:
-                    if i not in gram_f:                                           # [B, T, T], once
-                        f = st.features.reshape(B, T, -1)
-                        gram_f[i] = f @ f.transpose(-1, -2)
-                    Gw = gram_f[i][tb] + 1.0 if has_b else gram_f[i][tb]
+                    Gw = f @ f.transpose(-1, -2)                                  # [nb, T, T]
+                    if has_b:
+                        Gw += 1.0
                     out[:, tb] += (Ga * Gw).sum((-1, -2), dtype=torch.float64)
                 else:
                     out[:, tb] += Ga.sum((-1, -2), dtype=torch.float64)
