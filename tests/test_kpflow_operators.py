@@ -407,6 +407,21 @@ def test_operator_algebra_guards():
         big.to_dense()
 
 
+@pytest.mark.parametrize("name", list(CELLS))
+def test_operators_are_a_snapshot_of_the_cell(name):
+    """Later changes to the module (an optimizer step in place) do not reach built operators."""
+    cell, sc, x, hidden, h0, R = make_case(name)
+    ops = operators(cell, x, hidden, h0=h0, readout=R)
+    q = torch.randn(ops.shape, dtype=DT)
+    v = torch.randn(ops.J_theta.shape_in, dtype=DT)
+    before = {op: getattr(ops, op)(q if op != "J_theta" else v) for op in ("P", "K", "NTK", "J_theta")}
+    with torch.no_grad():
+        for p in cell.parameters():
+            p.mul_(1.5).add_(0.1)
+    for op, want in before.items():
+        torch.testing.assert_close(getattr(ops, op)(q if op != "J_theta" else v), want, rtol=0, atol=0)
+
+
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("name", ["gru", "lstm", "rnn_rate", "custom"])

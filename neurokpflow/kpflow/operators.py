@@ -422,6 +422,8 @@ def operators(cell, inputs, hidden, h0=None, readout=None, inner="sum", jacobian
         The single-step recurrent cell ``h' = f(x, h; θ)``: a neurokpflow cell, torch's
         ``nn.RNNCell``/``nn.GRUCell``/``nn.LSTMCell`` (or single-layer ``nn.RNN``/``nn.GRU``/
         ``nn.LSTM``), or any module with ``forward(x, h) -> h'`` of the same shape as ``h``.
+        It is copied: later changes to the module (further training, a move to another device)
+        do not reach the operators.
     inputs : Tensor [B, T, I]
         ``inputs[:, t] = x(t+1)``.
     hidden : Tensor [B, T, S]
@@ -446,7 +448,10 @@ def operators(cell, inputs, hidden, h0=None, readout=None, inner="sum", jacobian
         raise ValueError(f"jacobians must be 'matrix_free' or 'cached', got {jacobians!r}")
     _validate(cell, inputs, hidden, h0)
     B, T, I = inputs.shape
-    cell = as_state_cell(cell, input_size=I, state_size=hidden.shape[-1])
+    # a snapshot: the operators describe the cell at its present θ, whatever later happens to the
+    # module (an optimizer step in place, a move to another device); parameters are small next to
+    # the B·T·S trajectories the operators keep
+    cell = as_state_cell(copy.deepcopy(cell), input_size=I, state_size=hidden.shape[-1])
     if getattr(cell, "input_size", I) != I:
         raise ValueError(f"inputs has I = {I} features but the cell expects input_size = {cell.input_size}")
     dtype, device = inputs.dtype, inputs.device
