@@ -157,6 +157,18 @@ def test_pairwise_batched_matches_single_pairs():
         nc.pairwise([reps["r0"], reps["r1"][:10]])
 
 
+def test_pairwise_diagonal_is_exactly_identity():
+    rng = np.random.default_rng(5)
+    reps = [rng.standard_normal((40, 6)) for _ in range(3)]
+    # float32 makes the round-off visible (arccos(1 - 1e-7) = 5e-4), float64 on a GPU too
+    for dtype in (torch.float64, torch.float32):
+        out = nc.pairwise(reps, measures=("procrustes", "cka", "procrustes_euclidean"), dtype=dtype)
+        for m in out.measure.values:
+            diag = np.diagonal(out.sel(measure=m).values)
+            want = 1.0 if "similarity" in str(out.sel(measure=m).convention.values) else 0.0
+            assert np.all(diag == want), (dtype, m, diag)
+
+
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA absent")
 def test_pairwise_on_cuda_matches_cpu():

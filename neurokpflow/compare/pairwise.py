@@ -85,6 +85,10 @@ def _batched_values(reps, device, dtype, block_size) -> dict[str, np.ndarray]:
     cosine = torch.clamp(nuclear / (norms[:, None] * norms[None, :]), -1.0, 1.0)
     cka = frob_sq / (gram_norm[:, None] * gram_norm[None, :])
     euclid = torch.sqrt(torch.clamp(sq_norm[:, None] + sq_norm[None, :] - 2 * nuclear, min=0.0))
+    # a representation against itself: exactly similarity 1 and distance 0 (computed, the round-off
+    # of ‖X‖² - ‖XᵀX‖_* comes out as sqrt(eps) ~ 1e-8 through arccos and sqrt)
+    diag = torch.arange(n, device=dev)
+    cosine[diag, diag], cka[diag, diag], euclid[diag, diag] = 1.0, 1.0, 0.0
     to_np = lambda t: t.double().cpu().numpy()  # noqa: E731
     return {"procrustes_angular": to_np(torch.arccos(cosine)), "procrustes_euclidean": to_np(euclid),
             "cka_similarity": to_np(cka), "cka_angular": to_np(torch.arccos(torch.clamp(cka, -1.0, 1.0)))}
