@@ -246,6 +246,12 @@ def test_per_trial_adjoint_norms_match_masked_adjoints(name, inner, T, H, row_by
             Y = J.rmatvec(Eb)
             want[:, b] = (Y * Y).sum(-1)
         torch.testing.assert_close(got, want, rtol=1e-12, atol=0)
+        # the per-trial images themselves (the Frobenius estimator's pairs use them)
+        vec = J._rmatmat_block_vectors(E, 0)
+        for b in range(B):
+            Eb = torch.zeros_like(E)
+            Eb[:, b] = E[:, b]
+            torch.testing.assert_close(vec[:, b], J.rmatvec(Eb), rtol=1e-10, atol=1e-12)
     # K couples trials, so nothing composed with it may split (and dense operators never do)
     assert not (ops.K @ ops.J_theta)._has_block_sqnorms(0)
     assert ops.P.separable_axis == 0 and ops.P.T.separable_axis == 0 and ops.K.separable_axis is None
@@ -330,3 +336,52 @@ def test_nystrom_frobenius_rejects_what_it_cannot_do():
         frobenius_norm(DenseOperator(torch.eye(6, dtype=F64)), 8.0, "nystrom")
     with pytest.raises(ValueError, match="'nystrom'"):
         frobenius_norm(DenseOperator(torch.eye(6, dtype=F64)), 8, "nystrom++")
+
+
+# ----------------------------------------------------------------------------- trial-pair Frobenius norm
+def test_gram_factor_is_read_off_mirrored_compositions():
+    from neurokpflow.kpflow import operators
+    from neurokpflow.kpflow.linop import gram_factor
+    cell, x, hid = _gru_case()
+    ops = operators(cell, x, hid)
+    J = gram_factor(ops.NTK)
+    assert J.name == "(P @ J_theta)" and gram_factor(ops.K) is ops.J_theta
+    assert gram_factor(ops.P) is None and gram_factor(ops.P @ ops.K) is None
+    v = torch.randn(J.shape_out, dtype=F64)
+    torch.testing.assert_close(J(J.T(v)), ops.NTK(v))
+
+
+@pytest.mark.parametrize("inner", ["sum", "mean"])
+def test_trial_pairs_frobenius_is_unbiased_covers_and_beats_hutchinson(inner):
+    from neurokpflow.kpflow import operators
+    cell, x, hid = _gru_case(B=8, T=6, H=5)
+    ops = operators(cell, x, hid, inner=inner)
+    truth = float(torch.linalg.matrix_norm(ops.NTK.to_dense()))
+    spreads = {}
+    for method in ("trial_pairs", "hutchinson"):
+        ests = [frobenius_norm(ops.NTK, 6, method, seed=s) for s in range(300)]
+        sq = torch.tensor([e.meta["squared"] for e in ests])
+        assert abs(float(sq.mean()) - truth ** 2) < 4 * float(sq.std()) / math.sqrt(300), method
+        coverage = sum(e.interval[0] <= truth <= e.interval[1] for e in ests) / 300
+        assert 0.87 <= coverage <= 0.99, (method, coverage)
+        spreads[method] = float(sq.std())
+        if method == "trial_pairs":   # the jackknife error matches the spread over seeds
+            reported = float(torch.tensor([e.meta["squared_stderr"] for e in ests]).mean())
+            assert 0.7 < reported / spreads[method] < 1.4
+    assert spreads["trial_pairs"] < 0.85 * spreads["hutchinson"]   # 8 trials; ~50 trials gain far more
+    est = frobenius_norm(ops.NTK, 6, "trial_pairs", seed=0)
+    assert est.method == "trial_pairs" and est.meta["pairs"] == 15 and est.meta["n_blocks"] == 8
+    # an explicit factor gives the same numbers
+    assert float(frobenius_norm(ops.NTK, 6, "trial_pairs", seed=0, factor=ops.P @ ops.J_theta)) == est.value
+
+
+def test_trial_pairs_frobenius_rejects_what_it_cannot_do():
+    from neurokpflow.kpflow import operators
+    cell, x, hid = _gru_case()
+    ops = operators(cell, x, hid)
+    with pytest.raises(ValueError, match="A = J J"):
+        frobenius_norm(ops.P @ ops.P, 4, "trial_pairs")
+    with pytest.raises(ValueError, match="per-trial adjoint images"):
+        frobenius_norm(ops.NTK, 4, "trial_pairs", factor=ops.P @ ops.K @ ops.J_theta)
+    with pytest.raises(ValueError, match="at least 3"):
+        frobenius_norm(ops.NTK, 2, "trial_pairs")

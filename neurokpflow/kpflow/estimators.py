@@ -29,14 +29,14 @@ from typing import Callable
 import torch
 from scipy import stats
 
-from .linop import LinearOperator, apply_pair
+from .linop import LinearOperator, apply_pair, gram_factor
 from ._probes import basis_vectors, batched_dot, chunk_size_for, make_generator, random_probes
 
 __all__ = ["Estimate", "trace", "frobenius_norm", "alignment"]
 
 TRACE_METHODS = ("hutch++", "hutchinson", "jvp", "vjp", "exact")
 #: smallest budget each randomized method accepts (two residual probes give a standard error)
-MIN_BUDGET = {"hutch++": 4, "hutchinson": 2, "jvp": 2, "vjp": 2, "nystrom": 4}
+MIN_BUDGET = {"hutch++": 4, "hutchinson": 2, "jvp": 2, "vjp": 2, "nystrom": 4, "trial_pairs": 3}
 
 
 @dataclass(frozen=True)
@@ -361,7 +361,7 @@ def _dsqrt(x):
 
 def frobenius_norm(A, budget: int | None = None, method: str = "hutchinson", *, seed=None,
                    distribution: str = "rademacher", level: float = 0.95,
-                   chunk_size: int | None = None) -> Estimate:
+                   chunk_size: int | None = None, factor: LinearOperator | None = None) -> Estimate:
     """Hilbert–Schmidt norm ``‖A‖_F = sqrt(tr(A* A))`` with an error bar.
 
     Methods
@@ -375,8 +375,18 @@ def frobenius_norm(A, budget: int | None = None, method: str = "hutchinson", *, 
     unbiased, the standard error the residual's.  It pays where the spectrum decays (trained
     networks, whose K has an effective rank of a few); on a flat spectrum (an untrained GRU's
     NTK: participation ratio ~600 of 10⁶ dimensions) the sketch captures nothing and the same
-    budget gives 1.2x Hutchinson's error.  ``"hutch++"``: Hutch++ on ``A* A`` (two
-    applications per sample).  ``"exact"``: over the basis.
+    budget gives 1.2x Hutchinson's error.  ``"trial_pairs"`` (``A = J J*`` with a trial-split
+    factor: ``K``, ``P K P*`` and other compositions whose factors mirror each other, or
+    ``factor=J``): ``budget`` probes ``g_i``, one adjoint pass each, kept as per-trial images
+    ``J* g_i,b``; every pair of probes gives ``Σ_{b,b'} (g_i,bᵀ A_bb' g_j,b')²``, unbiased for
+    ``Σ_{b,b'} ‖A_bb'‖² = ‖A‖_F²`` because ``g_i`` and ``g_j`` are independent, and the
+    estimate is their mean (a U-statistic; delete-one-probe jackknife error).  Cross-trial
+    blocks get independent signs per pair, so the variance falls far below one probe's
+    ``‖Ag‖²`` (on the benchmark's 50-trial GRU NTK 1 % needs ~6 adjoint passes instead of ~35
+    full applications).  Memory: ``budget × trials × parameters`` values.
+    ``"hutch++"``: Hutch++ on ``A* A`` (two applications per sample).  ``"exact"``: over the
+    basis.  ``factor`` (``"trial_pairs"`` only): ``J`` with ``A = J J*`` when the composition
+    does not show it.
 
     The interval is the square root of the interval of ``‖A‖_F²`` (clamped at 0); the standard
     error is the delta-method one.
@@ -389,6 +399,9 @@ def frobenius_norm(A, budget: int | None = None, method: str = "hutchinson", *, 
     elif method == "nystrom":
         sq = _nystrom_frobenius2(A, budget, seed, distribution, level, chunk_size)
         n_mv = sq.n_matvecs
+    elif method == "trial_pairs":
+        sq = _trial_pairs_frobenius2(A, budget, seed, distribution, level, chunk_size, factor)
+        n_mv = sq.n_matvecs
     elif method in ("hutchinson", "exact"):
         inner = "jvp" if method == "hutchinson" else "exact"
         if inner == "exact":
@@ -398,7 +411,8 @@ def frobenius_norm(A, budget: int | None = None, method: str = "hutchinson", *, 
                        chunk_size=chunk_size)
         n_mv = sq.n_matvecs
     else:
-        raise ValueError(f"method must be 'hutchinson', 'nystrom', 'hutch++' or 'exact', got {method!r}")
+        raise ValueError(f"method must be 'hutchinson', 'trial_pairs', 'nystrom', 'hutch++' or 'exact', "
+                         f"got {method!r}")
     meta = dict(sq.meta, quantity="frobenius_norm", squared=sq.value, squared_stderr=sq.stderr)
     lo, hi = sq.interval
     value = _sqrt_clamped(sq.value)
@@ -435,6 +449,47 @@ def _nystrom_frobenius2(A, budget, seed, distribution, level, chunk_size) -> Est
             "seed": seed if isinstance(seed, int) else None, "sketch_size": k, "sketch_rank": ny.rank,
             "residual_probes": budget - k, "sketch_part": ny.frob2}
     return make_estimate(ny.frob2 + value, se, dof=dof, level=level, method="nystrom", n_matvecs=budget, meta=meta)
+
+
+def _trial_pairs_frobenius2(A, budget, seed, distribution, level, chunk_size, factor) -> Estimate:
+    """``‖A‖_F²`` of ``A = J J*`` from per-trial adjoint images (see :func:`frobenius_norm`)."""
+    _require_self_adjoint_square(A, "method='trial_pairs'")
+    J = gram_factor(A) if factor is None else _require_operator(factor, "factor")
+    if J is None:
+        raise ValueError(f"method='trial_pairs' needs A = J J*: {A.name} is not written as such a composition; "
+                         "pass factor=J (e.g. ops.P @ ops.J_theta for ops.NTK) or use method='hutchinson'")
+    if J.shape_out != A.shape_in:
+        raise ValueError(f"factor maps to shape {list(J.shape_out)}, but A acts on {list(A.shape_in)}")
+    axis = BLOCK_AXES["trial"]
+    if not J._has_block_vectors(axis):
+        raise ValueError(f"method='trial_pairs': {J.name} gives no per-trial adjoint images; it needs J_theta of a "
+                         "cell with parameter sites composed with trial-separable operators (P, P_inv, readout); "
+                         "use method='hutchinson'")
+    dim = A.size_in
+    chunk = chunk_size_for(A, chunk_size)
+    m = _check_budget(budget, "trial_pairs", dim)
+    c = J.weight_in / J.weight_out
+    gen = make_generator(seed, A.device)
+    W = torch.cat([J._rmatmat_block_vectors(random_probes(b - a, J.shape_out, A.dtype, A.device, gen, distribution),
+                                            axis).reshape(b - a, -1, J.size_in)
+                   for a, b in _chunks(m, chunk)])                                # [m, B, M]
+    n_blocks = W.shape[1]
+    X = W.reshape(m * n_blocks, -1)
+    del W
+    gram = (X @ X.T).reshape(m, n_blocks, m, n_blocks).double()
+    del X
+    S = (c * c) * gram.square().sum((1, 3))                       # S_ij = Σ_{b,b'} (g_i,bᵀ A_bb' g_j,b')²
+    off = ~torch.eye(m, dtype=torch.bool, device=S.device)
+    total = float(S[off].sum())                                   # each unordered pair twice
+    value = total / (m * (m - 1))
+    # delete-one-probe jackknife of the U-statistic
+    row = S.masked_fill(~off, 0).sum(1)
+    loo = (total - 2 * row) / ((m - 1) * (m - 2))
+    se = math.sqrt((m - 1) / m * float(((loo - loo.mean()) ** 2).sum()))
+    meta = {"quantity": "trace(A* A)", "dimension": dim, "distribution": distribution,
+            "seed": seed if isinstance(seed, int) else None, "probes": m, "pairs": m * (m - 1) // 2,
+            "blocks": "trial", "n_blocks": n_blocks}
+    return make_estimate(value, se, dof=m - 1, level=level, method="trial_pairs", n_matvecs=m, meta=meta)
 
 
 # ----------------------------------------------------------------------------- alignment

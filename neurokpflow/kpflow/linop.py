@@ -154,6 +154,14 @@ class LinearOperator:
         """Whether :meth:`_rmatmat_block_sqnorms` works along ``axis`` (asked without applying)."""
         return False
 
+    def _rmatmat_block_vectors(self, W, axis):
+        """``[N, n_blocks, *shape_in]``: ``A* W_b`` for each slice ``b`` of ``W`` along output axis
+        ``axis``, at about the cost of one adjoint application; ``None`` where not offered."""
+        return None
+
+    def _has_block_vectors(self, axis) -> bool:
+        return False
+
     def _chunked(self, fn: Callable, V: torch.Tensor) -> torch.Tensor:
         n = V.shape[0]
         c = self.chunk_size
@@ -382,12 +390,25 @@ class _Chain(LinearOperator):
         # (F_k ... F_1)* W_b = F_1* (F_2* ... F_k* W)_b when F_2 .. F_k keep the blocks apart
         if not self._has_block_sqnorms(axis):
             return None
-        first, rest = self.factors[0], self.factors[1:]
+        return self.factors[0]._rmatmat_block_sqnorms(self._outer_adjoints(W), axis)
+
+    def _has_block_vectors(self, axis) -> bool:
+        return (self.factors[0]._has_block_vectors(axis)
+                and all(f.separable_axis == axis for f in self.factors[1:]))
+
+    def _rmatmat_block_vectors(self, W, axis):
+        if not self._has_block_vectors(axis):
+            return None
+        return self.factors[0]._rmatmat_block_vectors(self._outer_adjoints(W), axis)
+
+    def _outer_adjoints(self, W):
+        """``F_2* ... F_k* W``: the adjoints of all factors but the first applied (the caller's
+        ``W`` is never overwritten; intermediates are)."""
         owned = False
-        for f in reversed(rest):
+        for f in reversed(self.factors[1:]):
             W = f._rmatmat_owned(W) if owned else f._rmatmat(W)
             owned = f.fresh_outputs
-        return first._rmatmat_block_sqnorms(W, axis)
+        return W
 
 
 def chain_factors(op: LinearOperator) -> list:
@@ -398,6 +419,22 @@ def chain_factors(op: LinearOperator) -> list:
 def same_operator(a: LinearOperator, b: LinearOperator) -> bool:
     """``a`` and ``b`` are the same map: one object, or adjoints of one object (``P.T`` twice)."""
     return a is b or (isinstance(a, _Adjoint) and isinstance(b, _Adjoint) and a.op is b.op)
+
+
+def gram_factor(A: LinearOperator) -> LinearOperator | None:
+    """``J`` with ``A = J J*`` when ``A`` is written as such a composition, else ``None``.
+
+    Recognised: a composition whose factors mirror each other as adjoints, such as
+    ``ops.K = J_theta @ J_theta.T`` and ``ops.NTK = P @ K @ P.T`` (factors ``P*, J_θ*, J_θ, P``,
+    so ``J = P @ J_theta``).  Nothing is applied."""
+    fs = chain_factors(A)
+    n = len(fs)
+    if n < 2 or n % 2 or not all(same_operator(fs[i], fs[n - 1 - i].T) for i in range(n // 2)):
+        return None
+    J = fs[n // 2]
+    for f in fs[n // 2 + 1:]:
+        J = f @ J
+    return J
 
 
 def apply_pair(A: LinearOperator, B: LinearOperator, X: torch.Tensor):
@@ -477,20 +514,28 @@ class FunctionOperator(LinearOperator):
 
     def __init__(self, matmat, rmatmat, shape_in, shape_out, dtype, device, weight_in=1.0,
                  weight_out=1.0, name=None, chunk_size=None, *, matmat_inplace=None, rmatmat_inplace=None,
-                 fresh_outputs=False, separable_axis=None, rmatmat_block_sqnorms=None):
+                 fresh_outputs=False, separable_axis=None, rmatmat_block_sqnorms=None,
+                 rmatmat_block_vectors=None):
         super().__init__(shape_in, shape_out, dtype, device, weight_in, weight_out, name, chunk_size)
         self._f, self._fT = matmat, rmatmat
         self._f_, self._fT_ = matmat_inplace, rmatmat_inplace
         self.fresh_outputs = bool(fresh_outputs)
         self.separable_axis = separable_axis
-        #: ``(axis, fn)``: ``fn(W)`` gives the per-block adjoint squared norms along ``axis``
+        #: ``(axis, fn)``: ``fn(W)`` gives the per-block adjoint squared norms (vectors) along ``axis``
         self._block_sqnorms = rmatmat_block_sqnorms
+        self._block_vectors = rmatmat_block_vectors
 
     def _has_block_sqnorms(self, axis) -> bool:
         return self._block_sqnorms is not None and self._block_sqnorms[0] == axis
 
     def _rmatmat_block_sqnorms(self, W, axis):
         return self._block_sqnorms[1](W) if self._has_block_sqnorms(axis) else None
+
+    def _has_block_vectors(self, axis) -> bool:
+        return self._block_vectors is not None and self._block_vectors[0] == axis
+
+    def _rmatmat_block_vectors(self, W, axis):
+        return self._block_vectors[1](W) if self._has_block_vectors(axis) else None
 
     def _matmat(self, V):
         return self._f(V)

@@ -295,8 +295,47 @@ def _site_products(sites, names, shapes, B, T, S, w):
                     out[:, tb] += Ga.sum((-1, -2), dtype=torch.float64)
         return (w * w) * out
 
+    offsets, off = {}, 0
+    for n, shp in zip(names, shapes):
+        offsets[n] = off
+        off += int(torch.Size(shp).numel())
+
+    def JT_trial_vectors(E):
+        """``[N, B, M]``: ``J_θ* E_b`` for each trial's part ``E_b`` of ``E`` (the per-trial
+        parameter cotangents, summed over trials they are ``J_θ* E``)."""
+        N = E.shape[0]
+        E = E.reshape(N, B, T, -1)
+        out = torch.zeros(N, B, off, dtype=E.dtype, device=E.device)
+        width = max(st.coeff.shape[1] * st.coeff.shape[2] * st.coeff.shape[3] for st in sites)
+        F_max = max(st.features.shape[1] for st in sites)
+        step = max(1, _ROW_BLOCK_BYTES // max(1, N * (T + F_max) * width * E.element_size()))
+        for b0 in range(0, B, step):
+            tb = slice(b0, min(b0 + step, B))
+            nb = tb.stop - tb.start
+            rb = slice(tb.start * T, tb.stop * T)
+            Eb = E[:, tb].reshape(N, nb * T, -1)
+            for st in sites:
+                has_w, has_b = st.weight in index, st.bias in index
+                if not (has_w or has_b):
+                    continue
+                rows, n_out, G, H = st.coeff[rb].shape
+                if n_out == 1:
+                    a = (st.coeff[rb, 0] * Eb.reshape(N, rows, 1, H)).reshape(N, nb, T, G * H)
+                else:
+                    a = (st.coeff[rb] * Eb.reshape(N, rows, n_out, 1, H)).sum(2).reshape(N, nb, T, G * H)
+                if has_w:
+                    g = a.transpose(-1, -2) @ st.features[rb].reshape(nb, T, -1)    # [N, nb, G*H, F]
+                    if st.scale is not None:
+                        g.mul_(st.scale)
+                    o = offsets[st.weight]
+                    out[:, tb, o:o + g.shape[-2] * g.shape[-1]] += g.reshape(N, nb, -1)
+                if has_b:
+                    o = offsets[st.bias]
+                    out[:, tb, o:o + G * H] += a.sum(2)
+        return out.mul_(w)
+
     # the Gram form needs every parameter to enter through one site (no cross terms between sites)
-    return J_mm, JT_mm, (JT_trial_sqnorms if len(uses) == len(set(uses)) else None)
+    return J_mm, JT_mm, (JT_trial_sqnorms if len(uses) == len(set(uses)) else None), JT_trial_vectors
 
 
 def _unrolled_ntk(cell, names, shapes, primal, inputs, z0, states, w, shape, kw):
@@ -535,15 +574,16 @@ def operators(cell, inputs, hidden, h0=None, readout=None, inner="sum", jacobian
         covered = {n for st in sites for n in (st.weight, st.bias) if n is not None}
         if not set(names) <= covered:
             sites = None  # a parameter the sites do not describe: use the generic path
-    trial_sqnorms = None
+    trial_sqnorms = trial_vectors = None
     if sites is not None:
-        J_mm, JT_mm, trial_sqnorms = _site_products(sites, names, shapes, B, T, S, w)
+        J_mm, JT_mm, trial_sqnorms, trial_vectors = _site_products(sites, names, shapes, B, T, S, w)
     else:
         J_mm, JT_mm = _func_products(cell, names, shapes, primal, X_rows, Z_rows, B, T, S, w)
 
     J_theta = FunctionOperator(J_mm, JT_mm, (M,), shape, dtype, device, weight_in=1.0, weight_out=w,
                                name="J_theta", chunk_size=chunk_size, fresh_outputs=sites is not None,
-                               rmatmat_block_sqnorms=None if trial_sqnorms is None else (0, _no_grad(trial_sqnorms)))
+                               rmatmat_block_sqnorms=None if trial_sqnorms is None else (0, _no_grad(trial_sqnorms)),
+                               rmatmat_block_vectors=None if trial_vectors is None else (0, _no_grad(trial_vectors)))
     K = J_theta @ J_theta.T
     K.name = "K"
     NTK = None
