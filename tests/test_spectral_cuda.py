@@ -86,7 +86,14 @@ def test_trace_estimators_on_cuda(dtype):
         assert abs(est.value - truth) < 5 * est.stderr, (method, est.value, truth, est.stderr)
     fro = frobenius_norm(A, budget=n, method="hutchinson")
     dense = (cpu.P @ cpu.K @ cpu.P.T).to_dense().double()
-    assert float(fro) == pytest.approx(float(torch.linalg.matrix_norm(dense)), rel=10 * _tol(dtype))
+    fro_truth = float(torch.linalg.matrix_norm(dense))
+    assert float(fro) == pytest.approx(fro_truth, rel=10 * _tol(dtype))
+    pairs = frobenius_norm(A, budget=12, method="trial_pairs", seed=0)
+    assert pairs.meta["n_blocks"] == B and abs(pairs.value - fro_truth) < 5 * pairs.stderr
+    # per-trial adjoint images on the GPU equal the CPU ones
+    E = torch.randn(2, *cpu.shape, dtype=dtype)
+    torch.testing.assert_close(factor._rmatmat_block_vectors(E.cuda(), 0).cpu(),
+                               (cpu.P @ cpu.J_theta)._rmatmat_block_vectors(E, 0), rtol=_tol(dtype), atol=_tol(dtype))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
