@@ -148,19 +148,25 @@ class LinearOperator:
         ``b`` along output axis ``axis`` (zero elsewhere), at about the cost of one adjoint
         application; ``None`` where the operator offers no such shortcut.  Used by the
         block-split one-sided trace estimator (``trace(J, method="vjp", blocks="trial")``)."""
-        return None
+        return self._block_adjoint(W, axis, "sqnorms")
+
+    def _rmatmat_block_vectors(self, W, axis):
+        """``[N, n_blocks, *shape_in]``: ``A* W_b`` for each slice ``b`` (as above), or ``None``.
+        Used by ``frobenius_norm(..., method="trial_pairs")``."""
+        return self._block_adjoint(W, axis, "vectors")
 
     def _has_block_sqnorms(self, axis) -> bool:
         """Whether :meth:`_rmatmat_block_sqnorms` works along ``axis`` (asked without applying)."""
-        return False
-
-    def _rmatmat_block_vectors(self, W, axis):
-        """``[N, n_blocks, *shape_in]``: ``A* W_b`` for each slice ``b`` of ``W`` along output axis
-        ``axis``, at about the cost of one adjoint application; ``None`` where not offered."""
-        return None
+        return self._has_block_adjoint(axis, "sqnorms")
 
     def _has_block_vectors(self, axis) -> bool:
+        return self._has_block_adjoint(axis, "vectors")
+
+    def _has_block_adjoint(self, axis, kind) -> bool:
         return False
+
+    def _block_adjoint(self, W, axis, kind):
+        return None
 
     def _chunked(self, fn: Callable, V: torch.Tensor) -> torch.Tensor:
         n = V.shape[0]
@@ -382,24 +388,15 @@ class _Chain(LinearOperator):
         axes = {f.separable_axis for f in self.factors}
         return axes.pop() if len(axes) == 1 else None
 
-    def _has_block_sqnorms(self, axis) -> bool:
-        return (self.factors[0]._has_block_sqnorms(axis)
+    def _has_block_adjoint(self, axis, kind) -> bool:
+        return (self.factors[0]._has_block_adjoint(axis, kind)
                 and all(f.separable_axis == axis for f in self.factors[1:]))
 
-    def _rmatmat_block_sqnorms(self, W, axis):
+    def _block_adjoint(self, W, axis, kind):
         # (F_k ... F_1)* W_b = F_1* (F_2* ... F_k* W)_b when F_2 .. F_k keep the blocks apart
-        if not self._has_block_sqnorms(axis):
+        if not self._has_block_adjoint(axis, kind):
             return None
-        return self.factors[0]._rmatmat_block_sqnorms(self._outer_adjoints(W), axis)
-
-    def _has_block_vectors(self, axis) -> bool:
-        return (self.factors[0]._has_block_vectors(axis)
-                and all(f.separable_axis == axis for f in self.factors[1:]))
-
-    def _rmatmat_block_vectors(self, W, axis):
-        if not self._has_block_vectors(axis):
-            return None
-        return self.factors[0]._rmatmat_block_vectors(self._outer_adjoints(W), axis)
+        return self.factors[0]._block_adjoint(self._outer_adjoints(W), axis, kind)
 
     def _outer_adjoints(self, W):
         """``F_2* ... F_k* W``: the adjoints of all factors but the first applied (the caller's
@@ -521,21 +518,16 @@ class FunctionOperator(LinearOperator):
         self._f_, self._fT_ = matmat_inplace, rmatmat_inplace
         self.fresh_outputs = bool(fresh_outputs)
         self.separable_axis = separable_axis
-        #: ``(axis, fn)``: ``fn(W)`` gives the per-block adjoint squared norms (vectors) along ``axis``
-        self._block_sqnorms = rmatmat_block_sqnorms
-        self._block_vectors = rmatmat_block_vectors
+        #: kind -> ``(axis, fn)``: ``fn(W)`` gives the per-block adjoint squared norms ("sqnorms") or
+        #: images ("vectors") along ``axis``
+        self._blocks = {kind: v for kind, v in (("sqnorms", rmatmat_block_sqnorms),
+                                                 ("vectors", rmatmat_block_vectors)) if v is not None}
 
-    def _has_block_sqnorms(self, axis) -> bool:
-        return self._block_sqnorms is not None and self._block_sqnorms[0] == axis
+    def _has_block_adjoint(self, axis, kind) -> bool:
+        return kind in self._blocks and self._blocks[kind][0] == axis
 
-    def _rmatmat_block_sqnorms(self, W, axis):
-        return self._block_sqnorms[1](W) if self._has_block_sqnorms(axis) else None
-
-    def _has_block_vectors(self, axis) -> bool:
-        return self._block_vectors is not None and self._block_vectors[0] == axis
-
-    def _rmatmat_block_vectors(self, W, axis):
-        return self._block_vectors[1](W) if self._has_block_vectors(axis) else None
+    def _block_adjoint(self, W, axis, kind):
+        return self._blocks[kind][1](W) if self._has_block_adjoint(axis, kind) else None
 
     def _matmat(self, V):
         return self._f(V)

@@ -245,23 +245,17 @@ def _site_products(sites, names, shapes, B, T, S, w):
 
     uses = [n for st in sites for n in (st.weight, st.bias) if n in index]
 
-    def JT_trial_sqnorms(E):
-        """``[N, B]``: ``‖J_θ* E_b‖²`` for each trial's part ``E_b`` of ``E`` (float64).
+    width = max(st.coeff.shape[1] * st.coeff.shape[2] * st.coeff.shape[3] for st in sites)
+    F_max = max(st.features.shape[1] for st in sites)
 
-        A trial's parameter cotangent is ``Σ_t a_t f_tᵀ`` per site (``a``: the site's
-        pre-activation cotangent, ``f``: its features).  Its squared norm is
-        ``Σ_{t,t'} (a_t·a_t')(f_t·f_t')`` from two [T, T] Gram matrices (bias: ``Σ_{t,t'} a_t·a_t'``)
-        where that is cheaper than the gradient (``T (G·H + F) < G·H·F``, short trials), else the
-        trial's gradient is formed (also under a ``scale``, Dale's law).  Either way about the
-        flops of one adjoint application; trials are taken a few at a time so that temporaries
-        stay near ``_ROW_BLOCK_BYTES``."""
+    def trial_cotangents(E, per_trial):
+        """For each block of trials and each parameter site: ``(trials, site, a, f, has_w, has_b)``
+        with ``a`` [N, nb, T, G*H] the site's pre-activation cotangents and ``f`` [nb, T, F] its
+        features; ``per_trial(N)`` values of temporaries per trial size the blocks (near
+        ``_ROW_BLOCK_BYTES``)."""
         N = E.shape[0]
         E = E.reshape(N, B, T, -1)
-        out = torch.zeros(N, B, dtype=torch.float64, device=E.device)
-        width = max(st.coeff.shape[1] * st.coeff.shape[2] * st.coeff.shape[3] for st in sites)
-        F_max = max(st.features.shape[1] for st in sites)
-        per_trial = N * (T * (width + T) + width * F_max) * E.element_size()
-        step = max(1, _ROW_BLOCK_BYTES // max(1, per_trial))
+        step = max(1, _ROW_BLOCK_BYTES // max(1, per_trial(N) * E.element_size()))
         for b0 in range(0, B, step):
             tb = slice(b0, min(b0 + step, B))
             nb = tb.stop - tb.start
@@ -276,23 +270,36 @@ def _site_products(sites, names, shapes, B, T, S, w):
                     a = (st.coeff[rb, 0] * Eb.reshape(N, rows, 1, H)).reshape(N, nb, T, G * H)
                 else:
                     a = (st.coeff[rb] * Eb.reshape(N, rows, n_out, 1, H)).sum(2).reshape(N, nb, T, G * H)
-                f = st.features[rb].reshape(nb, T, -1)
-                if has_w and (st.scale is not None or T * (G * H + f.shape[-1]) >= G * H * f.shape[-1]):
-                    g = a.transpose(-1, -2) @ f                                   # [N, nb, G*H, F]
-                    if st.scale is not None:
-                        g.mul_(st.scale)
-                    out[:, tb] += g.square().sum((-1, -2), dtype=torch.float64)
-                    if has_b:
-                        out[:, tb] += a.sum(2).square().sum(-1, dtype=torch.float64)
-                    continue
-                Ga = a @ a.transpose(-1, -2)                                      # [N, nb, T, T]
-                if has_w:
-                    Gw = f @ f.transpose(-1, -2)                                  # [nb, T, T]
-                    if has_b:
-                        Gw += 1.0
-                    out[:, tb] += (Ga * Gw).sum((-1, -2), dtype=torch.float64)
-                else:
-                    out[:, tb] += Ga.sum((-1, -2), dtype=torch.float64)
+                yield tb, st, a, st.features[rb].reshape(nb, T, -1), has_w, has_b
+
+    def JT_trial_sqnorms(E):
+        """``[N, B]``: ``‖J_θ* E_b‖²`` for each trial's part ``E_b`` of ``E`` (float64).
+
+        A trial's parameter cotangent is ``Σ_t a_t f_tᵀ`` per site (``a``: the site's
+        pre-activation cotangent, ``f``: its features).  Its squared norm is
+        ``Σ_{t,t'} (a_t·a_t')(f_t·f_t')`` from two [T, T] Gram matrices (bias: ``Σ_{t,t'} a_t·a_t'``)
+        where that is cheaper than the gradient (``T (G·H + F) < G·H·F``, short trials), else the
+        trial's gradient is formed (also under a ``scale``, Dale's law).  Either way about the
+        flops of one adjoint application."""
+        out = torch.zeros(E.shape[0], B, dtype=torch.float64, device=E.device)
+        for tb, st, a, f, has_w, has_b in trial_cotangents(E, lambda N: N * (T * (width + T) + width * F_max)):
+            GH, F = a.shape[-1], f.shape[-1]
+            if has_w and (st.scale is not None or T * (GH + F) >= GH * F):
+                g = a.transpose(-1, -2) @ f                                       # [N, nb, G*H, F]
+                if st.scale is not None:
+                    g.mul_(st.scale)
+                out[:, tb] += g.square().sum((-1, -2), dtype=torch.float64)
+                if has_b:
+                    out[:, tb] += a.sum(2).square().sum(-1, dtype=torch.float64)
+                continue
+            Ga = a @ a.transpose(-1, -2)                                          # [N, nb, T, T]
+            if has_w:
+                Gw = f @ f.transpose(-1, -2)                                      # [nb, T, T]
+                if has_b:
+                    Gw += 1.0
+                out[:, tb] += (Ga * Gw).sum((-1, -2), dtype=torch.float64)
+            else:
+                out[:, tb] += Ga.sum((-1, -2), dtype=torch.float64)
         return (w * w) * out
 
     offsets, off = {}, 0
@@ -304,34 +311,18 @@ def _site_products(sites, names, shapes, B, T, S, w):
         """``[N, B, M]``: ``J_θ* E_b`` for each trial's part ``E_b`` of ``E`` (the per-trial
         parameter cotangents, summed over trials they are ``J_θ* E``)."""
         N = E.shape[0]
-        E = E.reshape(N, B, T, -1)
         out = torch.zeros(N, B, off, dtype=E.dtype, device=E.device)
-        width = max(st.coeff.shape[1] * st.coeff.shape[2] * st.coeff.shape[3] for st in sites)
-        F_max = max(st.features.shape[1] for st in sites)
-        step = max(1, _ROW_BLOCK_BYTES // max(1, N * (T + F_max) * width * E.element_size()))
-        for b0 in range(0, B, step):
-            tb = slice(b0, min(b0 + step, B))
+        for tb, st, a, f, has_w, has_b in trial_cotangents(E, lambda N: N * (T + F_max) * width):
             nb = tb.stop - tb.start
-            rb = slice(tb.start * T, tb.stop * T)
-            Eb = E[:, tb].reshape(N, nb * T, -1)
-            for st in sites:
-                has_w, has_b = st.weight in index, st.bias in index
-                if not (has_w or has_b):
-                    continue
-                rows, n_out, G, H = st.coeff[rb].shape
-                if n_out == 1:
-                    a = (st.coeff[rb, 0] * Eb.reshape(N, rows, 1, H)).reshape(N, nb, T, G * H)
-                else:
-                    a = (st.coeff[rb] * Eb.reshape(N, rows, n_out, 1, H)).sum(2).reshape(N, nb, T, G * H)
-                if has_w:
-                    g = a.transpose(-1, -2) @ st.features[rb].reshape(nb, T, -1)    # [N, nb, G*H, F]
-                    if st.scale is not None:
-                        g.mul_(st.scale)
-                    o = offsets[st.weight]
-                    out[:, tb, o:o + g.shape[-2] * g.shape[-1]] += g.reshape(N, nb, -1)
-                if has_b:
-                    o = offsets[st.bias]
-                    out[:, tb, o:o + G * H] += a.sum(2)
+            if has_w:
+                g = a.transpose(-1, -2) @ f                                       # [N, nb, G*H, F]
+                if st.scale is not None:
+                    g.mul_(st.scale)
+                o = offsets[st.weight]
+                out[:, tb, o:o + g.shape[-2] * g.shape[-1]] += g.reshape(N, nb, -1)
+            if has_b:
+                o = offsets[st.bias]
+                out[:, tb, o:o + a.shape[-1]] += a.sum(2)
         return out.mul_(w)
 
     # the Gram form needs every parameter to enter through one site (no cross terms between sites)
