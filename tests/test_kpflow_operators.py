@@ -412,14 +412,33 @@ def test_operators_are_a_snapshot_of_the_cell(name):
     """Later changes to the module (an optimizer step in place) do not reach built operators."""
     cell, sc, x, hidden, h0, R = make_case(name)
     ops = operators(cell, x, hidden, h0=h0, readout=R)
-    q = torch.randn(ops.shape, dtype=DT)
-    v = torch.randn(ops.J_theta.shape_in, dtype=DT)
-    before = {op: getattr(ops, op)(q if op != "J_theta" else v) for op in ("P", "K", "NTK", "J_theta")}
+    probes = {op: torch.randn(getattr(ops, op).shape_in, dtype=DT) for op in ("P", "K", "NTK", "J_theta", "NTK_output")}
+    before = {op: getattr(ops, op)(u) for op, u in probes.items()}
     with torch.no_grad():
         for p in cell.parameters():
             p.mul_(1.5).add_(0.1)
+        R.mul_(2.0)                                    # the readout too
     for op, want in before.items():
-        torch.testing.assert_close(getattr(ops, op)(q if op != "J_theta" else v), want, rtol=0, atol=0)
+        torch.testing.assert_close(getattr(ops, op)(probes[op]), want, rtol=0, atol=0)
+
+
+def test_cells_holding_computed_tensors_can_be_snapshotted():
+    # a cell that keeps its last output: a non-leaf tensor on the module after a forward with grad
+    class CachingCell(CustomCell):
+        def forward(self, x, h):
+            self.last = super().forward(x, h)
+            return self.last
+
+    torch.manual_seed(0)
+    cell = CachingCell().to(DT)
+    x = torch.randn(B, T, I, dtype=DT)
+    h0 = torch.zeros(B, H, dtype=DT)
+    with torch.no_grad():
+        hidden = unroll(as_state_cell(cell, I, H), x, h0)
+    cell(x[:, 0], h0)                                  # with grad, as mid-training
+    assert not cell.last.is_leaf
+    ops = operators(cell, x, hidden)
+    assert rel_adjoint_error(ops.NTK) < 1e-12
 
 
 @pytest.mark.cuda

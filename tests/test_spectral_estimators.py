@@ -349,6 +349,11 @@ def test_gram_factor_is_read_off_mirrored_compositions():
     assert gram_factor(ops.P) is None and gram_factor(ops.P @ ops.K) is None
     v = torch.randn(J.shape_out, dtype=F64)
     torch.testing.assert_close(J(J.T(v)), ops.NTK(v))
+    # written as J @ J.T or J.gram() for a composition J
+    for A in (J @ J.T, J.gram()):
+        J2 = gram_factor(A)
+        assert J2 is not None
+        torch.testing.assert_close(J2(J2.T(v)), ops.NTK(v))
 
 
 @pytest.mark.parametrize("inner", ["sum", "mean"])
@@ -385,3 +390,10 @@ def test_trial_pairs_frobenius_rejects_what_it_cannot_do():
         frobenius_norm(ops.NTK, 4, "trial_pairs", factor=ops.P @ ops.K @ ops.J_theta)
     with pytest.raises(ValueError, match="at least 3"):
         frobenius_norm(ops.NTK, 2, "trial_pairs")
+    with pytest.raises(ValueError, match="cannot be A's factor"):
+        frobenius_norm(ops.NTK, 4, "trial_pairs", factor=ops.J_theta.T)
+    with pytest.raises(ValueError, match="trial_pairs' only"):
+        frobenius_norm(ops.NTK, 4, "hutchinson", factor=ops.P @ ops.J_theta)
+    J = ops.P @ ops.J_theta
+    assert frobenius_norm(J @ J.T, 4, "trial_pairs", seed=0).value == frobenius_norm(ops.NTK, 4, "trial_pairs",
+                                                                                   seed=0).value

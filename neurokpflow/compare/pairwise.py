@@ -83,9 +83,9 @@ def _batched_values(reps, device, dtype, block_size) -> dict[str, np.ndarray]:
     frob_sq = torch.triu(frob_sq) + torch.triu(frob_sq, 1).T
     norms = torch.sqrt(sq_norm)
     cosine = torch.clamp(nuclear / (norms[:, None] * norms[None, :]), -1.0, 1.0)
-    cka = frob_sq / (gram_norm[:, None] * gram_norm[None, :])
+    cka = torch.clamp(frob_sq / (gram_norm[:, None] * gram_norm[None, :]), max=1.0)   # ≤ 1 (Cauchy–Schwarz)
     euclid = torch.sqrt(torch.clamp(sq_norm[:, None] + sq_norm[None, :] - 2 * nuclear, min=0.0))
-    # a representation against itself: exactly similarity 1 and distance 0 (computed, the round-off
+    # an entry against itself: exactly similarity 1 and distance 0 (computed, the round-off
     # of ‖X‖² - ‖XᵀX‖_* comes out as sqrt(eps) ~ 1e-8 through arccos and sqrt)
     diag = torch.arange(n, device=dev)
     cosine[diag, diag], cka[diag, diag], euclid[diag, diag] = 1.0, 1.0, 0.0

@@ -383,7 +383,8 @@ def frobenius_norm(A, budget: int | None = None, method: str = "hutchinson", *, 
     estimate is their mean (a U-statistic; delete-one-probe jackknife error).  Cross-trial
     blocks get independent signs per pair, so the variance falls far below one probe's
     ``‖Ag‖²`` (on the benchmark's 50-trial GRU NTK 1 % needs ~6 adjoint passes instead of ~35
-    full applications).  Memory: ``budget × trials × parameters`` values.
+    full applications).  Memory: ``budget × trials × parameters`` values (the per-trial
+    images) and one [trials, trials] product at a time.
     ``"hutch++"``: Hutch++ on ``A* A`` (two applications per sample).  ``"exact"``: over the
     basis.  ``factor`` (``"trial_pairs"`` only): ``J`` with ``A = J J*`` when the composition
     does not show it.
@@ -392,6 +393,8 @@ def frobenius_norm(A, budget: int | None = None, method: str = "hutchinson", *, 
     error is the delta-method one.
     """
     A = _require_operator(A)
+    if factor is not None and method != "trial_pairs":
+        raise ValueError(f"factor= is used by method='trial_pairs' only, got method={method!r}")
     if method == "hutch++":
         sq = trace(A.T @ A, budget, "hutch++", seed=seed, distribution=distribution, level=level,
                    chunk_size=chunk_size)
@@ -454,39 +457,44 @@ def _nystrom_frobenius2(A, budget, seed, distribution, level, chunk_size) -> Est
 def _trial_pairs_frobenius2(A, budget, seed, distribution, level, chunk_size, factor) -> Estimate:
     """``‖A‖_F²`` of ``A = J J*`` from per-trial adjoint images (see :func:`frobenius_norm`)."""
     _require_self_adjoint_square(A, "method='trial_pairs'")
+    m = _check_budget(budget, "trial_pairs", A.size_in)
     J = gram_factor(A) if factor is None else _require_operator(factor, "factor")
     if J is None:
         raise ValueError(f"method='trial_pairs' needs A = J J*: {A.name} is not written as such a composition; "
-                         "pass factor=J (e.g. ops.P @ ops.J_theta for ops.NTK) or use method='hutchinson'")
-    if J.shape_out != A.shape_in:
-        raise ValueError(f"factor maps to shape {list(J.shape_out)}, but A acts on {list(A.shape_in)}")
+                         "pass factor=J, or use method='hutchinson'")
+    if J.shape_out != A.shape_in or not math.isclose(J.weight_out, A.weight_in, rel_tol=1e-12):
+        raise ValueError(f"factor maps to shape {list(J.shape_out)} with inner-product weight {J.weight_out}, but A acts "
+                         f"on {list(A.shape_in)} with weight {A.weight_in}: it cannot be A's factor")
+    if J.dtype != A.dtype or J.device != A.device:
+        raise TypeError(f"factor is {J.dtype} on {J.device}, A is {A.dtype} on {A.device}")
     axis = BLOCK_AXES["trial"]
     if not J._has_block_vectors(axis):
         raise ValueError(f"method='trial_pairs': {J.name} gives no per-trial adjoint images; it needs J_theta of a "
                          "cell with parameter sites composed with trial-separable operators (P, P_inv, readout); "
                          "use method='hutchinson'")
-    dim = A.size_in
     chunk = chunk_size_for(A, chunk_size)
-    m = _check_budget(budget, "trial_pairs", dim)
     c = J.weight_in / J.weight_out
     gen = make_generator(seed, A.device)
-    W = torch.cat([J._rmatmat_block_vectors(random_probes(b - a, J.shape_out, A.dtype, A.device, gen, distribution),
-                                            axis).reshape(b - a, -1, J.size_in)
-                   for a, b in _chunks(m, chunk)])                                # [m, B, M]
+    W = None
+    for a, b in _chunks(m, chunk):
+        V = J._rmatmat_block_vectors(random_probes(b - a, J.shape_out, A.dtype, A.device, gen, distribution), axis)
+        if W is None:
+            W = torch.empty(m, *V.shape[1:2], J.size_in, dtype=V.dtype, device=V.device)     # [m, B, M]
+        W[a:b] = V.reshape(b - a, V.shape[1], J.size_in)
+        del V
     n_blocks = W.shape[1]
-    X = W.reshape(m * n_blocks, -1)
+    # S_ij = c² Σ_{b,b'} (g_i,bᵀ A_bb' g_j,b')² = c² ‖W_i W_jᵀ‖_F², one [B, B] product per pair
+    S = torch.zeros(m, m, dtype=torch.float64, device=W.device)
+    for i in range(m):
+        for j in range(i + 1, m):
+            S[i, j] = S[j, i] = (c * c) * (W[i] @ W[j].T).double().square().sum()
     del W
-    gram = (X @ X.T).reshape(m, n_blocks, m, n_blocks).double()
-    del X
-    S = (c * c) * gram.square().sum((1, 3))                       # S_ij = Σ_{b,b'} (g_i,bᵀ A_bb' g_j,b')²
-    off = ~torch.eye(m, dtype=torch.bool, device=S.device)
-    total = float(S[off].sum())                                   # each unordered pair twice
+    total = float(S.sum())                                        # each unordered pair twice
     value = total / (m * (m - 1))
     # delete-one-probe jackknife of the U-statistic
-    row = S.masked_fill(~off, 0).sum(1)
-    loo = (total - 2 * row) / ((m - 1) * (m - 2))
+    loo = (total - 2 * S.sum(1)) / ((m - 1) * (m - 2))
     se = math.sqrt((m - 1) / m * float(((loo - loo.mean()) ** 2).sum()))
-    meta = {"quantity": "trace(A* A)", "dimension": dim, "distribution": distribution,
+    meta = {"quantity": "trace(A* A)", "dimension": A.size_in, "distribution": distribution,
             "seed": seed if isinstance(seed, int) else None, "probes": m, "pairs": m * (m - 1) // 2,
             "blocks": "trial", "n_blocks": n_blocks}
     return make_estimate(value, se, dof=m - 1, level=level, method="trial_pairs", n_matvecs=m, meta=meta)

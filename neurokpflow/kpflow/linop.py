@@ -421,10 +421,17 @@ def same_operator(a: LinearOperator, b: LinearOperator) -> bool:
 def gram_factor(A: LinearOperator) -> LinearOperator | None:
     """``J`` with ``A = J J*`` when ``A`` is written as such a composition, else ``None``.
 
-    Recognised: a composition whose factors mirror each other as adjoints, such as
-    ``ops.K = J_theta @ J_theta.T`` and ``ops.NTK = P @ K @ P.T`` (factors ``P*, J_θ*, J_θ, P``,
-    so ``J = P @ J_theta``).  Nothing is applied."""
-    fs = chain_factors(A)
+    Recognised: a composition whose flattened factor list mirrors itself as adjoints, such as
+    ``ops.K = J_theta @ J_theta.T``, ``ops.NTK = P @ K @ P.T`` (factors ``P*, J_θ*, J_θ, P``, so
+    ``J = P @ J_theta``) and ``J @ J.T`` or ``J.gram()`` for a composition ``J`` (the adjoint of a
+    composition counts as its factors' adjoints in reverse).  Scalar multiples and sums are not
+    looked into.  Nothing is applied."""
+    fs = []
+    for f in chain_factors(A):
+        if isinstance(f, _Adjoint) and isinstance(f.op, _Chain):
+            fs.extend(g.T for g in reversed(f.op.factors))
+        else:
+            fs.append(f)
     n = len(fs)
     if n < 2 or n % 2 or not all(same_operator(fs[i], fs[n - 1 - i].T) for i in range(n // 2)):
         return None

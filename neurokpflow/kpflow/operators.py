@@ -363,6 +363,18 @@ def _unrolled_ntk(cell, names, shapes, primal, inputs, z0, states, w, shape, kw)
     return FunctionOperator(ntk, ntk, shape, shape, name="NTK", **kw)
 
 
+def _snapshot(module: nn.Module) -> nn.Module:
+    """A deep copy of ``module``.  Tensors computed from parameters and kept on a module (the
+    weight of ``nn.utils.weight_norm`` after a forward with gradients, a cached output) are not
+    graph leaves and refuse to be deep-copied; they are copied detached."""
+    memo = {}
+    for m in module.modules():
+        for value in vars(m).values():
+            if isinstance(value, torch.Tensor) and not value.is_leaf:
+                memo[id(value)] = value.detach().clone()
+    return copy.deepcopy(module, memo)
+
+
 # ------------------------------------------------------------------------------ operators
 @dataclass
 class KPFlowOperators:
@@ -481,7 +493,7 @@ def operators(cell, inputs, hidden, h0=None, readout=None, inner="sum", jacobian
     # a snapshot: the operators describe the cell at its present θ, whatever later happens to the
     # module (an optimizer step in place, a move to another device); parameters are small next to
     # the B·T·S trajectories the operators keep
-    cell = as_state_cell(copy.deepcopy(cell), input_size=I, state_size=hidden.shape[-1])
+    cell = as_state_cell(_snapshot(cell), input_size=I, state_size=hidden.shape[-1])
     if getattr(cell, "input_size", I) != I:
         raise ValueError(f"inputs has I = {I} features but the cell expects input_size = {cell.input_size}")
     dtype, device = inputs.dtype, inputs.device
@@ -589,7 +601,7 @@ def operators(cell, inputs, hidden, h0=None, readout=None, inner="sum", jacobian
         W_out = readout.weight if isinstance(readout, nn.Linear) else readout
         if not isinstance(W_out, torch.Tensor) or W_out.dim() != 2:
             raise TypeError("readout must be an nn.Linear or a [O, H] weight tensor")
-        W_out = W_out.detach()
+        W_out = W_out.detach().clone()     # a snapshot, like the cell
         sl = cell.output_slice
         if W_out.shape[1] != sl.stop - sl.start:
             raise ValueError(f"readout expects {W_out.shape[1]} features but the cell's readout-visible "
