@@ -42,9 +42,6 @@ def random_probes(n, shape, dtype, device, generator, kind="rademacher") -> torc
     raise ValueError(f"probe distribution must be 'rademacher' or 'gaussian', got {kind!r}")
 
 
-_BIT_SHIFTS = {}
-
-
 def _rademacher(size, dtype, device, generator) -> torch.Tensor:
     """Independent ±1 signs, one bit of a uniform 64-bit draw each.
 
@@ -55,10 +52,7 @@ def _rademacher(size, dtype, device, generator) -> torch.Tensor:
     words = -(-count // 64)
     # the full int64 range: every bit of every word is an independent fair coin
     draws = torch.randint(-2 ** 63, 2 ** 63 - 1, (words,), dtype=torch.int64, device=device, generator=generator)
-    key = torch.device(device)
-    shifts = _BIT_SHIFTS.get(key)
-    if shifts is None:
-        shifts = _BIT_SHIFTS[key] = torch.arange(8, dtype=torch.uint8, device=device)
+    shifts = torch.arange(8, dtype=torch.uint8, device=device)
     bits = (draws.view(torch.uint8).unsqueeze(-1) >> shifts).bitwise_and_(1).reshape(-1)[:count]
     return bits.to(dtype).mul_(2).sub_(1).reshape(size)
 

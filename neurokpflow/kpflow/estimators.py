@@ -319,7 +319,8 @@ class _Nystrom:
     """``Â = (A S)(Sᵀ A S)⁺(A S)ᵀ`` of a self-adjoint PSD ``A`` from ``k`` Gaussian sketch columns.
 
     Used as a control variate: ``‖Â‖_F²`` is known exactly and ``‖Âg‖²`` costs ``k`` dot
-    products per probe, so ``‖Ag‖² − ‖Âg‖²`` estimates the part Â misses, with the variance of ``A² − Â²`` instead of ``A²``.  The few
+    products per probe, so ``‖Ag‖² − ‖Âg‖²`` estimates the part Â misses, with the variance of
+    ``A² − Â²`` instead of ``A²``.  The few
     large eigenvalues that dominate ``Σλ⁴`` (hence Hutchinson's variance for ``‖A‖_F²``) are the
     ones a small sketch captures.  Unbiased for any sketch, since ``S`` is drawn independently
     of the residual probes; a poor sketch only costs variance.  The core ``Sᵀ A S`` is inverted
@@ -341,7 +342,7 @@ class _Nystrom:
         Cp = (V[:, keep] / mu[keep]) @ V[:, keep].T                      # C⁺
         self.Y, self.M = Y, Cp @ G @ Cp                                 # ‖Âg‖² = zᵀ M z, z = Y g
         self.frob2 = float(torch.trace(self.M @ G))                     # ‖Â‖_F² = tr(C⁺ G C⁺ G)
-        self.rank, self.k, self.dim = int(keep.sum()), k, dim
+        self.rank, self.dim = int(keep.sum()), dim
 
     def coords(self, X):
         return (X.reshape(X.shape[0], self.dim) @ self.Y.T).double()    # [n, k]

@@ -359,13 +359,7 @@ class _Chain(LinearOperator):
     # factor has consumed it (nested calls kept every intermediate alive until the outermost
     # returned), and a fresh intermediate is handed on as scratch space for the next factor
     def _apply(self, V, owned, adjoint):
-        for f in (reversed(self.factors) if adjoint else self.factors):
-            if adjoint:
-                V = f._rmatmat_owned(V) if owned else f._rmatmat(V)
-            else:
-                V = f._matmat_owned(V) if owned else f._matmat(V)
-            owned = f.fresh_outputs
-        return V
+        return _apply_factors(self.factors, V, owned, adjoint)
 
     def _matmat(self, V):
         return self._apply(V, False, False)
@@ -401,11 +395,20 @@ class _Chain(LinearOperator):
     def _outer_adjoints(self, W):
         """``F_2* ... F_k* W``: the adjoints of all factors but the first applied (the caller's
         ``W`` is never overwritten; intermediates are)."""
-        owned = False
-        for f in reversed(self.factors[1:]):
-            W = f._rmatmat_owned(W) if owned else f._rmatmat(W)
-            owned = f.fresh_outputs
-        return W
+        return _apply_factors(self.factors[1:], W, False, True)
+
+
+def _apply_factors(factors, V, owned, adjoint):
+    """``factors`` applied in order (their adjoints in reverse order), each intermediate handed on
+    as scratch space when the factor that made it returns fresh outputs; ``owned`` says whether
+    ``V`` itself may be overwritten."""
+    for f in (reversed(factors) if adjoint else factors):
+        if adjoint:
+            V = f._rmatmat_owned(V) if owned else f._rmatmat(V)
+        else:
+            V = f._matmat_owned(V) if owned else f._matmat(V)
+        owned = f.fresh_outputs
+    return V
 
 
 def chain_factors(op: LinearOperator) -> list:

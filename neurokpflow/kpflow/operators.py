@@ -185,6 +185,16 @@ def _row_blocks(sites, N, itemsize):
     return [slice(r, min(r + step, rows)) for r in range(0, rows, step)]
 
 
+def _site_cotangent(st, rb, E_rows):
+    """A site's pre-activation cotangent ``a`` [N, rows, G*H] from state cotangents ``E_rows``
+    [N, rows, S] on the rows ``rb``: ``a[r, g*H + i] = Σ_k coeff[r, k, g, i] · E[r, k*H + i]``."""
+    N = E_rows.shape[0]
+    rows, n_out, G, H = st.coeff[rb].shape
+    if n_out == 1:
+        return (st.coeff[rb, 0] * E_rows.reshape(N, rows, 1, H)).reshape(N, rows, G * H)
+    return (st.coeff[rb] * E_rows.reshape(N, rows, n_out, 1, H)).sum(2).reshape(N, rows, G * H)
+
+
 def _site_products(sites, names, shapes, B, T, S, w):
     """J_θ and J_θ* from a cell's :class:`ParameterSite` list: matrix products only."""
     index = {n: i for i, n in enumerate(names)}
@@ -229,11 +239,7 @@ def _site_products(sites, names, shapes, B, T, S, w):
 
         for rb in _row_blocks(sites, N, E.element_size()):
             for st in sites:
-                rows, n_out, G, H = st.coeff[rb].shape
-                if n_out == 1:
-                    a = (st.coeff[rb, 0] * E[:, rb].reshape(N, rows, 1, H)).reshape(N, rows, G * H)
-                else:
-                    a = (st.coeff[rb] * E[:, rb].reshape(N, rows, n_out, 1, H)).sum(2).reshape(N, rows, G * H)
+                a = _site_cotangent(st, rb, E[:, rb])
                 if st.weight in index:
                     accumulate(st.weight, a.transpose(-1, -2) @ st.features[rb])
                 if st.bias in index:
@@ -265,11 +271,7 @@ def _site_products(sites, names, shapes, B, T, S, w):
                 has_w, has_b = st.weight in index, st.bias in index
                 if not (has_w or has_b):
                     continue
-                rows, n_out, G, H = st.coeff[rb].shape
-                if n_out == 1:
-                    a = (st.coeff[rb, 0] * Eb.reshape(N, rows, 1, H)).reshape(N, nb, T, G * H)
-                else:
-                    a = (st.coeff[rb] * Eb.reshape(N, rows, n_out, 1, H)).sum(2).reshape(N, nb, T, G * H)
+                a = _site_cotangent(st, rb, Eb).reshape(N, nb, T, -1)
                 yield tb, st, a, st.features[rb].reshape(nb, T, -1), has_w, has_b
 
     def JT_trial_sqnorms(E):
@@ -646,8 +648,8 @@ def operators_from_model(model, batch, h0=None, dtype=None, **options) -> KPFlow
     p = next(cell.parameters())
     target_dtype = dtype or p.dtype
     if target_dtype != p.dtype:
-        cell = copy.deepcopy(cell).to(target_dtype)
-        readout = copy.deepcopy(readout).to(target_dtype) if readout is not None else None
+        cell = _snapshot(cell).to(target_dtype)
+        readout = _snapshot(readout).to(target_dtype) if readout is not None else None
     inputs = inputs.to(dtype=target_dtype, device=p.device)
     cell_s = as_state_cell(cell, input_size=inputs.shape[-1], state_size=getattr(cell, "state_size", None))
     B = inputs.shape[0]
