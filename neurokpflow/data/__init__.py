@@ -9,6 +9,7 @@ Reading:       :func:`describe_nwb`, :func:`read_nwb`, :func:`open_nwb`
 Preprocessing: :func:`smooth`, :func:`counts_to_rates`, :func:`soft_normalize`, :func:`trial_average`,
                :func:`split_halves`, :func:`crop_epoch`, :func:`pca_project`
 Many sessions: :func:`read_sessions`, :func:`stack_sessions`, :func:`pseudo_population`
+pynapple:      :func:`to_pynapple`, :func:`from_pynapple` (extra ``neurokpflow[pynapple]``)
 Writing:       :func:`to_nwb`, :func:`from_nwb`
 Datasets:      :func:`synthetic_nwb`, :func:`synthetic_nwbfile`, :func:`load_dataset`,
                :func:`dataset_path`, :func:`list_datasets`, :data:`DATASETS`
@@ -40,6 +41,7 @@ from .preprocessing import (
     trial_average,
 )
 from .reading import read_nwb
+from .interop import PynappleConversionError, from_pynapple, to_pynapple
 from .sessions import SessionMismatchError, pseudo_population, read_sessions, stack_sessions
 from .registry import DATASETS, DatasetInfo, dataset_path, list_datasets, load_dataset
 from .synthetic import synthetic_nwb, synthetic_nwbfile
@@ -63,6 +65,9 @@ __all__ = [
     "stack_sessions",
     "pseudo_population",
     "SessionMismatchError",
+    "to_pynapple",
+    "from_pynapple",
+    "PynappleConversionError",
     "to_nwb",
     "from_nwb",
     "synthetic_nwb",
