@@ -88,6 +88,10 @@ def test_stacked_layout_pads_trials_and_matches_units_by_id(same_units):
     assert np.isnan(first.spike_count.values[9]).all()
     np.testing.assert_array_equal(first.spike_count.values[:9], singles[0].spike_count.values)
     assert stacked.session_nwb_file.values.tolist() == [str(p) for p in same_units]
+    lazy = read_sessions(same_units, layout="stacked", lazy=True, **OPTIONS)
+    assert type(lazy.spike_count.data).__name__ == "Array"
+    xr.testing.assert_equal(lazy.compute(), stacked)  # attrs differ only in the history (lazy=True)
+    lazy.close()
     # units are matched by id, not by position
     reordered = stack_sessions({"a": singles[0], "b": singles[1].isel(unit=[3, 1, 0, 2])})
     np.testing.assert_array_equal(reordered.spike_count.sel(session="b").values[:, :, :],

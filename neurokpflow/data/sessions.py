@@ -91,7 +91,7 @@ def read_sessions(sources, *, layout: str = "tree", **read_options):
     if layout not in ("tree", "stacked"):
         raise SessionMismatchError(f"layout={layout!r} must be 'tree' or 'stacked'")
     if isinstance(sources, Mapping):
-        given = [str(k).replace("/", "_") for k in sources]
+        given = _unique([str(k).replace("/", "_") for k in sources])
         sources = list(sources.values())
     else:
         if isinstance(sources, (str, bytes)) or not isinstance(sources, Sequence):
@@ -135,8 +135,7 @@ def read_sessions(sources, *, layout: str = "tree", **read_options):
 
 
 def _options_repr(options: Mapping) -> str:
-    return ", ".join(f"{k}={v!r}" if np.ndim(v) == 0 or isinstance(v, (tuple, list)) and len(v) < 4 else f"{k}=<array>"
-                     for k, v in options.items())
+    return ", ".join(f"{k}={v!r}" if np.size(v) < 5 else f"{k}=<{np.size(v)} values>" for k, v in options.items())
 
 
 def _check_axis(dim: str, ref: xr.Dataset, ds: xr.Dataset, ref_name: str, name: str) -> xr.Dataset:
@@ -320,7 +319,9 @@ def pseudo_population(sessions, condition: str = "condition", *, var: str = "spi
     -------
     DataArray ``("condition", "time", "unit")`` of NaN-ignoring trial means (lazy if the sessions
     are), or ``("trial", "time", "unit")`` with ``pseudo_trials`` (computed).  See the module
-    docstring for the coordinates.
+    docstring for the coordinates.  A (condition, time, unit) cell none of whose trials is valid
+    stays NaN; :mod:`neurokpflow.compare` needs finite means, so read with a window every trial
+    covers or crop the time axis first.
     """
     items = _sessions_of(sessions, var)
     for name, da in items:
