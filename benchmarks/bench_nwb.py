@@ -24,7 +24,7 @@ The counts are checked to be identical; pynapple's numba functions are compiled 
 ``memory``: a float32 TimeSeries larger than RAM/4 (``--ram-gb``, default the machine's RAM) is
 written to an NWB file in ``--tmpdir``, read lazily (``read_nwb(..., lazy=True)``, trials tiling
 the series) and reduced to its trial mean in a child process, whose peak RSS
-(``resource.getrusage``) is compared with RAM/8 (goal).  A few trials are checked against an
+(``VmHWM``, or ``resource.getrusage`` off Linux) is compared with RAM/8 (goal).  A few trials are checked against an
 eager read.  The file is deleted afterwards.
 
 Usage (from the repository root):  python benchmarks/bench_nwb.py [histogram] [pynapple] [memory]
@@ -213,9 +213,21 @@ def _write_big_series(path: Path, n_samples: int, n_channels: int, rate: float, 
         io.write(nwb)
 
 
+def _peak_rss() -> int:
+    """Peak resident memory of this process in bytes: VmHWM (Linux; reset by exec, unlike ru_maxrss)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def _memory_child(path: str, trial_s: float, bin_size: float, chunk: int) -> None:
     """Run in a fresh process: lazy read + trial mean; prints peak RSS (JSON) on the last line."""
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    before = _peak_rss()
     t0 = time.perf_counter()
     ds = read_nwb(path, series="big", units=False, window=(0.0, trial_s), bin_size=bin_size, lazy=True,
                   units_per_chunk=chunk)
@@ -227,7 +239,7 @@ def _memory_child(path: str, trial_s: float, bin_size: float, chunk: int) -> Non
     ds.close()
     eager = read_nwb(path, series="big", units=False, window=(0.0, trial_s), bin_size=bin_size, trial_ids=check)
     agree = bool(np.array_equal(lazy_part, eager["big"].values)) and bool(np.isfinite(mean.values).all())
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = _peak_rss()
     print(json.dumps({"peak": peak, "after_imports": before, "seconds": elapsed, "trials": last + 1,
                       "agree": agree, "shape": list(ds["big"].shape)}))
 
@@ -267,8 +279,8 @@ def main() -> None:
         _memory_child(sys.argv[2], float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5]))
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("parts", nargs="*", choices=["histogram", "pynapple", "memory"],
-                        default=["histogram", "pynapple", "memory"])
+    parts = {"histogram": bench_histogram, "pynapple": bench_pynapple, "memory": bench_memory}
+    parser.add_argument("parts", nargs="*", metavar="part", help=f"any of {list(parts)} (default: all)")
     parser.add_argument("--units", type=int, default=500)
     parser.add_argument("--trials", type=int, default=1000)
     parser.add_argument("--spikes", type=float, default=1e7)
@@ -282,8 +294,11 @@ def main() -> None:
     parser.add_argument("--ram-gb", type=float, default=None, help="RAM figure for the memory part (default: this machine)")
     parser.add_argument("--tmpdir", default=None, help="folder for the temporary NWB files (default: the system's)")
     args = parser.parse_args()
-    for part in dict.fromkeys(args.parts):
-        {"histogram": bench_histogram, "pynapple": bench_pynapple, "memory": bench_memory}[part](args)
+    unknown = set(args.parts) - set(parts)
+    if unknown:
+        parser.error(f"unknown part(s) {sorted(unknown)}; choose from {list(parts)}")
+    for part in dict.fromkeys(args.parts or parts):
+        parts[part](args)
 
 
 if __name__ == "__main__":
