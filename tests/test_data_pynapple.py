@@ -123,3 +123,17 @@ def test_without_pynapple_one_line_names_the_extra(monkeypatch):
     monkeypatch.setitem(__import__("sys").modules, "pynapple", None)  # import pynapple now fails
     with pytest.raises(ImportError, match=r"install neurokpflow\[pynapple\]"):
         to_pynapple(xr.DataArray(np.zeros(3), dims="time", coords={"time": [0.0, 1.0, 2.0]}))
+
+
+@pytest.mark.realdata
+def test_real_file_written_by_pynapple_bins_identically(shared_data_dir):
+    path = shared_data_dir / "mouse_postsubiculum_A8604-211122.nwb"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        loaded = nap.load_file(str(path))
+        group, epochs = loaded["units"], loaded["epochs"]
+    mine = from_pynapple(group, bin_size=0.5, ep=epochs)
+    reference = read_nwb(path, intervals="epochs", bin_size=0.5)
+    assert mine.unit.values.tolist() == reference.unit.values.tolist() == [6, 191, 206]
+    np.testing.assert_array_equal(mine.spike_count.values, reference.spike_count.values)
+    np.testing.assert_array_equal(mine.valid.values, reference.valid.values)
