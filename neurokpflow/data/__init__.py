@@ -8,6 +8,8 @@ bin centres in seconds relative to the alignment event (``attrs["units"] = "s"``
 Reading:       :func:`describe_nwb`, :func:`read_nwb`, :func:`open_nwb`
 Preprocessing: :func:`smooth`, :func:`counts_to_rates`, :func:`soft_normalize`, :func:`trial_average`,
                :func:`split_halves`, :func:`crop_epoch`, :func:`pca_project`
+Many sessions: :func:`read_sessions`, :func:`stack_sessions`, :func:`pseudo_population`
+pynapple:      :func:`to_pynapple`, :func:`from_pynapple` (extra ``neurokpflow[pynapple]``)
 Writing:       :func:`to_nwb`, :func:`from_nwb`
 Datasets:      :func:`synthetic_nwb`, :func:`synthetic_nwbfile`, :func:`load_dataset`,
                :func:`dataset_path`, :func:`list_datasets`, :data:`DATASETS`
@@ -39,6 +41,8 @@ from .preprocessing import (
     trial_average,
 )
 from .reading import read_nwb
+from .interop import PynappleConversionError, from_pynapple, to_pynapple
+from .sessions import SessionMismatchError, pseudo_population, read_sessions, stack_sessions
 from .registry import DATASETS, DatasetInfo, dataset_path, list_datasets, load_dataset
 from .synthetic import synthetic_nwb, synthetic_nwbfile
 from .writing import from_nwb, to_nwb
@@ -57,6 +61,13 @@ __all__ = [
     "split_halves",
     "crop_epoch",
     "pca_project",
+    "read_sessions",
+    "stack_sessions",
+    "pseudo_population",
+    "SessionMismatchError",
+    "to_pynapple",
+    "from_pynapple",
+    "PynappleConversionError",
     "to_nwb",
     "from_nwb",
     "synthetic_nwb",

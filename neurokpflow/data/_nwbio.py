@@ -128,6 +128,7 @@ def provenance_attrs(nwbfile: pynwb.NWBFile, label: str) -> dict:
         "Conventions": "CF-1.11",
         "nwb_file": label,
         "nwb_identifier": str(nwbfile.identifier),
+        "session_id": str(nwbfile.session_id or ""),
         "session_start_time": nwbfile.session_start_time.isoformat(),
         "subject_id": str(getattr(subject, "subject_id", None) or ""),
         "species": str(getattr(subject, "species", None) or ""),
