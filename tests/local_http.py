@@ -93,7 +93,7 @@ class LocalHTTPServer(ThreadingHTTPServer):
 @pytest.fixture
 def http_server():
     server = LocalHTTPServer()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         yield server

@@ -247,12 +247,13 @@ def _open_url(url, options: Source, read_hdf5, label):
         opener = fsspec.open(target, "rb", cache_type="blockcache", block_size=options.block_size)
     try:
         remote = opener.open()
-    except FileNotFoundError as err:
-        raise NWBFileError(f"{label!r} was not found on its server (HTTP 404); check the URL") from err
-    except Exception as err:  # aiohttp / fsspec errors: offline, refused, DNS, HTTP status
+    except Exception as err:  # fsspec reports every failure as FileNotFoundError; the cause says which
+        status = getattr(err.__cause__, "status", None)
+        if status in (403, 404, 410):
+            raise NWBFileError(f"{label!r} was not found on its server (HTTP {status}); check the URL") from err
+        reason = f"HTTP {status}" if status else type(err.__cause__ or err).__name__
         raise DownloadError(
-            f"cannot stream {label!r} ({type(err).__name__}: {err}); check the network, or download the file "
-            "and pass its path"
+            f"cannot stream {label!r} ({reason}); check the network, or download the file and pass its path"
         ) from err
     return _open_fileobj(remote, read_hdf5, label, closers=(remote.close,))
 
