@@ -5,6 +5,7 @@ JSON routes (for an emulated DANDI API) and redirects, and logs every request it
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import threading
@@ -101,3 +102,39 @@ def http_server():
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+# An emulated DANDI Archive API: the endpoints DandiAsset.resolve calls, answering for one asset.
+DANDISET, VERSION, ASSET_PATH = "000140", "0.220113.0408", "sub-X/sub-X_ses-1_ecephys.nwb"
+
+
+def emulate_dandi(server, file, *, direct: bool = True, digest: str | None = None):
+    """Serve ``file`` as the one asset of DANDISET/VERSION through the API endpoints the client calls."""
+    api = server.url + "/api"
+    asset_id = "0f0e0d0c-aaaa-bbbb-cccc-000000000001"
+    blob = server.serve("/blobs/0f0/e0d/0f0e0d0c", file)
+    server.redirects[f"/api/assets/{asset_id}/download/"] = blob
+    sha = digest or hashlib.sha256(file.read_bytes()).hexdigest()
+
+    def assets(query):
+        prefix = query.get("path", [""])[0]
+        rows = [
+            {"asset_id": "other", "path": "sub-X/sub-X_ses-1_ecephys.nwb.bak", "size": 1, "metadata": {}},
+            {
+                "asset_id": asset_id,
+                "path": ASSET_PATH,
+                "size": file.stat().st_size,
+                "metadata": {
+                    "contentUrl": [f"{api}/assets/{asset_id}/download/"] + ([blob] if direct else []),
+                    "digest": {"dandi:dandi-etag": "0-1", "dandi:sha2-256": sha},
+                },
+            },
+        ]
+        rows = [r for r in rows if r["path"].startswith(prefix)]
+        page = int(query.get("page", ["1"])[0])  # one asset per page, as a long listing would be paginated
+        more = f"{endpoint}?path={prefix}&metadata=1&order=path&page={page + 1}" if page < len(rows) else None
+        return 200, {"count": len(rows), "next": more, "results": rows[page - 1:page]}
+
+    endpoint = f"{api}/dandisets/{DANDISET}/versions/{VERSION}/assets/"
+    server.routes[endpoint.removeprefix(server.url)] = assets
+    return api, blob

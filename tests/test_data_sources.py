@@ -27,7 +27,7 @@ from neurokpflow.data import (
 )
 from neurokpflow.data.sources import http_url
 
-from local_http import http_server  # noqa: F401  (fixture)
+from local_http import ASSET_PATH, DANDISET, VERSION, emulate_dandi, http_server  # noqa: F401  (fixture)
 
 SYNTH = dict(align_to="go_cue_time", bin_size=0.02, series={"hand_velocity": "axis"})
 
@@ -163,37 +163,6 @@ def test_missing_extra_names_the_install(monkeypatch, tmp_path, module, extra, s
 
 
 # --------------------------------------------------------------------------- DANDI (emulated API)
-DANDISET, VERSION, ASSET_PATH = "000140", "0.220113.0408", "sub-X/sub-X_ses-1_ecephys.nwb"
-
-
-def emulate_dandi(server, file, *, direct: bool = True, digest: str | None = None):
-    """Serve ``file`` as the one asset of DANDISET/VERSION through the API endpoints the client calls."""
-    api = server.url + "/api"
-    asset_id = "0f0e0d0c-aaaa-bbbb-cccc-000000000001"
-    blob = server.serve("/blobs/0f0/e0d/0f0e0d0c", file)
-    server.redirects[f"/api/assets/{asset_id}/download/"] = blob
-    sha = digest or hashlib.sha256(file.read_bytes()).hexdigest()
-
-    def assets(query):
-        prefix = query.get("path", [""])[0]
-        rows = [
-            {"asset_id": "other", "path": "sub-X/sub-X_ses-1_ecephys.nwb.bak", "size": 1, "metadata": {}},
-            {
-                "asset_id": asset_id,
-                "path": ASSET_PATH,
-                "size": file.stat().st_size,
-                "metadata": {
-                    "contentUrl": [f"{api}/assets/{asset_id}/download/"] + ([blob] if direct else []),
-                    "digest": {"dandi:dandi-etag": "0-1", "dandi:sha2-256": sha},
-                },
-            },
-        ]
-        return 200, {"count": 2, "next": None, "results": [r for r in rows if r["path"].startswith(prefix)]}
-
-    server.routes[f"/api/dandisets/{DANDISET}/versions/{VERSION}/assets/"] = assets
-    return api, blob
-
-
 @pytest.mark.parametrize("direct", [True, False], ids=["direct-content-url", "via-download-redirect"])
 def test_dandi_asset_resolves_and_streams(http_server, synthetic_file, direct):
     api, blob = emulate_dandi(http_server, synthetic_file, direct=direct)

@@ -38,7 +38,8 @@ def fetch(url: str, filename: str, sha256: str, *, progress: bool = True) -> Pat
                               progressbar=progress)
     except requests.exceptions.HTTPError as err:
         raise DownloadError(
-            f"downloading {filename} from {url} failed ({err}); check the URL or the {BASE_URL_ENV} mirror"
+            f"downloading {filename} from {url} failed (HTTP {err.response.status_code}); check the URL or "
+            f"the {BASE_URL_ENV} mirror"
         ) from err
     except requests.exceptions.RequestException as err:
         raise DownloadError(

@@ -1,0 +1,161 @@
+"""``load_dataset`` / ``dataset_path`` download named datasets on first use, end to end against a real
+HTTP server on 127.0.0.1: from a mirror (``base_url`` / ``$NEUROKPFLOW_DATA_URL``), from an emulated
+DANDI API, and from the original publication's file (converted to NWB).  Checksums are enforced and a
+failed download leaves nothing in the cache.
+"""
+import dataclasses
+import hashlib
+import sys
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from neurokpflow.data import (
+    DATASETS,
+    ChecksumError,
+    DatasetNotFoundError,
+    DownloadError,
+    MissingExtraError,
+    dataset_path,
+    load_dataset,
+    registry,
+    synthetic_nwb,
+)
+
+from local_http import ASSET_PATH, emulate_dandi, http_server  # noqa: F401  (fixture)
+
+GRASSHOPPER = "grasshopper_auditory_receptor.nwb"
+
+
+def sha256(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def fresh_machine(tmp_path, monkeypatch):
+    """No local copies anywhere: an empty cache, no $NEUROKPFLOW_DATA, no ../shared/data."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("NEUROKPFLOW_CACHE", str(cache))
+    monkeypatch.delenv("NEUROKPFLOW_DATA", raising=False)
+    monkeypatch.delenv("NEUROKPFLOW_DATA_URL", raising=False)
+    monkeypatch.delenv("NEUROKPFLOW_DANDI_API", raising=False)
+    monkeypatch.setattr(registry, "_shared_dirs", lambda: [])
+    return cache
+
+
+def cache_listing(cache):
+    return sorted(p.name for p in cache.rglob("*")) if cache.exists() else []
+
+
+@pytest.mark.realdata
+def test_mirror_download_end_to_end(http_server, shared_data_dir, fresh_machine, monkeypatch):
+    http_server.serve(f"/mirror/{GRASSHOPPER}", shared_data_dir / GRASSHOPPER)
+    downloaded = load_dataset("grasshopper_auditory_receptor", base_url=http_server.url + "/mirror")
+    local = load_dataset("grasshopper_auditory_receptor", data_dir=shared_data_dir)
+    xr.testing.assert_identical(downloaded.drop_attrs(deep=False), local.drop_attrs(deep=False))
+    assert downloaded.attrs["nwb_file"] == str(fresh_machine / GRASSHOPPER)
+    assert sha256(fresh_machine / GRASSHOPPER) == DATASETS["grasshopper_auditory_receptor"].sha256
+    assert cache_listing(fresh_machine) == [GRASSHOPPER]
+    # second use: found in the cache, no request; the environment variable works like the argument
+    http_server.log.clear()
+    monkeypatch.setenv("NEUROKPFLOW_DATA_URL", http_server.url + "/mirror")
+    assert dataset_path("grasshopper_auditory_receptor") == fresh_machine / GRASSHOPPER
+    assert http_server.log == []
+
+
+@pytest.mark.realdata
+def test_checksum_failure_leaves_no_file(http_server, shared_data_dir, fresh_machine):
+    # the mirror holds another file under the registered name
+    http_server.serve(f"/mirror/{GRASSHOPPER}", shared_data_dir / "mouse_postsubiculum_A8604-211122.nwb")
+    with pytest.raises(ChecksumError, match="does not have the pinned SHA-256") as info:
+        dataset_path("grasshopper_auditory_receptor", base_url=http_server.url + "/mirror")
+    assert isinstance(info.value, ValueError) and "\n" not in str(info.value)
+    assert any(method == "GET" for method, _, _ in http_server.log)  # it was downloaded, then discarded
+    assert cache_listing(fresh_machine) == []
+
+
+def test_offline_and_missing_files_raise_typed_errors(http_server, fresh_machine):
+    with pytest.raises(DownloadError, match="HTTP 404"):
+        dataset_path("grasshopper_auditory_receptor", base_url=http_server.url + "/empty")
+    dead = http_server.url
+    http_server.shutdown()
+    http_server.server_close()
+    with pytest.raises(DownloadError, match="offline") as info:
+        dataset_path("grasshopper_auditory_receptor", base_url=dead)
+    assert isinstance(info.value, ConnectionError)
+    with pytest.raises(DatasetNotFoundError, match="not found in"):
+        dataset_path("grasshopper_auditory_receptor", download_missing=False)
+    assert cache_listing(fresh_machine) == []
+
+
+def test_dandi_dataset_downloads_through_the_archive_api(http_server, fresh_machine, tmp_path, monkeypatch):
+    stand_in = synthetic_nwb(tmp_path / "stand_in.nwb", n_units=3, n_trials=4, seed=0)
+    entry = dataclasses.replace(DATASETS["mc_maze_small"],
+                                dandi=dataclasses.replace(DATASETS["mc_maze_small"].dandi, path=ASSET_PATH))
+    monkeypatch.setitem(DATASETS, "mc_maze_small", entry)
+    api, _ = emulate_dandi(http_server, stand_in)
+    monkeypatch.setenv("NEUROKPFLOW_DANDI_API", api)
+    path = dataset_path("mc_maze_small")
+    assert path == fresh_machine / entry.filename and sha256(path) == sha256(stand_in)
+
+
+def test_dandi_digest_mismatch_keeps_nothing(http_server, fresh_machine, tmp_path, monkeypatch):
+    stand_in = synthetic_nwb(tmp_path / "stand_in.nwb", n_units=3, n_trials=4, seed=0)
+    entry = dataclasses.replace(DATASETS["dmfc_rsg"],
+                                dandi=dataclasses.replace(DATASETS["dmfc_rsg"].dandi, dandiset="000140",
+                                                          version="0.220113.0408", path=ASSET_PATH))
+    monkeypatch.setitem(DATASETS, "dmfc_rsg", entry)
+    api, _ = emulate_dandi(http_server, stand_in, digest="0" * 64)
+    monkeypatch.setenv("NEUROKPFLOW_DANDI_API", api)
+    with pytest.raises(ChecksumError):
+        dataset_path("dmfc_rsg")
+    assert cache_listing(fresh_machine) == []
+
+
+def test_registered_dandi_assets_are_pinned():
+    for name in ("mc_maze_small", "dmfc_rsg"):
+        asset = DATASETS[name].dandi
+        assert asset.version[0].isdigit() and asset.version != "draft", name
+        assert asset.path.endswith(DATASETS[name].filename)
+
+
+@pytest.mark.realdata
+def test_m1_is_rebuilt_from_its_public_source(http_server, shared_data_dir, fresh_machine, tmp_path,
+                                              monkeypatch):
+    """The KordingLab/DAD .mat layout, served and converted on first use, loads exactly like the shared file."""
+    import pynwb
+    from scipy.io import savemat
+
+    with pynwb.NWBHDF5IO(str(shared_data_dir / "m1_center_out_chewie.nwb"), "r") as io:
+        nwb = io.read()
+        counts = nwb.processing["ecephys"]["binned_spike_counts"].data[:]
+        velocity = nwb.processing["behavior"]["hand_velocity"].data[:]
+        trials = nwb.trials.to_dataframe()
+    labels = np.zeros(len(counts), np.uint8)
+    for row in trials.itertuples():
+        labels[round(row.start_time / 0.05):round(row.stop_time / 0.05)] = row.target
+    n_train = round(trials.stop_time[trials.split == "train"].max() / 0.05)
+    mat = tmp_path / "chewie_demo.mat"
+    savemat(mat, {"Ytr": counts[:n_train], "Yte": counts[n_train:], "Xtr": velocity[:n_train],
+                  "Xte": velocity[n_train:], "Ttr": labels[:n_train, None], "Tte": labels[n_train:, None]})
+    public = dataclasses.replace(DATASETS["m1_center_out"].public, url=http_server.serve("/DAD/chewie_demo.mat", mat),
+                                 sha256=sha256(mat))
+    monkeypatch.setitem(DATASETS, "m1_center_out", dataclasses.replace(DATASETS["m1_center_out"], public=public))
+
+    rebuilt = load_dataset("m1_center_out")
+    local = load_dataset("m1_center_out", data_dir=shared_data_dir)
+    # a new file: new NWB object ids and a new path; everything else identical
+    for ds in (rebuilt, local):
+        for name in ds.variables:
+            ds[name].attrs.pop("nwb_object_id", None)
+    xr.testing.assert_identical(rebuilt.drop_attrs(deep=False), local.drop_attrs(deep=False))
+    assert rebuilt.attrs["nwb_identifier"] == local.attrs["nwb_identifier"] == "dad-demo-chewie"
+    assert cache_listing(fresh_machine) == ["chewie_demo.mat", "m1_center_out_chewie.nwb"]
+
+
+def test_without_pooch_the_error_names_the_extra(monkeypatch, fresh_machine):
+    monkeypatch.setitem(sys.modules, "pooch", None)
+    with pytest.raises(MissingExtraError) as info:
+        dataset_path("grasshopper_auditory_receptor", base_url="http://127.0.0.1:9")
+    assert str(info.value).endswith("install neurokpflow[download]")
