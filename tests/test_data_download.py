@@ -159,3 +159,18 @@ def test_without_pooch_the_error_names_the_extra(monkeypatch, fresh_machine):
     with pytest.raises(MissingExtraError) as info:
         dataset_path("grasshopper_auditory_receptor", base_url="http://127.0.0.1:9")
     assert str(info.value).endswith("install neurokpflow[download]")
+
+
+@pytest.mark.parametrize("name, event", [("mc_maze_small", "move_onset_time"), ("dmfc_rsg", "set_time")])
+def test_registered_defaults_read_a_file_with_that_layout(name, event):
+    """The entry's default options (event, window, bin size) form a valid read of a trials table with that event."""
+    from neurokpflow.data import read_nwb, synthetic_nwbfile
+
+    nwbfile = synthetic_nwbfile(n_units=4, n_trials=6, seed=1)
+    go = nwbfile.trials["go_cue_time"].data[:]
+    nwbfile.trials.add_column(event, "stand-in event", data=list(go))
+    defaults = DATASETS[name].defaults
+    ds = read_nwb(nwbfile, **defaults)
+    start, stop = defaults["window"]
+    assert ds.sizes["time"] == round((stop - start) / defaults["bin_size"])
+    assert ds.attrs["alignment"] == event
