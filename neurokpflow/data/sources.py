@@ -179,8 +179,31 @@ def handled_here(location) -> bool:
     )
 
 
-def open_source(source, read_hdf5: Callable) -> tuple[Any, Callable[[], None], str]:
-    """Open a non-local-HDF5 ``source``; ``read_hdf5(h5file, label)`` reads an open ``h5py.File``.
+def read_io(io, problem: str):
+    """``io.read()``; on failure close ``io`` and raise :class:`NWBFileError` starting with ``problem``."""
+    try:
+        return io.read()
+    except Exception as err:
+        io.close()
+        raise NWBFileError(f"{problem}: {type(err).__name__}: {err}") from err
+
+
+def read_h5(h5, label: str) -> tuple[Any, Callable[[], None]]:
+    """Read NWB from an open ``h5py.File`` (local, file object or stream); returns ``(nwbfile, close_io)``."""
+    import pynwb
+
+    if not ("nwb_version" in h5.attrs or "identifier" in h5):
+        raise NWBFileError(
+            f"{label!r} is HDF5 but not NWB (no 'nwb_version' attribute at the root); "
+            "convert it to NWB first (e.g. with NeuroConv)"
+        )
+    io = pynwb.NWBHDF5IO(file=h5, mode="r")
+    problem = f"pynwb could not read {label!r} (truncated, corrupt, or written with an unknown extension)"
+    return read_io(io, problem), io.close
+
+
+def open_source(source) -> tuple[Any, Callable[[], None], str]:
+    """Open a ``source`` other than a local HDF5 path or an ``NWBFile``.
 
     Returns ``(nwbfile, close, label)`` like :func:`neurokpflow.data._nwbio._open`.
     """
@@ -188,21 +211,21 @@ def open_source(source, read_hdf5: Callable) -> tuple[Any, Callable[[], None], s
     location = options.location
     if isinstance(location, DandiAsset):
         record = location.resolve()
-        return _open_url(record["url"], options, read_hdf5, label=location.label)
+        return _open_url(record["url"], options, label=location.label)
     if is_remote(location):
-        return _open_url(location, options, read_hdf5, label=location)
+        return _open_url(location, options, label=location)
     if is_zarr_store(location):
         return _open_zarr(Path(location))
     if hasattr(location, "read") and hasattr(location, "seek"):
         name = getattr(location, "name", None)
-        return _open_fileobj(location, read_hdf5, str(name) if isinstance(name, (str, os.PathLike)) else "<file object>")
+        return _open_fileobj(location, str(name) if isinstance(name, (str, os.PathLike)) else "<file object>")
     raise TypeError(
         "source must be a path, an http(s):// or s3:// URL, a binary file object, a DandiAsset, a Source "
         f"or a pynwb.NWBFile, got {type(location).__name__}"
     )
 
 
-def _open_fileobj(fileobj, read_hdf5, label, closers=()):
+def _open_fileobj(fileobj, label, closers=()):
     import h5py
 
     position = fileobj.tell()
@@ -215,7 +238,7 @@ def _open_fileobj(fileobj, read_hdf5, label, closers=()):
             close()
         raise NWBFileError(f"{label!r} is not an HDF5 file, so it cannot be NWB ({err}); pass an NWB file") from err
     try:
-        nwbfile, close_io = read_hdf5(h5, label)
+        nwbfile, close_io = read_h5(h5, label)
     except BaseException:
         h5.close()
         fileobj.seek(position)
@@ -233,7 +256,7 @@ def _open_fileobj(fileobj, read_hdf5, label, closers=()):
     return nwbfile, close, label
 
 
-def _open_url(url, options: Source, read_hdf5, label):
+def _open_url(url, options: Source, label):
     fsspec = require("fsspec", "streaming NWB over HTTP", "streaming")
     require("aiohttp", "streaming NWB over HTTP", "streaming")
     target = http_url(url)
@@ -255,20 +278,13 @@ def _open_url(url, options: Source, read_hdf5, label):
         raise DownloadError(
             f"cannot stream {label!r} ({reason}); check the network, or download the file and pass its path"
         ) from err
-    return _open_fileobj(remote, read_hdf5, label, closers=(remote.close,))
+    return _open_fileobj(remote, label, closers=(remote.close,))
 
 
 def _open_zarr(path: Path):
     hdmf_zarr = require("hdmf_zarr", f"reading the NWB-Zarr store {str(path)!r}", "zarr")
     io = hdmf_zarr.NWBZarrIO(str(path), mode="r")
-    try:
-        nwbfile = io.read()
-    except Exception as err:
-        io.close()
-        raise NWBFileError(
-            f"hdmf-zarr could not read {str(path)!r} as NWB ({type(err).__name__}: {err}); "
-            "check that it is an NWB-Zarr store"
-        ) from err
+    nwbfile = read_io(io, f"hdmf-zarr could not read {str(path)!r} as NWB (is it an NWB-Zarr store?)")
     return nwbfile, io.close, str(path.resolve())
 
 
