@@ -139,19 +139,55 @@ def test_m1_is_rebuilt_from_its_public_source(http_server, shared_data_dir, fres
     mat = tmp_path / "chewie_demo.mat"
     savemat(mat, {"Ytr": counts[:n_train], "Yte": counts[n_train:], "Xtr": velocity[:n_train],
                   "Xte": velocity[n_train:], "Ttr": labels[:n_train, None], "Tte": labels[n_train:, None]})
-    public = dataclasses.replace(DATASETS["m1_center_out"].public, url=http_server.serve("/DAD/chewie_demo.mat", mat),
-                                 sha256=sha256(mat))
-    monkeypatch.setitem(DATASETS, "m1_center_out", dataclasses.replace(DATASETS["m1_center_out"], public=public))
+    serve_public_source(http_server, monkeypatch, "m1_center_out", [mat])
 
-    rebuilt = load_dataset("m1_center_out")
-    local = load_dataset("m1_center_out", data_dir=shared_data_dir)
+    assert_rebuilt_like_shared("m1_center_out", shared_data_dir)
+    assert cache_listing(fresh_machine) == ["chewie_demo.mat", "m1_center_out_chewie.nwb"]
+
+
+@pytest.mark.realdata
+def test_grasshopper_is_rebuilt_from_nitime_sample_files(http_server, shared_data_dir, fresh_machine, tmp_path,
+                                                         monkeypatch):
+    """nitime's text files (times in µs, stimulus every 50 µs), served and converted on first use."""
+    import pynwb
+
+    with pynwb.NWBHDF5IO(str(shared_data_dir / GRASSHOPPER), "r") as io:
+        nwb = io.read()
+        spikes = nwb.units["spike_times"][0]
+        stimuli = [nwb.stimulus[f"sound_pressure_{k}"].data[:] for k in (1, 2)]
+    header = "repro call number: 0\nmode: 3"
+    files = [tmp_path / f"grasshopper_spike_times{k}.txt" for k in (1, 2)]
+    np.savetxt(files[0], np.round(spikes[spikes < 11] * 1e6), fmt="%.0f", header=header)
+    np.savetxt(files[1], np.round((spikes[spikes > 11] - 12) * 1e6), fmt="%.0f", header=header)
+    for k, stimulus in enumerate(stimuli, 1):
+        files.append(tmp_path / f"grasshopper_stimulus{k}.txt")
+        np.savetxt(files[-1], np.c_[np.arange(len(stimulus)) * 50, stimulus], fmt=("%d", "%.9g"), header=header)
+    serve_public_source(http_server, monkeypatch, "grasshopper_auditory_receptor", files)
+
+    assert_rebuilt_like_shared("grasshopper_auditory_receptor", shared_data_dir,
+                               series=["sound_pressure_1", "sound_pressure_2"])
+    assert cache_listing(fresh_machine) == sorted([f.name for f in files] + [GRASSHOPPER])
+
+
+def serve_public_source(server, monkeypatch, name, files):
+    """Point the entry's published files at copies served locally (same names, their own SHA-256)."""
+    public = DATASETS[name].public
+    assert [f.filename for f in public.files] == [f.name for f in files]
+    served = tuple(dataclasses.replace(f, url=server.serve(f"/published/{f.filename}", path), sha256=sha256(path))
+                   for f, path in zip(public.files, files))
+    entry = dataclasses.replace(DATASETS[name], public=dataclasses.replace(public, files=served))
+    monkeypatch.setitem(DATASETS, name, entry)
+
+
+def assert_rebuilt_like_shared(name, shared_data_dir, **options):
+    rebuilt = load_dataset(name, **options)
+    local = load_dataset(name, data_dir=shared_data_dir, **options)
     # a new file: new NWB object ids and a new path; everything else identical
     for ds in (rebuilt, local):
-        for name in ds.variables:
-            ds[name].attrs.pop("nwb_object_id", None)
+        for variable in ds.variables:
+            ds[variable].attrs.pop("nwb_object_id", None)
     xr.testing.assert_identical(rebuilt.drop_attrs(deep=False), local.drop_attrs(deep=False))
-    assert rebuilt.attrs["nwb_identifier"] == local.attrs["nwb_identifier"] == "dad-demo-chewie"
-    assert cache_listing(fresh_machine) == ["chewie_demo.mat", "m1_center_out_chewie.nwb"]
+    assert rebuilt.attrs["nwb_identifier"] == local.attrs["nwb_identifier"]
 
 
 def test_without_pooch_the_error_names_the_extra(monkeypatch, fresh_machine):

@@ -31,12 +31,19 @@ ENV_VAR = "NEUROKPFLOW_DATA"
 
 @dataclass(frozen=True)
 class PublicFile:
-    """A file published by the data's authors, and how to turn it into the registered NWB file."""
+    """A file published by the data's authors, pinned by URL (at a commit) and SHA-256."""
 
     url: str
     filename: str
     sha256: str
-    to_nwb: Callable[[Path, Path], None]
+
+
+@dataclass(frozen=True)
+class PublicSource:
+    """The published files of a dataset and ``to_nwb(paths, out)``, which writes the registered NWB file."""
+
+    files: tuple[PublicFile, ...]
+    to_nwb: Callable[[list[Path], Path], None]
 
 
 @dataclass(frozen=True)
@@ -54,13 +61,57 @@ class DatasetInfo:
     licence: str
     contents: str
     dandi: DandiAsset | None = None
-    public: PublicFile | None = None
+    public: PublicSource | None = None
     sha256: str | None = None
     size: int | None = None
     defaults: dict = field(default_factory=dict)
 
 
-def _chewie_to_nwb(mat_path: Path, nwb_path: Path) -> None:
+def _write(nwbfile, path: Path) -> None:
+    import pynwb
+
+    with pynwb.NWBHDF5IO(str(path), "w") as io:
+        io.write(nwbfile)
+
+
+def _grasshopper_to_nwb(paths: list[Path], nwb_path: Path) -> None:
+    """Convert nitime's ``grasshopper_spike_times{1,2}.txt`` and ``grasshopper_stimulus{1,2}.txt`` (times in
+    µs; stimulus sampled every 50 µs) into ``grasshopper_auditory_receptor.nwb``: recording 2 starts at 12 s,
+    20 one-second pseudo-trials, one unit observed over both recordings."""
+    import datetime as dt
+
+    import pynwb
+    from pynwb.file import Subject
+
+    spikes1, spikes2, stimulus1, stimulus2 = (np.loadtxt(p) for p in paths)
+    starts, cutoffs = (0.0, 12.0), (200, 800)
+    nwbfile = pynwb.NWBFile(
+        session_description="Locusta migratoria auditory receptor, AM white-noise stimuli (nitime sample data)",
+        identifier="nitime-grasshopper",
+        session_start_time=dt.datetime(2006, 1, 1, tzinfo=dt.timezone.utc),
+        experiment_description="two 10-s recordings of one receptor cell; stimulus cut-off 200 Hz vs 800 Hz",
+        related_publications=["Rokem et al. 2006 J Neurophysiol 95:2541-52"],
+        subject=Subject(subject_id="grasshopper-1", species="Locusta migratoria", sex="U", age="P0D/",
+                        description="from nitime sample data"),
+    )
+    for number, (stimulus, start, cutoff) in enumerate(zip((stimulus1, stimulus2), starts, cutoffs), 1):
+        nwbfile.add_stimulus(pynwb.TimeSeries(
+            name=f"sound_pressure_{number}", data=stimulus[:, 1].astype(np.float32), unit="Pa", rate=20000.0,
+            starting_time=start, description=f"AM white-noise envelope, cut-off {cutoff} Hz"))
+    nwbfile.units = pynwb.misc.Units(name="units", description="intracellularly recorded spikes of one receptor",
+                                     resolution=1e-4)
+    nwbfile.add_unit(spike_times=np.concatenate([spikes1 * 1e-6, spikes2 * 1e-6 + starts[1]]),
+                     obs_intervals=[[start, start + 10.0] for start in starts])
+    nwbfile.add_trial_column("condition", "stimulus AM cut-off frequency")
+    nwbfile.add_trial_column("cutoff_hz", "AM cut-off (Hz)")
+    for start, cutoff in zip(starts, cutoffs):
+        for second in range(10):
+            nwbfile.add_trial(start_time=start + second, stop_time=start + second + 1.0,
+                              condition=f"co{cutoff}", cutoff_hz=float(cutoff))
+    _write(nwbfile, nwb_path)
+
+
+def _chewie_to_nwb(paths: list[Path], nwb_path: Path) -> None:
     """Convert KordingLab/DAD ``data/demo/chewie_demo.mat`` into ``m1_center_out_chewie.nwb``.
 
     ``Ytr``/``Xtr``/``Ttr`` (1200 bins) are the ``train`` part, then ``Yte``/``Xte``/``Tte`` (1818 bins)
@@ -72,7 +123,7 @@ def _chewie_to_nwb(mat_path: Path, nwb_path: Path) -> None:
     from pynwb.file import Subject
     from scipy.io import loadmat
 
-    mat = loadmat(mat_path)
+    mat = loadmat(paths[0])
     counts = np.concatenate([mat["Ytr"], mat["Yte"]]).astype(np.uint8)
     velocity = np.concatenate([mat["Xtr"], mat["Xte"]]).astype(np.float64)
     target = np.concatenate([mat["Ttr"].ravel(), mat["Tte"].ravel()]).astype(np.int64)
@@ -101,9 +152,10 @@ def _chewie_to_nwb(mat_path: Path, nwb_path: Path) -> None:
     for first, stop in zip(np.r_[0, change], np.r_[change, len(target)]):
         nwbfile.add_trial(start_time=first * 0.05, stop_time=stop * 0.05, target=int(target[first]),
                           split=str(part[first]))
-    with pynwb.NWBHDF5IO(str(nwb_path), "w") as io:
-        io.write(nwbfile)
+    _write(nwbfile, nwb_path)
 
+
+_NITIME = "https://raw.githubusercontent.com/nipy/nitime/7f117d6171e00755130fd2772e298477498eca87/nitime/data/"
 
 DATASETS: dict[str, DatasetInfo] = {
     info.name: info
@@ -115,11 +167,13 @@ DATASETS: dict[str, DatasetInfo] = {
             source="demo data of Dyer et al. 2017, Nat. Biomed. Eng. 1:967 (KordingLab/DAD, converted to NWB)",
             licence="as published with the source paper's demo code (no licence file); research and teaching",
             contents="71 units as 50 ms binned counts (no spike times), 93 trials with `target` (0-3) and `split`, 2-D hand velocity",
-            public=PublicFile(
-                url="https://raw.githubusercontent.com/KordingLab/DAD/2f2059798cf599df5839a704682a18958811e13b/"
-                "data/demo/chewie_demo.mat",
-                filename="chewie_demo.mat",
-                sha256="170c7db01cfa790de9e8700dfbdf3050b23c5f907131fdcfa3ae99e1c3ed3d32",
+            public=PublicSource(
+                files=(PublicFile(
+                    url="https://raw.githubusercontent.com/KordingLab/DAD/2f2059798cf599df5839a704682a18958811e13b/"
+                    "data/demo/chewie_demo.mat",
+                    filename="chewie_demo.mat",
+                    sha256="170c7db01cfa790de9e8700dfbdf3050b23c5f907131fdcfa3ae99e1c3ed3d32",
+                ),),
                 to_nwb=_chewie_to_nwb,
             ),
             sha256="0e865b543f68b3ae1013e04b4c94267757e13934061c0c30ab6f24ca4e2fe1a3",
@@ -133,6 +187,18 @@ DATASETS: dict[str, DatasetInfo] = {
             source="Rokem et al. 2006, J Neurophysiol 95:2541; sample data shipped with nitime",
             licence="BSD-3-Clause (nitime)",
             contents="1 unit, 1797 spike times in two 10 s recordings (200 Hz / 800 Hz cut-off), 20 one-second pseudo-trials",
+            public=PublicSource(
+                files=tuple(
+                    PublicFile(url=_NITIME + name, filename=name, sha256=sha)
+                    for name, sha in (
+                        ("grasshopper_spike_times1.txt", "840014ad9a8f591d02ab108bcbd46715badb3459e0ef7eac95fdd661ff134e3d"),
+                        ("grasshopper_spike_times2.txt", "389e5dccb709fbe0552589ff2e0b64e15d46665e4d2d4172071f2175c8641541"),
+                        ("grasshopper_stimulus1.txt", "4b47a4cbca8c5f694f87dd510db608a868dffbaba96845199c8afa545a4c37fa"),
+                        ("grasshopper_stimulus2.txt", "69f257a8e7a5019897111b07f9cd317b136357d256e99682d40c09d5add18e6a"),
+                    )
+                ),
+                to_nwb=_grasshopper_to_nwb,
+            ),
             sha256="a21eda77f6063cfd570b3e3cb169e47dced61ece3e805489ee842253566c65ae",
             size=1838968,
             defaults={"bin_size": 0.01, "window": (0.0, 1.0)},
@@ -257,8 +323,8 @@ def _download(info: DatasetInfo, base_url: str | None) -> Path:
                 "checked; download it yourself and pass data_dir="
             )
         return download.fetch(record["url"], info.filename, record["sha256"])
-    raw = download.fetch(info.public.url, info.public.filename, info.public.sha256)
-    target = raw.parent / info.filename
+    raw = [download.fetch(f.url, f.filename, f.sha256) for f in info.public.files]
+    target = raw[0].parent / info.filename
     if not target.is_file():
         atomic_write(target, lambda tmp: info.public.to_nwb(raw, tmp), overwrite=False)
     return target
