@@ -83,7 +83,7 @@ def test_registry_lists_every_dataset_and_explains_missing_files(tmp_path, monke
     monkeypatch.chdir(tmp_path)
     info = DATASETS["m1_center_out"]
     try:
-        found = dataset_path("m1_center_out", data_dir=tmp_path)
+        found = dataset_path("m1_center_out", data_dir=tmp_path, download_missing=False)
     except DatasetNotFoundError as err:
         assert "NEUROKPFLOW_DATA" in str(err) and str(tmp_path) in str(err)
     else:  # the repository-relative folder exists on this machine

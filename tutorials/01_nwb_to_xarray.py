@@ -19,12 +19,13 @@
 # trial-aligned spike counts into an `xarray.Dataset`, average by target, smooth, split trials in halves for
 # a reliability estimate, project on principal components, and save the result as netCDF.
 #
-# The file is looked up in `$NEUROKPFLOW_DATA` (or `../shared/data`).  The file is small, so the tutorial runs
-# in seconds; `NEUROKPFLOW_TUTORIAL_SCALE=small` only plots fewer units.
+# `data.dataset_path` finds the file in `$NEUROKPFLOW_DATA` (or `../shared/data`, or the download cache); on a
+# machine without it, it downloads the source file published with the paper (KordingLab/DAD on GitHub, checked
+# against its pinned SHA-256) and converts it to NWB once (needs `pip install neurokpflow[download]`).  The file
+# is small, so the tutorial runs in seconds; `NEUROKPFLOW_TUTORIAL_SCALE=small` only plots fewer units.
 
 # %%
 import os
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -33,7 +34,7 @@ import xarray as xr
 from neurokpflow import data
 
 SMALL = os.environ.get("NEUROKPFLOW_TUTORIAL_SCALE") == "small"
-FILE = Path(os.environ.get("NEUROKPFLOW_DATA", "../shared/data")) / "m1_center_out_chewie.nwb"
+FILE = data.dataset_path("m1_center_out")
 
 # %% [markdown]
 # ## What is in the file?

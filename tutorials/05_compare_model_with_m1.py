@@ -28,7 +28,6 @@
 # %%
 import os
 import shutil
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -40,10 +39,9 @@ from neurokpflow import compare, data, models, tasks, training
 torch.set_num_threads(1)
 SMALL = os.environ.get("NEUROKPFLOW_TUTORIAL_SCALE") == "small"
 HIDDEN, STEPS, EVERY, N_RESAMPLES = (16, 60, 20, 30) if SMALL else (64, 600, 50, 200)
-DATA = Path(os.environ.get("NEUROKPFLOW_DATA", "../shared/data"))
 RUN = "runs/tutorial-05"
 shutil.rmtree(RUN, ignore_errors=True)  # start afresh when the notebook is run again
-print(DATA / "m1_center_out_chewie.nwb")
+print(data.dataset_path("m1_center_out"))  # local copy, or downloaded and converted on first use
 
 # %% [markdown]
 # ## The recording
@@ -51,7 +49,7 @@ print(DATA / "m1_center_out_chewie.nwb")
 # The first second of every trial (all trials last at least 1 s), smoothed with a 50 ms Gaussian.
 
 # %%
-m1 = data.load_dataset("m1_center_out", data_dir=DATA, bin_size=0.05)
+m1 = data.load_dataset("m1_center_out", bin_size=0.05)
 recording = data.smooth(m1["spike_count"].sel(time=slice(0, 1.0)), sigma=0.05)
 print(recording.sizes, "targets:", np.unique(recording["target"].values))
 

@@ -5,7 +5,8 @@ bin centres in seconds relative to the alignment event (``attrs["units"] = "s"``
 ``time_bnds``), per-trial coordinates from the trials table, per-unit ``unit_*`` coordinates, a
 ``valid`` (trial, time) mask and provenance attrs.
 
-Reading:       :func:`describe_nwb`, :func:`read_nwb`, :func:`open_nwb`
+Reading:       :func:`describe_nwb`, :func:`read_nwb`, :func:`open_nwb` from a path (HDF5 or NWB-Zarr), a
+               file object, a URL, a :class:`DandiAsset` or a :class:`Source` (see :mod:`.sources`)
 Preprocessing: :func:`smooth`, :func:`counts_to_rates`, :func:`soft_normalize`, :func:`trial_average`,
                :func:`split_halves`, :func:`crop_epoch`, :func:`pca_project`
 Many sessions: :func:`read_sessions`, :func:`stack_sessions`, :func:`pseudo_population`
@@ -13,7 +14,8 @@ pynapple:      :func:`to_pynapple`, :func:`from_pynapple` (extra ``neurokpflow[p
 Writing:       :func:`to_nwb`, :func:`from_nwb`
 Datasets:      :func:`synthetic_nwb`, :func:`synthetic_nwbfile`, :func:`load_dataset`,
                :func:`dataset_path`, :func:`list_datasets`, :data:`DATASETS`
-Errors:        :class:`NWBLoadError` and its subclasses
+Errors:        :class:`NWBLoadError` and its subclasses (with :class:`MissingExtraError`,
+               :class:`DownloadError`, :class:`ChecksumError`)
 """
 from ._nwbio import open_nwb
 from .binning import TimeGrid, bin_spike_times
@@ -44,11 +46,14 @@ from .reading import read_nwb
 from .interop import PynappleConversionError, from_pynapple, to_pynapple
 from .sessions import SessionMismatchError, pseudo_population, read_sessions, stack_sessions
 from .registry import DATASETS, DatasetInfo, dataset_path, list_datasets, load_dataset
+from .sources import ChecksumError, DandiAsset, DownloadError, MissingExtraError, Source
 from .synthetic import synthetic_nwb, synthetic_nwbfile
 from .writing import from_nwb, to_nwb
 
 __all__ = [
     "open_nwb",
+    "Source",
+    "DandiAsset",
     "describe_nwb",
     "NWBSummary",
     "read_nwb",
@@ -88,4 +93,7 @@ __all__ = [
     "UnsupportedSeriesError",
     "NWBWriteError",
     "DatasetNotFoundError",
+    "MissingExtraError",
+    "DownloadError",
+    "ChecksumError",
 ]

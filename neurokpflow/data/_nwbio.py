@@ -13,14 +13,24 @@ import numpy as np
 import pynwb
 
 from .errors import NWBFileError
+from .sources import Source, handled_here, open_source, read_h5
 
 def _open(source) -> tuple[pynwb.NWBFile, Callable[[], None], str]:
-    """Return ``(nwbfile, close, label)``; ``close`` releases the file (no-op for an in-memory NWBFile)."""
+    """Return ``(nwbfile, close, label)``; ``close`` releases the file (no-op for an in-memory NWBFile).
+
+    ``source``: an ``NWBFile``, a local HDF5 path, or any location of :mod:`neurokpflow.data.sources`
+    (NWB-Zarr store, binary file object, URL, :class:`DandiAsset`, :class:`Source`).
+    """
     if isinstance(source, pynwb.NWBFile):
         return source, (lambda: None), "<in-memory NWBFile>"
+    if isinstance(source, Source) and not handled_here(source.location):
+        source = source.location  # a local path: the remote options do not apply
+    if isinstance(source, Source) or handled_here(source):
+        return open_source(source)
     if not isinstance(source, (str, os.PathLike)):
         raise TypeError(
-            f"source must be a path to an .nwb file or a pynwb.NWBFile, got {type(source).__name__}"
+            "source must be a path, an http(s):// or s3:// URL, a binary file object, a DandiAsset, a Source "
+            f"or a pynwb.NWBFile, got {type(source).__name__}"
         )
     path = Path(source)
     if not path.is_file():
@@ -31,40 +41,38 @@ def _open(source) -> tuple[pynwb.NWBFile, Callable[[], None], str]:
         raise NWBFileError(f"cannot open {str(path)!r}: {err}") from err
     if not is_hdf5:
         raise NWBFileError(
-            f"{str(path)!r} is not an HDF5 file, so it cannot be NWB (only HDF5-backed NWB is supported); "
-            "pass the path of a .nwb file written by pynwb or MatNWB"
+            f"{str(path)!r} is not an HDF5 file, so it cannot be NWB; "
+            "pass a .nwb file (HDF5) or an NWB-Zarr store folder"
         )
     try:
-        with h5py.File(path, "r") as h5:
-            is_nwb = "nwb_version" in h5.attrs or "identifier" in h5
+        h5 = h5py.File(path, "r")
     except OSError as err:
         raise NWBFileError(
             f"{str(path)!r} is an HDF5 file that cannot be opened (truncated or corrupt?): {err}. "
             "Re-download or re-write the file"
         ) from err
-    if not is_nwb:
-        raise NWBFileError(
-            f"{str(path)!r} is HDF5 but not NWB (no 'nwb_version' attribute at the root); "
-            "convert it to NWB first (e.g. with NeuroConv)"
-        )
-    io = pynwb.NWBHDF5IO(str(path), "r")
     try:
-        nwbfile = io.read()
-    except Exception as err:
-        io.close()
-        raise NWBFileError(
-            f"pynwb could not read {str(path)!r} (truncated, corrupt, or written with an unknown extension): "
-            f"{type(err).__name__}: {err}"
-        ) from err
-    return nwbfile, io.close, str(path.resolve())
+        nwbfile, close_io = read_h5(h5, str(path))
+    except BaseException:
+        h5.close()
+        raise
+
+    def close():
+        close_io()
+        h5.close()
+
+    return nwbfile, close, str(path.resolve())
 
 
 @contextlib.contextmanager
 def open_nwb(source) -> Iterator[pynwb.NWBFile]:
-    """Open ``source`` (a path or an already-built ``pynwb.NWBFile``) read-only.
+    """Open ``source`` read-only: a path (HDF5 file or NWB-Zarr store), a binary file object, an
+    ``http(s)://`` / ``s3://`` URL, a :class:`DandiAsset`, a :class:`Source` or an already-built
+    ``pynwb.NWBFile`` (see :mod:`neurokpflow.data.sources`).
 
-    Paths are closed on exit; an ``NWBFile`` passed in is yielded unchanged and left open.
-    Raises :class:`~neurokpflow.data.NWBFileError` for a missing, non-HDF5, non-NWB or truncated file.
+    What was opened is closed on exit (a file object passed in stays open, at its old position); an
+    ``NWBFile`` passed in is yielded unchanged and left open.  Raises
+    :class:`~neurokpflow.data.NWBFileError` for a missing, non-HDF5, non-NWB or truncated file.
     """
     nwbfile, close, _ = _open(source)
     try:
