@@ -5,9 +5,10 @@ import torch
 import xarray as xr
 
 from neurokpflow import compare, models, tasks, training
-from neurokpflow.analysis import FlowError, FlowOptions, similarity_flow
+from neurokpflow.analysis import FlowError, FlowOptions, cumulative_flow, similarity_flow
 from neurokpflow.compare.differentiable import debiased_cka, linear_cka, procrustes_angle
 from neurokpflow.training import masked_mse
+from neurokpflow.viz import plot_similarity_flow
 
 DT = 0.1
 _MEMORY = {"fixation": (0.2, 0.2), "stimulus": (0.2, 0.2), "delay": (0.2, 0.2), "response": (0.2, 0.2)}
@@ -249,3 +250,22 @@ def test_bad_options_and_mismatched_recordings_raise_typed_errors():
     ds = similarity_flow(model, MIX, RECORDING, grid={"n_angles": 4, "modalities": (1,)})
     assert list(ds["step"].values) == [0]
     xr.testing.assert_identical(RECORDING, before)
+
+
+# ------------------------------------------------------------------------------ over training, plot
+def test_cumulative_prediction_follows_a_plain_gd_run_and_is_plotted():
+    lr = 2e-3
+    checkpoints = _checkpoints("gru", steps=tuple(range(6)), lr=lr)
+    ds = similarity_flow(checkpoints, GRID, RECORDING, measure="procrustes", lr=lr)
+    cum = cumulative_flow(ds)
+    assert float(cum["predicted_total"].isel(step=0)) == 0.0
+    measured = cum["measured"].isel(step=-1)
+    assert abs(float(cum["predicted_total"].isel(step=-1)) - float(measured)) <= 0.02 * abs(float(measured))
+    from matplotlib.figure import Figure
+
+    fig = Figure()
+    ax = fig.subplots()
+    assert plot_similarity_flow(ds, ax=ax) is fig
+    assert len(ax.lines) == len(MIX.task_names) + 3        # per task, all tasks, measured, zero line
+    with pytest.raises(FlowError, match="two checkpoints"):
+        cumulative_flow(ds.isel(step=[0]))

@@ -11,8 +11,8 @@
   (P K P*) and direct (P P*), optionally Adam-preconditioned, with a real-step check.
 """
 from .dynamic_collapse import collapse
-from .similarity_flow import FlowError, FlowOptions, similarity_flow
+from .similarity_flow import FlowError, FlowOptions, cumulative_flow, similarity_flow
 from .subtask import interference_decomposition, subtask_alignment
 
-__all__ = ["collapse", "subtask_alignment", "interference_decomposition", "similarity_flow", "FlowOptions",
-           "FlowError"]
+__all__ = ["collapse", "subtask_alignment", "interference_decomposition", "similarity_flow", "cumulative_flow",
+           "FlowOptions", "FlowError"]

@@ -66,7 +66,7 @@ from ..training.loss import MASK_MODES, masked_mse
 from ._common import build_operators, dtype_name, json_attr, loss_function, resolve_dtype
 from ._inputs import check_batch, check_model, resolve_checkpoints
 
-__all__ = ["similarity_flow", "FlowOptions", "FlowError", "PRECONDITIONERS"]
+__all__ = ["similarity_flow", "cumulative_flow", "FlowOptions", "FlowError", "PRECONDITIONERS"]
 
 PRECONDITIONERS = ("none", "adam")
 
@@ -389,6 +389,36 @@ def similarity_flow(model_or_checkpoints, task_or_batch, recording, options: Flo
         ds["relative_error"] = abs(reference - ds["measured"]) / abs(ds["measured"])
     _describe(ds, opts, pairing)
     return ds
+
+
+def cumulative_flow(result: xr.Dataset, variant: str = "predicted") -> xr.Dataset:
+    """Predicted similarity gain accumulated over training, next to the gain measured along the run.
+
+    ``predicted`` (step, task): the sum over optimiser steps of the per-step prediction
+    ``result[variant]`` interpolated linearly between checkpoints (``"predicted"``, ``"predicted_direct"`` or ``"predicted_adam"``),
+    0 at the first checkpoint; ``predicted_total`` (step): summed over tasks; ``measured`` (step):
+    ``similarity − similarity`` at the first checkpoint.  The two agree only as far as the run's
+    steps are the steps the prediction describes (full-batch steps on this batch at this ``lr``);
+    for a run trained on random batches, or with Adam, they compare direction and proportion.
+    """
+    if not isinstance(result, xr.Dataset) or variant not in result or "similarity" not in result:
+        raise FlowError(f"cumulative_flow needs a similarity_flow result holding {variant!r}")
+    if result.sizes.get("step", 0) < 2:
+        raise FlowError("cumulative_flow needs at least two checkpoints (a step dimension of length >= 2)")
+    steps = xr.DataArray(result["step"].values.astype(float), dims="step", coords={"step": result["step"]})
+    rate = result[variant]
+    # optimiser steps s_i .. s_{i+1}-1, each predicted by the linear interpolation of the per-step
+    # prediction between the two checkpoints: n p_i + (p_{i+1} - p_i)(n - 1)/2 with n = s_{i+1} - s_i
+    # (n = 1: the left checkpoint's own prediction; large n: the trapezoidal rule)
+    n = steps - steps.shift(step=1)
+    previous = rate.shift(step=1)
+    increment = n * previous + (rate - previous) * (n - 1) / 2
+    predicted = increment.fillna(0.0).cumsum("step")
+    measured = result["similarity"] - result["similarity"].isel(step=0)
+    out = xr.Dataset({"predicted": predicted, "predicted_total": predicted.sum("task"), "measured": measured})
+    out.attrs.update(variant=variant, sign=result.attrs.get("sign", ""), lr=result.attrs.get("lr", np.nan),
+                     integration="sum over optimiser steps of the per-step prediction, linearly interpolated between checkpoints; 0 at the first checkpoint")
+    return out
 
 
 _LONG = {
