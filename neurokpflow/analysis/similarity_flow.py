@@ -26,11 +26,18 @@ Three versions of the step are reported side by side (all matrix-free, through t
   the similarity gradient, i.e. how much of the direct step's progress ``K`` turns aside;
 * ``change_adam`` (``preconditioner="adam"``) — ``K`` replaced by ``J_θ D J_θ*`` with Adam's
   diagonal preconditioner at the checkpoint, ``D = 1 / (sqrt(v̂) + ε)``, ``v̂ = v / (1 − β₂^t)``
-  read from the checkpoint's optimiser state.  **An approximation**: Adam's real update
-  ``−η m̂ / (sqrt(v̂) + ε)`` is not linear in the gradient — it uses the momentum ``m`` (mostly
-  past gradients), updates ``v`` with the new gradient before dividing, and weight decay adds a
-  term in θ.  The prediction treats ``D`` as fixed and the step as ``−η D ∇L``; it is the
-  first-order change of an RMSProp-like step with the frozen ``v̂``, not of Adam's step.
+  read from the checkpoint's optimiser state.  **An approximation of Adam's step**: Adam's real
+  update ``−η m̂' / (sqrt(v̂') + ε)`` is not linear in the gradient — the momentum ``m`` carries
+  past gradients (β₁ = 0.9 of the numerator), ``v`` is updated with the new gradient before
+  dividing, and the bias corrections change with t.  ``change_adam`` is the first-order change of
+  an RMSProp-like step with the frozen ``v̂``;
+* ``change_adam_step`` + ``change_adam_momentum`` — Adam's actual next step, written as
+  ``−η (c D' ⊙ ∇L + β₁ D' ⊙ m / (1 − β₁^{t+1}))`` with ``c = (1 − β₁)/(1 − β₁^{t+1})`` and
+  ``D'`` from ``v`` updated with this batch's gradient: the gradient part splits over sub-tasks
+  (given ``D'``, which itself depends on the whole gradient, so the split is exact for the step
+  but the step is not linear in the error), the momentum part (past batches) belongs to no task.
+  Their sum predicts a real Adam step to first order (``check=True``); weight decay and AMSGrad
+  are refused.
 
 Model representation
 --------------------
@@ -82,8 +89,8 @@ class FlowOptions:
     measure : ``"cka"`` (linear, biased), ``"cka_debiased"`` (Song's unbiased HSIC) or
         ``"procrustes"`` (angular, radians) — see :mod:`neurokpflow.compare.differentiable`.
     lr : the learning rate η of the step.
-    preconditioner : ``"none"`` or ``"adam"`` (adds ``change_adam``; needs checkpoint files with
-        the optimiser state of a run trained with Adam).
+    preconditioner : ``"none"`` or ``"adam"`` (adds ``change_adam``, ``change_adam_step`` and
+        ``change_adam_momentum``; needs checkpoint files with the optimiser state of an Adam run).
     condition : the ``batch.meta`` key that labels the model's trials.
     condition_labels : optional sequence; a trial's condition is ``condition_labels[meta value]``.
     recording_condition : the recording's per-trial condition coordinate (default ``"condition"``).
@@ -230,17 +237,35 @@ def _adam_preconditioner(checkpoint, model, ops):
     state, groups = data["optimizer_state"]["state"], data["optimizer_state"]["param_groups"]
     if len(groups) != 1:
         raise FlowError(f"{source}: expected one Adam parameter group, found {len(groups)}")
-    beta2, eps = groups[0]["betas"][1], groups[0]["eps"]
+    (beta1, beta2), eps = groups[0]["betas"], groups[0]["eps"]
+    if groups[0].get("weight_decay", 0) or groups[0].get("amsgrad", False):
+        raise FlowError(f"{source}: Adam with weight decay or AMSGrad is not modelled; the preconditioned flow "
+                        "describes plain Adam")
     index = {name: k for k, (name, _) in enumerate(model.named_parameters())}
-    parts = []
-    for name, shape in zip(ops.param_names, ops.param_shapes):
+    v, m, t = [], [], set()
+    for name in ops.param_names:
         k = groups[0]["params"][index["cell." + name]]
         if k not in state:
             raise FlowError(f"{source} holds no Adam state for cell.{name} (no step taken yet)")
-        v, t = state[k]["exp_avg_sq"], float(state[k]["step"])
-        v_hat = v.to(ops.states.dtype) / (1.0 - beta2 ** t)
-        parts.append((1.0 / (v_hat.sqrt() + eps)).reshape(-1))
-    return torch.cat(parts).to(ops.states.device), data["optimizer_state"]
+        v.append(state[k]["exp_avg_sq"].reshape(-1))
+        m.append(state[k]["exp_avg"].reshape(-1))
+        t.add(float(state[k]["step"]))
+    like = dict(dtype=ops.states.dtype, device=ops.states.device)
+    v, m = torch.cat(v).to(**like), torch.cat(m).to(**like)
+    t = t.pop()
+    return {"D": 1.0 / ((v / (1.0 - beta2 ** t)).sqrt() + eps), "v": v, "m": m, "t": t, "beta1": beta1,
+            "beta2": beta2, "eps": eps, "optimizer_state": data["optimizer_state"]}
+
+
+def _adam_step(adam, gradient):
+    """Adam's next step written as ``−η (c_g · D' ⊙ g + drift)``: with the new gradient ``g``,
+    ``v' = β₂ v + (1 − β₂) g²`` and ``D' = 1/(sqrt(v'/(1 − β₂^{t+1})) + ε)``; the gradient enters the
+    numerator with ``c_g = (1 − β₁)/(1 − β₁^{t+1})`` and the momentum of past gradients gives the drift
+    ``β₁ D' ⊙ m / (1 − β₁^{t+1})``.  Exact for the step (no weight decay); linear in ``g`` only given ``D'``."""
+    b1, b2, t = adam["beta1"], adam["beta2"], adam["t"] + 1
+    v_new = b2 * adam["v"] + (1 - b2) * gradient ** 2
+    D_new = 1.0 / ((v_new / (1 - b2 ** t)).sqrt() + adam["eps"])
+    return D_new * (1 - b1) / (1 - b1 ** t), D_new * b1 * adam["m"] / (1 - b1 ** t)
 
 
 # ---------------------------------------------------------------------------------- one model
@@ -260,17 +285,26 @@ def _one_step(model, pairing: _Pairing, opts: FlowOptions, dtype, checkpoint=Non
     steps = {"change": -opts.lr * ops.P(ops.K(Rs)), "change_direct": -opts.lr * ops.P(Rs)}
     adam_state = None
     if opts.preconditioner == "adam":
-        D, adam_state = _adam_preconditioner(checkpoint, model, ops)
-        steps["change_adam"] = -opts.lr * ops.P(ops.J_theta(D * ops.J_theta.T(Rs)))
+        adam = _adam_preconditioner(checkpoint, model, ops)
+        adam_state = adam["optimizer_state"]
+        cotangents = ops.J_theta.T(Rs)                                   # ∇_θ L_j, one row per task
+        steps["change_adam"] = -opts.lr * ops.P(ops.J_theta(adam["D"] * cotangents))
+        scale, drift = _adam_step(adam, cotangents.sum(0))
+        steps["change_adam_step"] = -opts.lr * ops.P(ops.J_theta(scale * cotangents))
+        steps["change_adam_momentum"] = -opts.lr * ops.P(ops.J_theta(drift[None]))
 
     out = {}
     dims = ("task", "condition", "time")
     for name, dz in steps.items():
         dX = torch.stack([pairing.represent(d, sl) for d in dz])          # [n_tasks, C, T', H]
         split = (GX[None] * dX).sum(-1)
-        out[name] = (dims, split.cpu().numpy())
         cos = [float((g * d).sum() / (g.norm() * d.norm())) if float(d.norm()) > 0 else np.nan for d in dz]
-        out[name.replace("change", "cosine")] = (("task",), np.asarray(cos))
+        if name == "change_adam_momentum":                                 # no task: past gradients
+            out[name] = (dims[1:], split[0].cpu().numpy())
+            out[name.replace("change", "cosine")] = ((), cos[0])
+        else:
+            out[name] = (dims, split.cpu().numpy())
+            out[name.replace("change", "cosine")] = (("task",), np.asarray(cos))
     loss = float(loss_function(model, ops, pairing.targets, pairing.mask, opts.mask_mode)(ops.states))
     out.update(similarity=((), float(S.detach())), score=((), float(score.raw(X.detach()))), loss=((), loss))
     if check:
@@ -338,16 +372,18 @@ def similarity_flow(model_or_checkpoints, task_or_batch, recording, options: Flo
     -------
     xarray.Dataset with dims ``(step, task, condition, time)``:
 
-    * ``change``, ``change_direct`` [, ``change_adam``] (step, task, condition, time): the
-      predicted similarity gain split by the sub-task whose error causes it and by the
-      condition and time bin of the representation where it lands;
-    * ``predicted``, ``predicted_direct`` [, ``predicted_adam``] (step, task): summed over
-      condition and time; ``predicted_total`` (step): over tasks as well — the full prediction;
-    * ``cosine``, ``cosine_direct`` [, ``cosine_adam``] (step, task): cos(∇_z S, δz_task);
+    * ``change``, ``change_direct`` [, ``change_adam``, ``change_adam_step``] (step, task, condition,
+      time): the predicted similarity gain split by the sub-task whose error causes it and by the
+      condition and time bin of the representation where it lands; [``change_adam_momentum``
+      (step, condition, time): the part of Adam's next step driven by its momentum];
+    * ``predicted*`` (same names, summed over condition and time); ``predicted_total`` (step):
+      plain GD over all tasks — the full prediction; [``predicted_adam_step_total`` (step): Adam's
+      next step, gradient parts plus momentum];
+    * ``cosine*`` (step, task): cos(∇_z S, δz_task) for each version of the step;
     * ``similarity`` (step): the oriented score (larger = more similar), ``score`` (step): the
       measure's own value, ``loss`` (step): the batch loss;
     * with ``check``: ``measured`` (step) and ``relative_error`` = |predicted − measured| / |measured|
-      (predicted: ``predicted_total``, or the Adam total with ``preconditioner="adam"``).
+      (predicted: ``predicted_total``, or ``predicted_adam_step_total`` with ``preconditioner="adam"``).
     """
     opts = replace(options or FlowOptions(), **overrides).checked()
     dtype = resolve_dtype(opts.dtype)
@@ -380,12 +416,15 @@ def similarity_flow(model_or_checkpoints, task_or_batch, recording, options: Flo
     ds = xr.concat(parts, "step")
     ds = ds.assign_coords(task=pairing.tasks, condition=pairing.conditions,
                           time=("time", np.asarray(pairing.times, dtype=float), {"units": "s"}))
-    variants = [v for v in ("change", "change_direct", "change_adam") if v in ds]
+    variants = [v for v in ("change", "change_direct", "change_adam", "change_adam_step", "change_adam_momentum")
+                if v in ds]
     for v in variants:
         ds[v.replace("change", "predicted")] = ds[v].sum(("condition", "time"))
     ds["predicted_total"] = ds["predicted"].sum("task")
+    if "predicted_adam_step" in ds:
+        ds["predicted_adam_step_total"] = ds["predicted_adam_step"].sum("task") + ds["predicted_adam_momentum"]
     if check:
-        reference = ds["predicted_adam"].sum("task") if "predicted_adam" in ds else ds["predicted_total"]
+        reference = ds["predicted_adam_step_total"] if "predicted_adam_step" in ds else ds["predicted_total"]
         ds["relative_error"] = abs(reference - ds["measured"]) / abs(ds["measured"])
     _describe(ds, opts, pairing)
     return ds
@@ -395,7 +434,8 @@ def cumulative_flow(result: xr.Dataset, variant: str = "predicted") -> xr.Datase
     """Predicted similarity gain accumulated over training, next to the gain measured along the run.
 
     ``predicted`` (step, task): the sum over optimiser steps of the per-step prediction
-    ``result[variant]`` interpolated linearly between checkpoints (``"predicted"``, ``"predicted_direct"`` or ``"predicted_adam"``),
+    ``result[variant]`` interpolated linearly between checkpoints (``"predicted"``, ``"predicted_direct"``,
+    ``"predicted_adam"`` or ``"predicted_adam_step"``),
     0 at the first checkpoint; ``predicted_total`` (step): summed over tasks; ``measured`` (step):
     ``similarity − similarity`` at the first checkpoint.  The two agree only as far as the run's
     steps are the steps the prediction describes (full-batch steps on this batch at this ``lr``);
@@ -425,6 +465,9 @@ _LONG = {
     "change": "predicted similarity gain, plain GD as realised: <grad_z S, -lr P K P* Err_task>, at (condition, time)",
     "change_direct": "predicted similarity gain, direct / functional GD (K = I): <grad_z S, -lr P P* Err_task>",
     "change_adam": "predicted similarity gain, Adam-preconditioned (K -> J D J*, frozen D; an approximation)",
+    "change_adam_step": "predicted similarity gain of Adam's next step, gradient part (updated v, bias-corrected)",
+    "change_adam_momentum": "predicted similarity gain of Adam's next step, momentum part (past gradients)",
+    "predicted_adam_step_total": "predicted similarity gain of Adam's next step (gradient parts + momentum)",
     "cosine": "cos(grad_z S, -lr P K P* Err_task)",
     "cosine_direct": "cos(grad_z S, -lr P P* Err_task)",
     "cosine_adam": "cos(grad_z S, -lr P J D J* P* Err_task)",
@@ -448,13 +491,15 @@ def _describe(ds, opts, pairing):
         mask_mode=opts.mask_mode, options=json_attr({k: v for k, v in asdict(opts).items()}),
         split="change[task, condition, time] sums exactly to predicted[task]; tasks sum to predicted_total",
         **({"adam_approximation": "Adam's step is not linear in the gradient (momentum, v updated with the new "
-                                  "gradient, bias correction, epsilon, weight decay); change_adam uses the frozen "
-                                  "diagonal D = 1/(sqrt(v_hat)+eps) of the checkpoint"}
+                                  "gradient, bias correction, epsilon); change_adam uses the frozen diagonal "
+                                  "D = 1/(sqrt(v_hat)+eps) of the checkpoint; change_adam_step + "
+                                  "change_adam_momentum is Adam's next step, linear in the error only given "
+                                  "the updated v"}
            if opts.preconditioner == "adam" else {}))
     for name, text in _LONG.items():
         if name in ds:
             ds[name].attrs["long_name"] = text
-    for v in ("predicted", "predicted_direct", "predicted_adam"):
+    for v in ("predicted", "predicted_direct", "predicted_adam", "predicted_adam_step", "predicted_adam_momentum"):
         if v in ds:
             ds[v].attrs["long_name"] = _LONG[v.replace("predicted", "change")].split(", at")[0] + ", summed"
 
