@@ -173,6 +173,10 @@ def test_representation_tasks_restrict_the_model_trials():
                          representation_tasks=("memory_pro",), check=True)
     assert (ds["relative_error"] <= 0.02).all()
     assert "memory_pro" in ds.attrs["pairing"]
+    # trials interact only through K: the direct step (P P*) of another task's error leaves the representation alone
+    others = [t for t in MIX.task_names if t != "memory_pro"]
+    assert (ds["predicted_direct"].sel(task=others) == 0).all() and (ds["cosine_direct"].sel(task=others) == 0).all()
+    assert (ds["predicted"].sel(task=others) != 0).all()
 
 
 # ------------------------------------------------------------------------------------------- Adam
