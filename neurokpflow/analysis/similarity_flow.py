@@ -223,7 +223,8 @@ class _Score:
 
 # ---------------------------------------------------------------------------- preconditioner
 def _adam_preconditioner(checkpoint, model, ops):
-    """``D = 1/(sqrt(v̂) + ε)`` over the recurrent parameters, in J_theta's layout."""
+    """Adam's state over the recurrent parameters in J_theta's layout: the frozen preconditioner
+    ``D = 1/(sqrt(v̂) + ε)``, the moments ``v``, ``m``, the step count ``t`` and the hyperparameters."""
     from ..training import read_checkpoint
 
     source = checkpoint.source if checkpoint is not None else ""
