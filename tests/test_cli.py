@@ -232,6 +232,22 @@ def test_demo_training_moves_the_model_towards_the_recording(demo):
     assert cka["trained"]["score"] > cka["trained"]["null_mean"]
 
 
+def test_demo_similarity_flow_is_saved_summarised_and_reported(demo):
+    summary = json.loads((demo / "summary.json").read_text())["similarity_flow"]
+    with xr.open_dataset(demo / "similarity_flow.nc") as flow:
+        assert list(flow["task"].values) == ["memory_pro"]
+        assert {"change", "change_direct", "change_adam_step", "change_adam_momentum", "measured"} <= set(flow.data_vars)
+        last = flow.isel(step=-1)
+        assert summary["last"]["step"] == int(flow["step"].values[-1])
+        assert summary["last"]["measured_adam"] == pytest.approx(float(last["measured"]))
+        assert summary["last"]["per_task"]["memory_pro"]["predicted_gd"] == pytest.approx(
+            float(last["change"].sum()))
+        assert summary["last"]["procrustes_angle"] == pytest.approx(float(last["score"]))
+    html = (demo / "report.html").read_text()
+    assert "Similarity flow" in html and "P P*" in html
+    assert (demo / "figures" / "similarity_flow.png").is_file()
+
+
 # ------------------------------------------------------------------ the other commands on the demo
 def test_info_describes_the_virtual_animal(capsys, demo):
     code, out, _ = run_cli(capsys, "info", str(demo / "virtual_animal.nwb"))

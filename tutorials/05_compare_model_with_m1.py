@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 import neurokpflow
-from neurokpflow import compare, data, models, tasks, training
+from neurokpflow import analysis, compare, data, models, tasks, training, viz
 
 torch.set_num_threads(1)
 SMALL = os.environ.get("NEUROKPFLOW_TUTORIAL_SCALE") == "small"
@@ -129,4 +129,66 @@ per_time = compare.compare(trained.sel(time=slice(stimulus_on, None)), recording
                            measures=["procrustes"], stats=["bootstrap"], condition="target", resolution="time",
                            n_boot=N_RESAMPLES)
 compare.plot_comparison(per_time)
+
+# %% [markdown]
+# ## Why does training move the model toward M1?  Similarity flow
+#
+# One gradient step changes the hidden states by δz = −η P K P* Err (tutorial 3), so it changes the Procrustes
+# similarity by ⟨∇_z S, δz⟩ to first order.  `analysis.similarity_flow` computes this at every checkpoint, for the
+# step as gradient descent realises it (P K P*), for the direct step that ignores the parameters (P P*, K = I), and —
+# this run used Adam — for Adam's next step read from the checkpoint's optimiser state (its gradient part, and the
+# drift of its momentum from past batches).  `check=True` takes one real Adam step on a copy and measures the change.
+# Positive = more similar (minus the change of the angle).  The model's representation is the condition mean of its
+# test-grid trials at the recording's time bins, matched by value as `compare` does.
+
+# %%
+flow = analysis.similarity_flow(RUN, grid, recording, measure="procrustes", lr=3e-3, preconditioner="adam",
+                                condition_labels=tuple(targets.tolist()), recording_condition="target", check=True)
+columns = ["score", "predicted", "predicted_direct", "cosine", "cosine_direct", "predicted_adam_step_total",
+           "measured", "relative_error"]
+print(flow[columns].squeeze("task", drop=True).to_pandas().to_string(float_format="%.4g"))
+
+# %% [markdown]
+# `cosine` and `cosine_direct` are scale-free: how squarely each step points up the similarity gradient.  Where the
+# direct step's cosine is larger than gradient descent's, K turns part of the learning signal away from the brain's
+# geometry; where it is smaller, the parameters steer the step toward it.  The split by time bin shows *when in the
+# trial* the step makes the model more M1-like (summed over conditions, at the last checkpoint):
+
+# %%
+last = int(flow["step"].values[-1])
+per_time = flow["change"].sel(step=last).sum(("task", "condition"))
+print(per_time.to_pandas().to_string(float_format="%.3g"))
+viz.plot_similarity_flow(flow, "predicted_adam_step")
+
+# %% [markdown]
+# ### Which sub-task's gradient moves the model toward M1?
+#
+# With several tasks, the error splits as Err = Σ_i Err_i and so does the similarity change.  We train a second
+# network on MemoryPro and MemoryAnti (respond opposite to the stimulus) and ask, at each checkpoint, how much each
+# task's error moves the MemoryPro trials' representation toward the M1 recording (`representation_tasks`).  The
+# `task` dimension names the task whose error causes the change.
+
+# %%
+anti = tasks.make("memory_anti", dt=0.05, durations={"fixation": (0.2, 0.2), "stimulus": (0.2, 0.2),
+                                                     "delay": (0.3, 0.3), "response": (0.3, 0.3)})
+pro_anti = tasks.mix([task, anti])
+mix_model = models.make("rnn", pro_anti.n_inputs, HIDDEN, pro_anti.n_outputs, alpha=0.5, seed=0)
+training.train(mix_model, pro_anti, steps=STEPS, out_dir=RUN + "-mix", lr=3e-3, checkpoint_every=EVERY,
+               eval_grid={"n_angles": 8, "modalities": (1,)}, progress=not SMALL)
+mix_grid = pro_anti.test_grid(n_angles=4, modalities=(1,))
+mix_flow = analysis.similarity_flow(RUN + "-mix", mix_grid, recording, measure="procrustes", lr=3e-3,
+                                    condition_labels=tuple(targets.tolist()), recording_condition="target",
+                                    representation_tasks=("memory_pro",))
+print("similarity gain of one GD step, by the task whose error causes it:")
+print(mix_flow["predicted"].to_pandas().to_string(float_format="%.3g"))
+print("cos(grad S, step), as realised (P K P*) and direct (P P*):")
+print(mix_flow[["cosine", "cosine_direct"]].to_dataframe().to_string(float_format="%.3f"))
+viz.plot_similarity_flow(mix_flow)
+
+# %% [markdown]
+# Under the direct step (K = I) MemoryAnti's error cannot move the MemoryPro trials at all (`cosine_direct` is 0):
+# trials do not interact through P, so whatever MemoryAnti's gradient does to the pro representation it does through
+# K — the parameters both tasks share.
+
+# %%
 plt.show()

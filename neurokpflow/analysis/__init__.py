@@ -5,9 +5,14 @@
   checkpoint (``step`` dimension), resumable into netCDF;
 * :func:`subtask_alignment` — multi-task interference from the blocks K_ij of the parameter
   operator, δz_{i←j} = −η P_i K_ij P_j* Err_j, with dims ``(task_i, task_j[, step])``;
-* :func:`interference_decomposition` — the decomposition δz_{i←j} itself, for one model.
+* :func:`interference_decomposition` — the decomposition δz_{i←j} itself, for one model;
+* :func:`similarity_flow` — the first-order change of a model–recording similarity score under
+  one gradient step, ⟨∇_z S, −η P K P* Err⟩, split by sub-task, condition and time, as realised
+  (P K P*) and direct (P P*), optionally Adam-preconditioned, with a real-step check.
 """
 from .dynamic_collapse import collapse
+from .similarity_flow import FlowError, FlowOptions, cumulative_flow, similarity_flow
 from .subtask import interference_decomposition, subtask_alignment
 
-__all__ = ["collapse", "subtask_alignment", "interference_decomposition"]
+__all__ = ["collapse", "subtask_alignment", "interference_decomposition", "similarity_flow", "cumulative_flow",
+           "FlowOptions", "FlowError"]

@@ -7,6 +7,7 @@ Output folder layout::
     run/                      the demo model's run (checkpoints/, log.nc, run.json)
     analysis/collapse.nc      KPFlow collapse over the checkpoints
     compare.nc                model vs recording over training (scores, CIs, permutation null)
+    similarity_flow.nc        first-order change of the similarity per gradient step, per checkpoint
     figures/*.png             every figure of the report
     summary.json              the headline numbers
     report.html               the report (self-contained)
@@ -25,6 +26,7 @@ from . import figures
 from .analysis_steps import HEADLINE_DEFINITION, analyze_run
 from .comparison_steps import compare_run, load_recording
 from .console import Console
+from .flow_steps import flow_run, flow_summary
 from .report import Report, write_atomic
 from .training_steps import train_run
 from .virtual_animal import DEMO_TASK, AnimalSettings, demo_task, simulate_spikes, write_nwb
@@ -129,14 +131,22 @@ def run(out, *, quick=False, nwb=None, condition="condition", align_to="start_ti
                                  every=settings.compare_every, n_boot=settings.n_boot, n_perm=settings.n_perm,
                                  seed=seed, progress=console.progress)
 
+    with console.stage("similarity flow: which gradient moves the model toward the recording"):
+        flow_part = Report("similarity flow", figures_dir=out / "figures")
+        flow = flow_run(out / "run", recording, out, flow_part, lr=settings.lr, every=settings.compare_every,
+                        progress=console.progress)
+
     summary = _summary(log, analysis["collapse"], comparison, settings, quick, seed, time.perf_counter() - started)
+    summary["similarity_flow"] = flow_summary(flow)
     paths["summary"] = write_atomic(out / "summary.json", json.dumps(summary, indent=2))
     command = ["neurokpflow", "demo", "--out", str(out), *(["--quick"] if quick else []), "--seed", str(seed),
                *(["--nwb", str(nwb), "--condition", condition] if paths.get("virtual_animal") is None else [])]
-    _write_report(report, summary, source_text, recording, log, collapse_part, compare_part, out, settings, command)
+    _write_report(report, summary, source_text, recording, log, collapse_part, compare_part, out, settings, command,
+                  flow_part)
     paths.update(report=report.write(out / "report.html"), collapse=out / "analysis" / "collapse.nc",
-                 compare=out / "compare.nc", run=out / "run")
+                 compare=out / "compare.nc", similarity_flow=out / "similarity_flow.nc", run=out / "run")
     console.say(_headline(summary))
+    console.say(_flow_headline(summary["similarity_flow"]))
     return paths
 
 
@@ -182,8 +192,22 @@ def _headline(summary):
             f"{summary['wall_time_s']:.0f} s")
 
 
+def _flow_headline(flow):
+    first, last = flow["first"], flow["last"]
+
+    def part(entry):
+        tasks = ", ".join(f"{name}: GD {t['predicted_gd']:+.3g} (cos {t['cosine_gd']:+.3f}), direct P P* "
+                          f"{t['predicted_direct']:+.3g} (cos {t['cosine_direct']:+.3f})"
+                          for name, t in entry["per_task"].items())
+        return (f"step {entry['step']}: {tasks}; Adam's next step predicted {entry['predicted_adam_step']:+.3g} "
+                f"(momentum {entry['predicted_adam_momentum']:+.3g}) vs measured {entry['measured_adam']:+.3g}")
+
+    return (f"similarity flow (gain in -Procrustes angle per step at lr {flow['lr']:g}; + = toward the recording): "
+            f"{part(first)}; {part(last)}")
+
+
 def _write_report(report, summary, source_text, recording, log, collapse_part, compare_part, out, settings,
-                  command):
+                  command, flow_part):
     acc = summary["accuracy"]
     ranks = summary["effective_ranks"]
     proc, cka = summary["comparison"]["procrustes"], summary["comparison"]["cka"]
@@ -215,6 +239,7 @@ def _write_report(report, summary, source_text, recording, log, collapse_part, c
     report.figure(figures.training_curves(log), "training", "Training loss and test-grid accuracy.")
     report.blocks.extend(collapse_part.blocks)
     report.blocks.extend(compare_part.blocks)
+    report.blocks.extend(flow_part.blocks)
     report.section("Files")
     synthetic = [["virtual_animal.nwb", "the synthetic recording (NWB: Units + trials)"],
                  ["teacher/", "the ground-truth network's training run"]] if (out / "virtual_animal.nwb").exists() else []
@@ -223,6 +248,7 @@ def _write_report(report, summary, source_text, recording, log, collapse_part, c
         ["run/", "the demo model's checkpoints, log.nc (training log), run.json"],
         ["analysis/collapse.nc", "KPFlow collapse per checkpoint (xarray / netCDF)"],
         ["compare.nc", "comparison scores, CIs and permutation nulls per checkpoint (xarray / netCDF)"],
+        ["similarity_flow.nc", "predicted and measured similarity change of one gradient step per checkpoint"],
         ["summary.json", "the numbers of the summary table"],
         ["figures/", "the figures of this report as PNG"],
     ])

@@ -3,8 +3,11 @@
 * :func:`plot_effective_rank` — effective rank of K, P, P K P* vs training step, misdirection and loss;
 * :func:`plot_eigenfunctions` — λ_i φ_i(t) of the unit-reduced K or P K P*, one line per trial;
 * :func:`plot_task_matrices` — task × task matrices at chosen steps;
-* :func:`plot_task_trajectories` — task-pair trajectories over training.
+* :func:`plot_task_trajectories` — task-pair trajectories over training;
+* :func:`plot_similarity_flow` — cumulative predicted vs measured similarity gain per sub-task.
 """
 from .kpflow import plot_effective_rank, plot_eigenfunctions, plot_task_matrices, plot_task_trajectories
+from .similarity import plot_similarity_flow
 
-__all__ = ["plot_effective_rank", "plot_eigenfunctions", "plot_task_matrices", "plot_task_trajectories"]
+__all__ = ["plot_effective_rank", "plot_eigenfunctions", "plot_task_matrices", "plot_task_trajectories",
+           "plot_similarity_flow"]
