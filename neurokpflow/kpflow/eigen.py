@@ -15,12 +15,14 @@ Eigenvectors have unit Euclidean norm and a fixed sign: their largest-magnitude 
 positive.  Results convert to xarray with the operator's axis names (``trial``, ``time``,
 ``unit`` for full ``[B, T, H]`` spaces, the kept axes for reduced operators).
 
-Memory: the basis is ``max_basis`` vectors of the operator's size and dtype.
+Memory: the basis is ``max_basis`` vectors of the operator's size and dtype; the default
+``max_basis`` is cut to fit :data:`BASIS_MEMORY` (4 GiB) and the result's ``meta`` says so.
+Applications go through the operator ``chunk_size`` probes at a time (``meta["chunk_size"]``).
 """
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import math
 
@@ -50,7 +52,9 @@ class EigenResult:
 
     ``values`` [k] float64; ``vectors`` [k, *shape] (operator dtype and device); ``residuals``
     [k] float64 ``‖A v_i − λ_i v_i‖``; ``converged``; ``n_matvecs``; ``n_restarts``; ``dims``
-    (axis names of one eigenvector); ``tol``; ``which``.
+    (axis names of one eigenvector); ``tol``; ``which``; ``meta``: how the work was split
+    (``block_size``, ``max_basis``, ``chunk_size`` = probes per application, ``basis_bytes``,
+    ``basis_limited_by_memory``, ``solver``).
     """
 
     values: torch.Tensor
@@ -62,6 +66,7 @@ class EigenResult:
     dims: tuple
     tol: float
     which: str
+    meta: dict = field(default_factory=dict)
 
     def to_xarray(self) -> xr.Dataset:
         k = self.values.numel()
@@ -72,6 +77,7 @@ class EigenResult:
             coords={"mode": np.arange(k)},
             attrs={"converged": int(self.converged), "tol": self.tol, "which": self.which,
                    "n_matvecs": self.n_matvecs,
+                   **{f"meta_{k}": (int(v) if isinstance(v, bool) else v) for k, v in self.meta.items()},
                    "normalisation": "unit Euclidean norm, largest-magnitude entry positive"})
 
 
@@ -99,6 +105,10 @@ class SVDResult:
              "residual": ("mode", self.residuals.cpu().numpy())},
             coords={"mode": np.arange(self.values.numel())},
             attrs={"converged": int(self.converged), "n_matvecs": self.n_matvecs})
+
+
+#: memory the default Krylov basis may take (bytes); a larger default ``max_basis`` is cut to fit
+BASIS_MEMORY = 4 * 2 ** 30
 
 
 def _default_tol(dtype) -> float:
@@ -244,7 +254,13 @@ def eigsh(A: LinearOperator, k: int, *, which: str = "LA", tol: float | None = N
     b = 1 if block_size is None else block_size
     if isinstance(b, bool) or not isinstance(b, int) or b < 1:
         raise ValueError(f"block_size must be a positive int, got {block_size!r}")
+    itemsize = torch.empty((), dtype=A.dtype).element_size()
     m = int(max_basis or k + max(30, 10 * b))
+    limited = False
+    if max_basis is None and m * n * itemsize > BASIS_MEMORY:
+        # the default basis would not fit the memory cap: restart sooner instead (more applications,
+        # never more memory); an explicit max_basis is honoured as given
+        m, limited = max(k + 2 * b, BASIS_MEMORY // (n * itemsize)), True
     if m < k + 2 * b:
         raise ValueError(f"max_basis={m} must be at least k + 2 * block_size = {k + 2 * b}")
     gen = make_generator(seed, A.device)
@@ -323,8 +339,11 @@ def eigsh(A: LinearOperator, k: int, *, which: str = "LA", tol: float | None = N
     vecs = vecs * torch.sign(vecs.gather(1, big[:, None]))
     scale = float(theta.abs().max()) or 1.0
     explicit_ok = bool((res <= 10 * tol * scale).all())
+    meta = {"solver": "dense" if n <= m + b else "thick-restart block Lanczos", "block_size": b,
+            "max_basis": m, "chunk_size": chunk, "basis_bytes": (n if n <= m + b else m) * n * itemsize,
+            "basis_limited_by_memory": limited}
     result = EigenResult(theta.clone(), vecs.reshape(k, *A.shape_in), res.clone(),
-                         converged and explicit_ok, n_mv, restarts, operator_dims(A), tol, which)
+                         converged and explicit_ok, n_mv, restarts, operator_dims(A), tol, which, meta)
     if not converged:
         msg = (f"eigsh did not converge for {A.name} after {restarts} restarts ({n_mv} applications): "
                f"largest relative residual {float(res.max()) / scale:.3g} > tol={tol:g}; "
