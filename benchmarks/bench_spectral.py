@@ -176,11 +176,20 @@ def main():
     ap.add_argument("--eig-blocks", type=int, nargs="*", default=[4, 8, 16],
                     help="block sizes of eigsh measured next to the default (the measurement behind it)")
     ap.add_argument("--only", choices=["eigsh"], help="stop after the eigensolver and alignment part")
+    ap.add_argument("--large", action="store_true",
+                    help="run the largest workloads (H=256 B=500; H=1024 B=50; T=1000) one at a time in fresh "
+                         "processes: eigsh(NTK, 10) and the shared sketch of NTK and PP*, with peak memory")
+    ap.add_argument("--large-chunk", type=int, default=8, help="probes per application in --large")
+    ap.add_argument("--large-child", nargs=3, type=int, metavar=("B", "T", "H"), help=argparse.SUPPRESS)
     ap.add_argument("--peak-child", nargs=2, type=int, metavar=("CHUNK", "PROBES"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.peak_child:
         args.chunk, args.probes = args.peak_child
         return _peak_growth_child(args)
+    if args.large_child:
+        return _large_child(args, *args.large_child)
+    if args.large:
+        return large(args)
     global DEVICE
     DEVICE = torch.device(args.device)
     torch.set_num_threads(args.threads)
@@ -447,6 +456,45 @@ def _peak_growth_child(args):
     before = _status_kb("VmRSS")
     trace(ops.NTK, args.probes, "hutchinson", seed=0, chunk_size=args.chunk)
     print(max(_status_kb("VmHWM") - before, 0))
+
+
+LARGE = [(500, 90, 256), (50, 90, 1024), (50, 1000, 256)]
+
+
+def _large_child(args, B, T, H):
+    """One large workload in this (fresh) process: build, eigsh(NTK, 10), a 30-probe shared sketch of
+    NTK and PP*; times and the peak resident memory of the whole process (VmHWM)."""
+    torch.set_num_threads(args.threads)
+    t0 = time.perf_counter()
+    gru, cell, x, hidden = workload(B, T, H)
+    ops = operators(cell, x, hidden, chunk_size=args.large_chunk)
+    t_build = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    r = eigsh(ops.NTK, 10, seed=0)
+    t_eig = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    sk = sketch(ops.NTK, 30, B=ops.P @ ops.P.T, seed=0)
+    ka, er = sk.alignment(), sk.effective_rank()
+    t_sk = time.perf_counter() - t0
+    vec_mb = B * T * H * 4 / 2 ** 20
+    print(f"H={H:<5d} B={B:<4d} T={T:<5d} ({vec_mb:.0f} MB per state vector): build {t_build:6.1f} s, eigsh(NTK, 10) "
+          f"{t_eig:6.1f} s ({r.n_matvecs} applications, converged {r.converged}, max rel. residual "
+          f"{float(r.residuals.max() / r.values.abs().max()):.1e}, chunking {r.meta}), 30-probe shared sketch "
+          f"{t_sk:6.1f} s (KA(NTK, PP*) = {ka.value:.4f} ± {ka.stderr:.1e}, ER3 = {er.value:.1f}; "
+          f"{sk.meta['chunk_size']} probes per application); peak memory {_status_kb('VmHWM') / 2 ** 30:.2f} GiB",
+          flush=True)
+
+
+def large(args):
+    import subprocess
+    import sys
+    print("largest workloads, one at a time, each in a fresh process (%d threads, load average %.1f %.1f %.1f)"
+          % (args.threads, *os.getloadavg()), flush=True)
+    for B, T, H in LARGE:
+        cmd = [sys.executable, __file__, "--threads", str(args.threads), "--large-chunk", str(args.large_chunk),
+               "--large-child", str(B), str(T), str(H)]
+        subprocess.run(cmd, check=True)
+    print_load()
 
 
 def memory(args, gru, x):
