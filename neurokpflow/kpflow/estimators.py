@@ -368,7 +368,7 @@ def frobenius_norm(A, budget: int | None = None, method: str = "hutchinson", *, 
     Methods
     -------
     ``"hutchinson"``: ``‖A‖_F² = E ‖A g‖²`` (one application of ``A`` per probe; the one-sided
-    estimator of ``trace`` with ``A`` as the factor).  Hutchinson's variance is ``2 Σλ⁴``
+    estimator of ``trace`` with ``A`` as the factor, taken from the shared :func:`sketch`).  Hutchinson's variance is ``2 Σλ⁴``
     (Gaussian probes), so a few large eigenvalues dominate it when the spectrum decays.
     ``"nystrom"`` (self-adjoint PSD ``A`` such as ``K``, ``P K P*``, ``P P*``): ``budget // 3``
     applications build a Nyström approximation ``Â`` (:class:`_Nystrom`) and the other probes
