@@ -230,7 +230,9 @@ def eigsh(A: LinearOperator, k: int, *, which: str = "LA", tol: float | None = N
         float32; a flat spectrum, λ₁₀/λ₁ = 0.85 with a 1 % gap to λ₁₁) to the default tolerance,
         blocks of 1, 4, 8 and 16 took 86, 146, 186 and 250 applications and 11.2, 18.3, 23.4
         and 35.0 s of CPU time on one thread: a batch of probes costs only ~10 % less per probe
-        than single applications there, far from paying for the extra applications.  Blocks pay
+        than single applications there, far from paying for the extra applications (on two idle
+        threads, with batches of 16 at 0.68× per probe, blocks of 4 took 8.7 s and single
+        vectors 6.0 s).  Blocks pay
         where a batch is much cheaper per probe than single calls (GPUs: see
         ``benchmarks/cuda_checks.sh``), and for repeated eigenvalues (below).  A Krylov space grown from ``b`` vectors holds at most ``b``
         directions of one eigenspace, so an eigenvalue of exact multiplicity above
