@@ -2,7 +2,9 @@
 # CUDA checks in one run, for a machine with an NVIDIA GPU and PyTorch installed:
 #   1. the tests of the operators, spectral toolkit, models, training and comparison
 #      (the CUDA-marked ones included, which the CPU-only CI skips);
-#   2. the operator benchmark, the spectral benchmark and a short training run on the GPU.
+#   2. the operator benchmark, the block eigensolver (default vs the old single-vector path, block
+#      sizes 4-32, ARPACK on the reference method) and the shared sketch, the spectral benchmark and a
+#      short training run on the GPU.
 # Each part's output goes to stdout and to $OUT (default: ./cuda-checks/).
 # Usage:  bash benchmarks/cuda_checks.sh        (from the repository root)
 set -u -o pipefail
@@ -27,12 +29,13 @@ step() {  # step NAME COMMAND...: run, tee to $out/NAME.txt, remember failures
 }
 
 step tests $py -m pytest -q -p no:cacheprovider -rs \
-    tests/test_spectral_cuda.py tests/test_kpflow_operators.py tests/test_spectral_eigen.py \
+    tests/test_spectral_cuda.py tests/test_kpflow_operators.py tests/test_spectral_eigen.py tests/test_spectral_sketch.py \
     tests/test_spectral_estimators.py tests/test_spectral_ranks.py tests/test_spectral_reductions.py \
     tests/test_spectral_structured.py tests/test_spectral_lyapunov.py tests/test_models.py \
     tests/test_training.py tests/test_compare_api.py
 step bench_operators $py benchmarks/bench_operators.py --device cuda --repeats 5
-step bench_spectral $py benchmarks/bench_spectral.py --device cuda --repeats 3
+step bench_eigsh $py benchmarks/bench_spectral.py --device cuda --repeats 3 --only eigsh --eig-blocks 4 8 16 32
+step bench_spectral $py benchmarks/bench_spectral.py --device cuda --repeats 3 --eig-blocks
 step train $py benchmarks/train_memorypro.py --device cuda --skip mix --single-steps 1500 \
     --overhead-steps 40 --blocks 4
 exit $status

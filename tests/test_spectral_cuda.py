@@ -18,6 +18,7 @@ from neurokpflow.kpflow import (
     operators,
     partial_trace,
     block_average,
+    sketch,
     smallest_singular_value,
     svds,
     trace,
@@ -139,3 +140,31 @@ def test_lyapunov_spectrum_on_cuda_matches_cpu(dtype):
     for name in gpu.data_vars:
         torch.testing.assert_close(torch.as_tensor(gpu[name].values), torch.as_tensor(cpu[name].values),
                                    rtol=10 * _tol(dtype), atol=10 * _tol(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("block_size", [4, 8])
+def test_block_eigsh_on_cuda_matches_dense(dtype, block_size):
+    _, _, _, cpu, gpu = _case(dtype)
+    dense = cpu.NTK.to_dense().double()
+    r = eigsh(gpu.NTK, 5, seed=0, block_size=block_size)
+    assert r.converged and r.vectors.device.type == "cuda" and r.meta["block_size"] == block_size
+    want = torch.linalg.eigvalsh(dense).flip(0)[:5]
+    rtol = 1e-10 if dtype == torch.float64 else 1e-4
+    assert torch.allclose(r.values.cpu(), want, rtol=rtol, atol=0)
+    V = r.vectors.reshape(5, -1).double().cpu()
+    explicit = (V @ dense - r.values.cpu()[:, None] * V).norm(dim=1)
+    assert (explicit <= 10 * r.tol * float(want[0]) + (1e-5 * float(want[0]) if dtype == torch.float32 else 0)).all()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_shared_sketch_on_cuda_equals_separate_calls(dtype):
+    _, _, _, _, gpu = _case(dtype)
+    A, Bop = gpu.NTK, gpu.P @ gpu.P.T
+    sk = sketch(A, 9, B=Bop, seed=2, chunk_size=4)
+    assert sk.norm2_A.device.type == "cuda"
+    for shared, separate in ((sk.alignment(), alignment(A, Bop, 9, "hutchinson", seed=2, chunk_size=4)),
+                             (sk.trace(), trace(A, 9, "hutchinson", seed=2, chunk_size=4)),
+                             (sk.effective_rank(), effective_rank(A, definition="ER3", budget=9, seed=2,
+                                                                  chunk_size=4))):
+        assert shared.value == pytest.approx(separate.value, rel=1e-12)

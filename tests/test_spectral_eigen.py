@@ -157,3 +157,61 @@ def test_eigsh_block_size_resolves_exact_multiplicity():
     S = (U * lam) @ U.T
     r = eigsh(DenseOperator(S), 4, seed=0, block_size=3)
     assert torch.allclose(r.values, lam[:4], rtol=1e-10)
+
+
+def _sym_with_spectrum(lam, seed):
+    g = torch.Generator().manual_seed(seed)
+    Q = torch.linalg.qr(torch.randn(lam.numel(), lam.numel(), generator=g, dtype=F64)).Q
+    return (Q * lam) @ Q.T, Q
+
+
+@pytest.mark.parametrize("block_size", [1, 3, 4, 8])
+def test_block_eigsh_clustered_spectrum_matches_eigh(block_size):
+    # a tight cluster at the top (relative gaps 1e-6) over a slowly decaying tail
+    n = 400
+    lam = torch.linspace(1.0, 0.05, n, dtype=F64)
+    lam[:6] = 2.0 + 1e-6 * torch.arange(6, dtype=F64)
+    M, _ = _sym_with_spectrum(lam, 7)
+    r = eigsh(DenseOperator(M, (4, 10, 10), (4, 10, 10)), 8, seed=0, block_size=block_size, tol=1e-12)
+    truth = torch.linalg.eigvalsh(M).flip(0)[:8]
+    assert r.converged and r.meta["block_size"] == block_size
+    assert torch.allclose(r.values, truth, rtol=1e-10, atol=0)
+    V = r.vectors.reshape(8, -1)
+    explicit = (V @ M - r.values[:, None] * V).norm(dim=1)
+    assert torch.allclose(r.residuals, explicit, rtol=1e-6, atol=1e-15)
+    assert (explicit <= 10 * 1e-12 * r.values.abs().max()).all()
+    # the six clustered vectors span the cluster's eigenspace
+    U = torch.linalg.eigh(M).eigenvectors.flip(1)[:, :6]
+    assert torch.allclose(V[:6].T @ V[:6], U @ U.T, atol=1e-8)
+
+
+@pytest.mark.parametrize("block_size", [3, 5])
+def test_block_eigsh_repeated_eigenvalues_with_blocks_at_least_the_multiplicity(block_size):
+    # exact multiplicity 3 at the top and 2 below: a block of >= 3 reaches every copy
+    lam = torch.cat([torch.full((3,), 4.0, dtype=F64), torch.full((2,), 3.0, dtype=F64),
+                     torch.logspace(0, -3, 295, dtype=F64)])
+    M, Q = _sym_with_spectrum(lam, 8)
+    r = eigsh(DenseOperator(M), 6, seed=1, block_size=block_size)
+    assert r.converged
+    assert torch.allclose(r.values, torch.tensor([4.0, 4, 4, 3, 3, 1], dtype=F64), rtol=1e-10, atol=0)
+    V = r.vectors
+    assert torch.allclose(V[:3].T @ V[:3], Q[:, :3] @ Q[:, :3].T, atol=1e-8)
+    assert torch.allclose(V[3:5].T @ V[3:5], Q[:, 3:5] @ Q[:, 3:5].T, atol=1e-8)
+    assert torch.allclose(V @ V.T, torch.eye(6, dtype=F64), atol=1e-10)
+    assert (r.residuals <= 1e-9 * 4).all()
+
+
+def test_eigsh_reports_its_split_and_caps_the_default_basis(monkeypatch):
+    import neurokpflow.kpflow.eigen as eigen
+    lam = 0.9 ** torch.arange(300, dtype=F64)
+    M, _ = _sym_with_spectrum(lam, 9)
+    A = DenseOperator(M).with_chunk_size(4)
+    r = eigsh(A, 4, seed=0, block_size=2)
+    assert r.meta["chunk_size"] == 4 and r.meta["max_basis"] == 4 + 30 and not r.meta["basis_limited_by_memory"]
+    assert r.meta["basis_bytes"] == 34 * 300 * 8
+    monkeypatch.setattr(eigen, "BASIS_MEMORY", 12 * 300 * 8)      # room for 12 vectors
+    capped = eigsh(A, 4, seed=0, block_size=2)
+    assert capped.meta["max_basis"] == 12 and capped.meta["basis_limited_by_memory"]
+    assert capped.n_restarts > r.n_restarts
+    assert torch.allclose(capped.values, lam[:4], rtol=1e-9)
+    assert capped.to_xarray().attrs["meta_max_basis"] == 12

@@ -19,7 +19,7 @@ from .linop import (
 from .cells import as_state_cell
 from .operators import operators, operators_from_model, KPFlowOperators
 from .reductions import partial_trace, block_average
-from .estimators import Estimate, trace, frobenius_norm, alignment
+from .estimators import Estimate, Sketch, trace, frobenius_norm, alignment, sketch
 from .ranks import effective_rank
 from .eigen import eigsh, svds, operator_norm, smallest_singular_value, EigenResult, SVDResult, ConvergenceError
 from .lyapunov import lyapunov_spectrum, kaplan_yorke_dimension
@@ -42,6 +42,8 @@ __all__ = [
     "trace",
     "frobenius_norm",
     "alignment",
+    "sketch",
+    "Sketch",
     "effective_rank",
     "eigsh",
     "svds",

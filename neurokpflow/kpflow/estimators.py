@@ -32,7 +32,7 @@ from scipy import stats
 from .linop import LinearOperator, apply_pair, gram_factor
 from ._probes import basis_vectors, batched_dot, chunk_size_for, make_generator, random_probes
 
-__all__ = ["Estimate", "trace", "frobenius_norm", "alignment"]
+__all__ = ["Estimate", "trace", "frobenius_norm", "alignment", "sketch", "Sketch"]
 
 TRACE_METHODS = ("hutch++", "hutchinson", "jvp", "vjp", "exact")
 #: smallest budget each randomized method accepts (two residual probes give a standard error)
@@ -368,7 +368,7 @@ def frobenius_norm(A, budget: int | None = None, method: str = "hutchinson", *, 
     Methods
     -------
     ``"hutchinson"``: ``‖A‖_F² = E ‖A g‖²`` (one application of ``A`` per probe; the one-sided
-    estimator of ``trace`` with ``A`` as the factor).  Hutchinson's variance is ``2 Σλ⁴``
+    estimator of ``trace`` with ``A`` as the factor, taken from the shared :func:`sketch`).  Hutchinson's variance is ``2 Σλ⁴``
     (Gaussian probes), so a few large eigenvalues dominate it when the spectrum decays.
     ``"nystrom"`` (self-adjoint PSD ``A`` such as ``K``, ``P K P*``, ``P P*``): ``budget // 3``
     applications build a Nyström approximation ``Â`` (:class:`_Nystrom`) and the other probes
@@ -406,17 +406,24 @@ def frobenius_norm(A, budget: int | None = None, method: str = "hutchinson", *, 
     elif method == "trial_pairs":
         sq = _trial_pairs_frobenius2(A, budget, seed, distribution, level, chunk_size, factor)
         n_mv = sq.n_matvecs
-    elif method in ("hutchinson", "exact"):
-        inner = "jvp" if method == "hutchinson" else "exact"
-        if inner == "exact":
-            sq = trace(A, A.size_in, "jvp", level=level, chunk_size=chunk_size)
-        else:
-            sq = trace(A, budget, "jvp", seed=seed, distribution=distribution, level=level,
-                       chunk_size=chunk_size)
+    elif method == "exact":
+        sq = trace(A, A.size_in, "jvp", level=level, chunk_size=chunk_size)
         n_mv = sq.n_matvecs
+    elif method == "hutchinson":
+        if _check_budget(budget, "jvp", A.size_in) >= A.size_in:
+            sq = trace(A, budget, "jvp", level=level, chunk_size=chunk_size)
+            n_mv = sq.n_matvecs
+        else:
+            return sketch(A, budget, seed=seed, distribution=distribution, level=level,
+                          chunk_size=chunk_size).frobenius_norm()
     else:
         raise ValueError(f"method must be 'hutchinson', 'trial_pairs', 'nystrom', 'hutch++' or 'exact', "
                          f"got {method!r}")
+    return _norm_from_squared(sq, n_mv)
+
+
+def _norm_from_squared(sq: Estimate, n_mv: int) -> Estimate:
+    """``‖A‖_F`` from an estimate of ``‖A‖_F²``: square-root interval (clamped at 0), delta-method error."""
     meta = dict(sq.meta, quantity="frobenius_norm", squared=sq.value, squared_stderr=sq.stderr)
     lo, hi = sq.interval
     value = _sqrt_clamped(sq.value)
@@ -502,7 +509,7 @@ def _trial_pairs_frobenius2(A, budget, seed, distribution, level, chunk_size, fa
 
 
 # ----------------------------------------------------------------------------- alignment
-ALIGNMENT_METHODS = ("sketch", "traces", "exact")
+ALIGNMENT_METHODS = ("sketch", "hutchinson", "traces", "exact")
 
 
 def _check_pair(A, B):
@@ -541,6 +548,10 @@ def alignment(A, B, budget: int | None = None, method: str = "sketch", *, seed=N
         estimator: slightly biased, consistent, exact once ``budget`` reaches the dimension.  The
         standard error is the delete-one-column jackknife with the finite-sampling correction
         ``1 - budget/dim`` (the columns are drawn without replacement from a random basis).
+    ``"hutchinson"``: the same ratio over ``budget`` independent Rademacher (or Gaussian) probes,
+        jackknife error without the finite-sampling correction.  This is the alignment of the
+        shared :func:`sketch`, whose probes also give the trace, Frobenius norm and ER3 of ``A``:
+        ``alignment(A, B, m, "hutchinson", seed=s)`` equals ``sketch(A, m, B=B, seed=s).alignment()``.
     ``"traces"``: three independent Hutch++ traces ``tr(A*B)``, ``tr(A*A)``, ``tr(B*B)`` with
         ``budget`` samples each (two applications per sample); delta-method standard error.
         Values outside [-1, 1] are possible and warned about.
@@ -565,6 +576,8 @@ def alignment(A, B, budget: int | None = None, method: str = "sketch", *, seed=N
         meta.update(inner=tab.value, norm2_A=taa.value, norm2_B=tbb.value)
         return make_estimate(value, abs(value) * math.sqrt(rel2), level=level, method="traces",
                              n_matvecs=2 * (tab.n_matvecs + taa.n_matvecs + tbb.n_matvecs), meta=meta)
+    if method == "hutchinson" and _check_budget(budget, "hutchinson", dim) < dim:
+        return sketch(A, budget, B=B, seed=seed, level=level, chunk_size=chunk).alignment()
     if method == "exact" or _check_budget(budget, "hutchinson", dim) >= dim:
         ab = aa = bb = torch.zeros((), dtype=torch.float64, device=dev)
         for a, b in _chunks(dim, chunk):
@@ -576,10 +589,145 @@ def alignment(A, B, budget: int | None = None, method: str = "sketch", *, seed=N
     G = torch.randn(dim, budget, generator=gen, device=dev, dtype=torch.float64)
     S = torch.linalg.qr(G).Q.T.to(dt).reshape(budget, *A.shape_in)
     ab, aa, bb = _column_products(A, B, S, chunk)
-    value = _ratio(ab, aa, bb)
-    m = budget
-    loo = (ab.sum() - ab) / torch.sqrt((aa.sum() - aa) * (bb.sum() - bb))
-    var = (m - 1) / m * float(((loo - loo.mean()) ** 2).sum()) * (1 - m / dim)
     meta["seed"] = seed if isinstance(seed, int) else None
-    return make_estimate(value, math.sqrt(max(var, 0.0)), dof=m - 1, level=level, method="sketch",
+    return _ratio_estimate(ab, aa, bb, 1 - budget / dim, level, "sketch", meta)
+
+
+def _ratio_estimate(ab, aa, bb, fpc, level, method, meta) -> Estimate:
+    """``Σab / sqrt(Σaa Σbb)`` over per-probe products, with the delete-one-probe jackknife error
+    (times the finite-sampling correction ``fpc``)."""
+    m = ab.numel()
+    loo = (ab.sum() - ab) / torch.sqrt((aa.sum() - aa) * (bb.sum() - bb))
+    var = (m - 1) / m * float(((loo - loo.mean()) ** 2).sum()) * fpc
+    return make_estimate(_ratio(ab, aa, bb), math.sqrt(max(var, 0.0)), dof=m - 1, level=level, method=method,
                          n_matvecs=2 * m, meta=meta)
+
+
+# ----------------------------------------------------------------------------- shared sketch
+def participation_ratio_estimate(a: torch.Tensor, b: torch.Tensor, level, meta) -> Estimate:
+    """ER3 ``tr(G)² / tr(G²)`` from per-probe samples ``a = gᵀGg`` and ``b = ‖Gg‖²``: the ratio of
+    their means, with the delta-method error of the pair."""
+    n = a.numel()
+    if n < 2:
+        raise ValueError(f"budget={n} is too small: the participation ratio needs at least 2 probes")
+    ma, mb = a.mean(), b.mean()
+    value = float(ma ** 2 / mb)
+    grad = torch.stack([2 * ma / mb, -ma ** 2 / mb ** 2])
+    cov = torch.cov(torch.stack([a, b])) / n
+    se = math.sqrt(max(float(grad @ cov @ grad), 0.0))
+    meta = dict(meta, trace=float(ma), trace_of_square=float(mb))
+    return make_estimate(value, se, dof=n - 1, level=level, method="hutchinson", n_matvecs=n, meta=meta)
+
+
+@dataclass(frozen=True)
+class Sketch:
+    """Per-probe statistics of one batch of operator applications, shared by several estimators.
+
+    ``budget`` probes ``g`` (Rademacher or Gaussian, ``E[g gᵀ] = I``) are applied once to ``A``
+    (and to ``B`` when given, shared factors applied once as in :func:`alignment`), and only
+    float64 scalars per probe are kept: ``quad_A = gᵀA g`` and ``norm2_A = c ‖A g‖²`` (``c`` the
+    ratio of the inner-product weights, 1 for the KPFlow operators), ``cross = ⟨A g, B g⟩``,
+    ``quad_B``, ``norm2_B``.  From them, with no further application:
+
+    * :meth:`trace` — Hutchinson, as ``trace(A, budget, "hutchinson")``;
+    * :meth:`frobenius_norm` — as ``frobenius_norm(A, budget, "hutchinson")``;
+    * :meth:`effective_rank` — ER3 (participation ratio), as ``effective_rank(A, definition="ER3")``;
+    * :meth:`alignment` — ``KA(A, B)``, as ``alignment(A, B, budget, "hutchinson")``;
+    * the same four for ``B`` via :meth:`swap`.
+
+    The separate calls with the same ``seed``, ``distribution`` and ``chunk_size`` draw the same
+    probes and return the same numbers; together they cost one application of each operator per
+    probe instead of one per probe and estimator.  ``n_matvecs`` of each derived estimate counts
+    the applications its number rests on; ``meta["shared_sketch"]`` is True.
+    """
+
+    quad_A: torch.Tensor
+    norm2_A: torch.Tensor
+    quad_B: torch.Tensor | None
+    norm2_B: torch.Tensor | None
+    cross: torch.Tensor | None
+    dimension: int
+    level: float
+    meta: dict
+
+    @property
+    def budget(self) -> int:
+        return self.norm2_A.numel()
+
+    def _meta(self, quantity):
+        return dict(self.meta, quantity=quantity, shared_sketch=True)
+
+    def trace(self) -> Estimate:
+        if self.quad_A is None:
+            raise ValueError("the sketch's operator is not square: it has no trace")
+        value, se, dof = _mean_stderr(self.quad_A)
+        return make_estimate(value, se, dof=dof, level=self.level, method="hutchinson", n_matvecs=self.budget,
+                             meta=self._meta("trace"))
+
+    def frobenius_norm(self) -> Estimate:
+        value, se, dof = _mean_stderr(self.norm2_A)
+        sq = make_estimate(value, se, dof=dof, level=self.level, method="hutchinson", n_matvecs=self.budget,
+                           meta=self._meta("trace(A* A)"))
+        return _norm_from_squared(sq, self.budget)
+
+    def effective_rank(self, meta=None) -> Estimate:
+        """ER3 ``tr(A)² / tr(A²)`` of a self-adjoint ``A`` (``tr(A²) = ‖A‖_F²``)."""
+        if self.quad_A is None:
+            raise ValueError("the sketch's operator is not square: ER3 needs a self-adjoint operator")
+        base = {"definition": "ER3", "name": "participation_ratio"} if meta is None else meta
+        return participation_ratio_estimate(self.quad_A, self.norm2_A, self.level,
+                                            dict(self._meta("effective_rank"), **base))
+
+    def alignment(self) -> Estimate:
+        if self.cross is None:
+            raise ValueError("the sketch was taken without B; pass B= to sketch() for the alignment")
+        return _ratio_estimate(self.cross, self.norm2_A, self.norm2_B, 1.0, self.level, "hutchinson",
+                               dict(self._meta("alignment"), dimension=self.dimension))
+
+    def swap(self) -> "Sketch":
+        """The same sketch with the roles of ``A`` and ``B`` exchanged (estimates of ``B``)."""
+        if self.cross is None:
+            raise ValueError("the sketch was taken without B")
+        return Sketch(self.quad_B, self.norm2_B, self.quad_A, self.norm2_A, self.cross, self.dimension,
+                      self.level, self.meta)
+
+
+def sketch(A, budget: int, *, B=None, seed=None, distribution: str = "rademacher", level: float = 0.95,
+           chunk_size: int | None = None) -> Sketch:
+    """Apply ``A`` (and ``B``) once to ``budget`` random probes and keep what the trace, Frobenius
+    norm, ER3 and alignment estimators need (see :class:`Sketch`).
+
+    Probes are drawn ``chunk_size`` at a time (default: the operator's chunk size or 16) on the
+    operator's device in its dtype; nothing of operator size outlives a chunk.
+    """
+    A = _require_operator(A)
+    if B is not None:
+        A, B = _check_pair(A, B)
+    dim = A.size_in
+    _check_budget(budget, "hutchinson", dim)
+    if distribution not in ("rademacher", "gaussian"):
+        raise ValueError(f"probe distribution must be 'rademacher' or 'gaussian', got {distribution!r}")
+    chunk = chunk_size_for(A, chunk_size)
+    gen = make_generator(seed, A.device)
+    square = A.shape_in == A.shape_out
+    c = A.weight_out / A.weight_in
+    cols = {k: [] for k in ("qa", "na", "qb", "nb", "ab")}
+    for start, stop in _chunks(budget, chunk):
+        G = random_probes(stop - start, A.shape_in, A.dtype, A.device, gen, distribution)
+        if B is None:
+            AG, BG = A.matvec(G), None
+        else:
+            AG, BG = apply_pair(A, B, G)
+        cols["na"].append(c * batched_dot(AG, AG))
+        if square:
+            cols["qa"].append(batched_dot(G, AG))
+        if BG is not None:
+            cols["nb"].append(c * batched_dot(BG, BG))
+            cols["ab"].append(c * batched_dot(AG, BG))
+            if square:
+                cols["qb"].append(batched_dot(G, BG))
+        del AG, BG, G
+    cat = {k: (torch.cat(v) if v else None) for k, v in cols.items()}
+    meta = {"dimension": dim, "distribution": distribution, "seed": seed if isinstance(seed, int) else None,
+            "probes": budget, "chunk_size": chunk, "operators": [A.name] + ([B.name] if B is not None else [])}
+    return Sketch(cat["qa"], cat["na"], cat["qb"], cat["nb"], cat["ab"], dim, float(level), meta)

@@ -31,17 +31,16 @@ axes, reduction and estimator.
 """
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import torch
 import xarray as xr
 
 from .eigen import eigsh
-from .estimators import Estimate, _chunks, alignment, make_estimate
+from .estimators import Estimate, _chunks, alignment, make_estimate, sketch
 from .linop import LinearOperator, identity
 from .reductions import block_average, operator_dims, partial_trace, resolve_axes
-from ._probes import basis_vectors, batched_dot, chunk_size_for, make_generator, random_probes
+from ._probes import basis_vectors, batched_dot, chunk_size_for
 
 __all__ = ["effective_rank", "DEFINITIONS"]
 
@@ -104,31 +103,24 @@ def _reduced(A: LinearOperator, keep, reduction):
 
 
 def _shared_probe_pr(G: LinearOperator, budget, seed, level, chunk_size, meta) -> Estimate:
-    """ER3 from one application per probe: a_j = gᵀGg, b_j = ‖Gg‖² (exact over the basis if budget ≥ dim)."""
+    """ER3 from one application per probe: a_j = gᵀGg, b_j = ‖Gg‖² (exact over the basis if budget ≥ dim).
+
+    The randomized estimate is the shared sketch's (:func:`~.estimators.sketch`), so the same
+    probes also give the trace, the Frobenius norm and alignments at no further cost."""
     dim = G.size_in
+    if budget is not None and budget < dim:
+        if budget < 2:
+            raise ValueError(f"budget={budget} is too small: the participation ratio needs at least 2 probes")
+        return sketch(G, budget, seed=seed, level=level, chunk_size=chunk_size).effective_rank(meta)
     chunk = chunk_size_for(G, chunk_size)
-    exact = budget is None or budget >= dim
-    gen = None if exact else make_generator(seed, G.device)
-    n = dim if exact else budget
     a, b = [], []
-    for start, stop in _chunks(n, chunk):
-        X = (basis_vectors(start, stop, G.shape_in, G.dtype, G.device) if exact else
-             random_probes(stop - start, G.shape_in, G.dtype, G.device, gen))
+    for start, stop in _chunks(dim, chunk):
+        X = basis_vectors(start, stop, G.shape_in, G.dtype, G.device)
         GX = G.matvec(X)
         a.append(batched_dot(X, GX))
         b.append(batched_dot(GX, GX))
     a, b = torch.cat(a), torch.cat(b)
-    if exact:
-        return make_estimate(float(a.sum() ** 2 / b.sum()), 0.0, level=level, method="exact", n_matvecs=dim, meta=meta)
-    if n < 2:
-        raise ValueError(f"budget={budget} is too small: the participation ratio needs at least 2 probes")
-    ma, mb = a.mean(), b.mean()
-    value = float(ma ** 2 / mb)
-    grad = torch.stack([2 * ma / mb, -ma ** 2 / mb ** 2])
-    cov = torch.cov(torch.stack([a, b])) / n
-    se = math.sqrt(max(float(grad @ cov @ grad), 0.0))
-    meta = dict(meta, trace=float(ma), trace_of_square=float(mb))
-    return make_estimate(value, se, dof=n - 1, level=level, method="hutchinson", n_matvecs=n, meta=meta)
+    return make_estimate(float(a.sum() ** 2 / b.sum()), 0.0, level=level, method="exact", n_matvecs=dim, meta=meta)
 
 
 def _activity(X, centered, unit_dim):
