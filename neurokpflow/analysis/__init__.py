@@ -5,9 +5,12 @@
   checkpoint (``step`` dimension), resumable into netCDF;
 * :func:`subtask_alignment` — multi-task interference from the blocks K_ij of the parameter
   operator, δz_{i←j} = −η P_i K_ij P_j* Err_j, with dims ``(task_i, task_j[, step])``;
-* :func:`interference_decomposition` — the decomposition δz_{i←j} itself, for one model.
+* :func:`interference_decomposition` — the decomposition δz_{i←j} itself, for one model;
+* :func:`find_fixed_points` / :func:`slow_points` — fixed and slow points of a cell for a constant
+  input (or along an input interpolation), batched Levenberg–Marquardt (module ``fixed_points``).
 """
 from .dynamic_collapse import collapse
+from .fixed_points import find_fixed_points, slow_points
 from .subtask import interference_decomposition, subtask_alignment
 
-__all__ = ["collapse", "subtask_alignment", "interference_decomposition"]
+__all__ = ["find_fixed_points", "slow_points", "collapse", "subtask_alignment", "interference_decomposition"]

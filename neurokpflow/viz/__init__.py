@@ -3,8 +3,10 @@
 * :func:`plot_effective_rank` — effective rank of K, P, P K P* vs training step, misdirection and loss;
 * :func:`plot_eigenfunctions` — λ_i φ_i(t) of the unit-reduced K or P K P*, one line per trial;
 * :func:`plot_task_matrices` — task × task matrices at chosen steps;
-* :func:`plot_task_trajectories` — task-pair trajectories over training.
+* :func:`plot_task_trajectories` — task-pair trajectories over training;
+* :func:`plot_fixed_points` — fixed / slow points by stability in the PCA space of trajectories.
 """
+from .fixed_points import plot_fixed_points
 from .kpflow import plot_effective_rank, plot_eigenfunctions, plot_task_matrices, plot_task_trajectories
 
-__all__ = ["plot_effective_rank", "plot_eigenfunctions", "plot_task_matrices", "plot_task_trajectories"]
+__all__ = ["plot_fixed_points", "plot_effective_rank", "plot_eigenfunctions", "plot_task_matrices", "plot_task_trajectories"]
