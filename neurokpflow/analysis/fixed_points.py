@@ -19,7 +19,7 @@ Everything runs on the device and in the dtype of the cell's parameters (use ``m
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -37,7 +37,7 @@ class FixedPointOptions:
 
     n_initial : states drawn from the trajectories (when ``states`` is ``[B, T, S]``)
     noise : SD of the Gaussian noise added to the drawn states
-    tol_q : a state has converged when ``q < tol_q``
+    tol_q : a state has converged when ``q < tol_q``; default 1e-20 for float64 cells, 1e-10 otherwise
     max_iter : Levenberg–Marquardt steps at most
     q_threshold : points with ``q <= q_threshold`` are returned (default ``tol_q``); raise it to keep
         slow points
@@ -51,7 +51,7 @@ class FixedPointOptions:
 
     n_initial: int = 1024
     noise: float = 0.05
-    tol_q: float = 1e-12
+    tol_q: float | None = None
     max_iter: int = 100
     q_threshold: float | None = None
     unique_tol: float = 1e-3
@@ -66,7 +66,7 @@ class FixedPointOptions:
             if not isinstance(getattr(self, name), (int, np.integer)) or getattr(self, name) < 1:
                 raise ValueError(f"FixedPointOptions.{name} must be a positive int, got {getattr(self, name)!r}")
         for name in ("noise", "tol_q", "unique_tol", "stability_tol", "damping"):
-            if not getattr(self, name) >= 0:
+            if getattr(self, name) is not None and not getattr(self, name) >= 0:
                 raise ValueError(f"FixedPointOptions.{name} must be >= 0, got {getattr(self, name)!r}")
 
 
@@ -118,9 +118,9 @@ def minimize_q(model, inputs, initial, options: FixedPointOptions | None = None)
 
     Returns ``(z [N, S], q [N], n_iter [N])`` as tensors on the cell's device.
     """
-    opt = options or FixedPointOptions()
     cell = _cell(model)
     u = _as_input(cell, inputs)
+    opt = _resolved(options, u.dtype)
     z_all = torch.as_tensor(initial).to(dtype=u.dtype, device=u.device).clone()
     if z_all.dim() != 2 or z_all.shape[1] != cell.state_size:
         raise ValueError(f"initial states must have shape [N, {cell.state_size}], got {tuple(z_all.shape)}")
@@ -169,6 +169,13 @@ def minimize_q(model, inputs, initial, options: FixedPointOptions | None = None)
         q_all[lo:lo + opt.chunk_size] = q
         it_all[lo:lo + opt.chunk_size] = iters
     return z_all, q_all, it_all
+
+
+def _resolved(options, dtype):
+    opt = options or FixedPointOptions()
+    if opt.tol_q is None:
+        opt = replace(opt, tol_q=1e-20 if dtype == torch.float64 else 1e-10)
+    return opt
 
 
 def initial_states(states, n: int, noise: float, seed=0) -> torch.Tensor:
@@ -230,9 +237,9 @@ def find_fixed_points(model, inputs, states, options: FixedPointOptions | None =
     1; "unstable": all above 1), ``n_unstable``, ``output [point, output]`` for a model with a readout,
     and ``u [input]``.  Attributes state the tolerances and how many initial states converged.
     """
-    opt = options or FixedPointOptions()
     cell = _cell(model)
     u = _as_input(cell, inputs)
+    opt = _resolved(options, u.dtype)
     init = initial_states(states, opt.n_initial, opt.noise, opt.seed).to(dtype=u.dtype, device=u.device)
     z, q, iters = minimize_q(model, u, init, opt)
     return _dataset(model, cell, u, z, q, iters, opt)
@@ -280,11 +287,11 @@ def slow_points(model, u1, u2, states, n_steps: int = 11, options: FixedPointOpt
     concatenated along ``point``, with coordinates ``alpha [point]`` (0 at ``u1``, 1 at ``u2``) and
     ``step [point]``, and ``u [point, input]``.
     """
-    opt = options or FixedPointOptions()
     if not isinstance(n_steps, (int, np.integer)) or n_steps < 2:
         raise ValueError(f"n_steps must be an int >= 2 (both ends included), got {n_steps!r}")
     cell = _cell(model)
     a, b = _as_input(cell, u1), _as_input(cell, u2)
+    opt = _resolved(options, a.dtype)
     init = initial_states(states, opt.n_initial, opt.noise, opt.seed).to(dtype=a.dtype, device=a.device)
     parts, previous = [], init[:0]
     for k, alpha in enumerate(np.linspace(0.0, 1.0, n_steps)):
