@@ -13,6 +13,10 @@ Target: q(h) = ½‖F(h, u) − h‖² < 1e-10 for every state.
     nice -n 10 python benchmarks/bench_fixed_points.py [--threads 2] [--sample 16] [--adam-iters 20000]
 
 Runs on CUDA when available (``--device``).
+
+One run (2-core CPU shared with other jobs, load ~7, ``nice -n 10``, 2 threads): batched 309.7 s, all 4096
+states at q < 1e-10 in at most 5 steps; Adam loop 12.68 s/state (16/16 sampled states reached the target,
+197 steps on average) -> 51922 s extrapolated; speed-up 167.7x.
 """
 import argparse
 import time
