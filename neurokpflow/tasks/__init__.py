@@ -5,6 +5,8 @@
 >>> batch = task.sample(64, seed=0)          # inputs / targets / mask [B, T, ·], meta, epochs
 >>> grid = task.test_grid(n_angles=16)        # deterministic, noise-free analysis trials
 >>> four = tasks.mix([tasks.make(n, dt=0.1) for n in ("memory_pro", "memory_anti")])
+>>> yang = tasks.make("yang19")               # the 20 Yang 2019 tasks as one mix (85 inputs)
+>>> dm1 = tasks.make("yang19.dm1")            # one of them; dm1.trials(params) for explicit trials
 
 Tasks are immutable configurations; every ``sample`` call draws from its own generator
 seeded by ``seed`` (no global random state).  ``task.spec`` is a plain dict that
@@ -17,6 +19,7 @@ from .batch import Batch, PAD_EPOCH
 from .driscoll import DRISCOLL_TASKS, DriscollTask
 from .kpflow import KPFLOW_VARIANTS, FlipFlopTask, KPFlowContextMix, KPFlowMemoryTask
 from .mix import Mix
+from .yang19 import YANG19_TASKS, Yang19Task, popvec, score_ring_response_within
 from .scoring import (
     circular_distance,
     final_step,
@@ -26,8 +29,8 @@ from .scoring import (
 )
 
 __all__ = [
-    "make", "mix", "from_spec", "known_tasks", "Task", "Batch", "Mix", "PAD_EPOCH",
-    "DriscollTask", "KPFlowMemoryTask", "KPFlowContextMix", "FlipFlopTask",
+    "make", "mix", "suite", "known_suites", "from_spec", "known_tasks", "Task", "Batch", "Mix", "PAD_EPOCH",
+    "DriscollTask", "Yang19Task", "score_ring_response_within", "popvec", "KPFlowMemoryTask", "KPFlowContextMix", "FlipFlopTask",
     "score_response_angle_within", "score_final_channels_within", "score_final_sign_match",
     "final_step", "circular_distance",
 ]
@@ -37,7 +40,27 @@ _FACTORIES = {
     **{name: (lambda n: lambda **o: KPFlowMemoryTask(n, **o))(name) for name in KPFLOW_VARIANTS},
     "kpflow_multitask": lambda **o: KPFlowContextMix(**o),
     "flip_flop": lambda **o: FlipFlopTask(**o),
+    **{f"yang19.{name}": (lambda n: lambda **o: Yang19Task(n, **o))(name) for name in YANG19_TASKS},
 }
+
+#: suite name -> its task names, in the order of the suite's rule inputs
+_SUITES = {"yang19": tuple(f"yang19.{name}" for name in YANG19_TASKS)}
+
+
+def known_suites() -> list:
+    """Names accepted by :func:`suite` (and by :func:`make`, which returns the suite's mix)."""
+    return sorted(_SUITES)
+
+
+def suite(name: str, **options) -> list:
+    """The tasks of a suite, in its rule order, each built with ``options``.
+
+    ``"yang19"``: the 20 tasks of Yang et al. 2019 (:class:`Yang19Task`).
+    ``mix(suite("yang19"))`` has the original 85 inputs (fixation, 2 rings of 32, 20 rules).
+    """
+    if name not in _SUITES:
+        raise ValueError(f"unknown suite {name!r}; known suites: {', '.join(known_suites())}")
+    return [make(n, **options) for n in _SUITES[name]]
 
 
 def known_tasks() -> list:
@@ -51,10 +74,14 @@ def make(name: str, **options) -> Task:
     Names: memory_pro, memory_anti, delay_pro, delay_anti, react_pro, react_anti (Driscoll 2024
     I/O, :class:`DriscollTask`), kpflow_memory_pro / _anti, kpflow_delay_pro / _anti
     (:class:`KPFlowMemoryTask`), kpflow_multitask (the KPFlow 4-task context mix,
-    :class:`KPFlowContextMix`) and flip_flop (:class:`FlipFlopTask`).
+    :class:`KPFlowContextMix`), flip_flop (:class:`FlipFlopTask`) and yang19.<rule> (the 20 Yang
+    2019 tasks, :class:`Yang19Task`).  A suite name (``"yang19"``) gives the mix of its tasks.
     """
+    if name in _SUITES:
+        return mix(suite(name, **options))
     if name not in _FACTORIES:
-        raise ValueError(f"unknown task {name!r}; known tasks: {', '.join(known_tasks())}")
+        raise ValueError(f"unknown task {name!r}; known tasks: {', '.join(known_tasks())}; "
+                         f"suites: {', '.join(known_suites())}")
     return _FACTORIES[name](**options)
 
 

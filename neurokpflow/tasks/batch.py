@@ -44,7 +44,8 @@ class Batch:
         Per-trial metadata: ``task`` (name), ``condition`` (index in the task's test grid or
         sample order), ``stimulus_angle`` / ``response_angle`` (radians, NaN when absent),
         ``n_steps`` (the trial's own length) and, for every epoch ``e``, ``e_start`` /
-        ``e_stop`` (step indices, half-open; -1 when the trial has no such epoch).
+        ``e_stop`` (step indices, half-open; -1 when the trial has no such epoch); tasks built
+        from explicit parameters add ``param.<name>`` entries (see :attr:`params`).
     epochs : numpy array of str ``[B, T]``
         Per-step epoch labels (``"pad"`` after a trial's end).
     dt : float
@@ -88,6 +89,19 @@ class Batch:
     def times(self) -> np.ndarray:
         """Start time of every step in seconds, ``t·dt``."""
         return np.arange(self.n_steps) * self.dt
+
+    @property
+    def params(self) -> dict:
+        """Per-trial task parameters (``meta["param.<name>"]``) as ``{name: array}``, leaving out
+        those that no trial of the batch uses (all NaN); ``{}`` for tasks without them.
+        For a single task, ``task.trials(batch.params)`` rebuilds the batch without noise."""
+        out = {}
+        for key, value in self.meta.items():
+            if key.startswith("param."):
+                value = np.asarray(value, dtype=np.float64)
+                if not np.all(np.isnan(value)):
+                    out[key[len("param."):]] = value.copy()
+        return out
 
     @property
     def tasks(self) -> list:

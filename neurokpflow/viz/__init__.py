@@ -5,9 +5,11 @@
 * :func:`plot_task_matrices` — task × task matrices at chosen steps;
 * :func:`plot_task_trajectories` — task-pair trajectories over training;
 * :func:`plot_similarity_flow` — cumulative predicted vs measured similarity gain per sub-task.
+* :func:`plot_fixed_points` — fixed / slow points by stability in the PCA space of trajectories.
 """
+from .fixed_points import plot_fixed_points
 from .kpflow import plot_effective_rank, plot_eigenfunctions, plot_task_matrices, plot_task_trajectories
 from .similarity import plot_similarity_flow
 
 __all__ = ["plot_effective_rank", "plot_eigenfunctions", "plot_task_matrices", "plot_task_trajectories",
-           "plot_similarity_flow"]
+           "plot_similarity_flow", "plot_fixed_points"]
