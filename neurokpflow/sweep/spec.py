@@ -50,6 +50,11 @@ def _check_value(name, value):
               f"got {type(value).__name__} {value!r}")
     if name == "task" and isinstance(value, list) and not all(isinstance(v, str) for v in value):
         _fail(f"sweep field grid.task: a mix is a list of task names, got {value!r}")
+    if name == "task":
+        from ..tasks import known_tasks
+        for t in [value] if isinstance(value, str) else value:
+            if t not in known_tasks():
+                _fail(f"sweep field grid.task: unknown task {t!r}; known: {', '.join(known_tasks())}")
     if name in ("hidden", "steps", "checkpoint_every", "batch_size") and value < 1:
         _fail(f"sweep field grid.{name}: must be positive, got {value!r}")
     if name == "optimizer" and value not in ("adam", "sgd"):
