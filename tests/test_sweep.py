@@ -151,3 +151,18 @@ def test_a_failed_run_is_recorded_and_the_sweep_goes_on(tmp_path, capsys):
     assert errors[0] == "" and "diverged" in errors[1]
     assert np.all(np.isfinite(ds.loss.sel(run=ds.run[0]).values))
     assert "1 of 2 run(s) failed" in capsys.readouterr().err
+
+
+def test_cli_sweep(tmp_path, capsys):
+    from neurokpflow.cli.main import main
+
+    spec = tmp_path / "spec.toml"
+    spec.write_text("[grid]\ntask = 'memory_pro'\nhidden = 8\nsteps = 2\ncheckpoint_every = 2\nbatch_size = 8\n"
+                    "seed = [0, 1]\n")
+    assert main(["sweep", str(spec), "--out", str(tmp_path / "out"), "--scheduler", "inline", "-q"]) == 0
+    assert open_sweep(tmp_path / "out").sizes["run"] == 2
+    spec.write_text("[grid]\nseed = 'zero'\n")
+    assert main(["sweep", str(spec), "--out", str(tmp_path / "bad")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [err[0]] and "grid.seed" in err[0]
+    assert not (tmp_path / "bad").exists()  # nothing ran

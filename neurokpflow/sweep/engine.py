@@ -129,7 +129,11 @@ def _run_distributed(todo, out, compute, threads, scheduler, n_workers, retries,
         client = Client(scheduler)
     summaries = []
     try:
-        print(f"dask dashboard: {client.dashboard_link}", file=sys.stderr)
+        try:
+            import bokeh  # noqa: F401  (the dashboard needs it)
+            print(f"dask dashboard: {client.dashboard_link}", file=sys.stderr)
+        except ImportError:
+            print(f"dask scheduler: {client.scheduler.address} (dashboard: install bokeh>=3.1)", file=sys.stderr)
         futures = [client.submit(_run_and_store, run, out, compute, threads, key=f"run-{run_id(run)}",
                                  pure=False, retries=retries) for run in todo]
         for fut in as_completed(futures):
