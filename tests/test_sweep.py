@@ -1,5 +1,6 @@
 """Sweeps: specification validation, train-or-resume, the dask engine and the combined store."""
 import pickle
+import time
 
 import numpy as np
 import pytest
@@ -166,3 +167,38 @@ def test_cli_sweep(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [err[0]] and "grid.seed" in err[0]
     assert not (tmp_path / "bad").exists()  # nothing ran
+
+
+def test_a_killed_worker_is_retried_and_the_sweep_is_bitwise_unchanged(tmp_path):
+    import os
+    import signal
+    import threading
+
+    from dask.distributed import Client, LocalCluster
+
+    sweep = Sweep(grid={**TINY, "steps": 40, "checkpoint_every": 5, "seed": [0, 1]})
+    reference = run_sweep(sweep, tmp_path / "inline", scheduler="inline", progress=False)
+    out = tmp_path / "dask"
+    killed = []
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
+            Client(cluster) as client:
+        pids = list(client.run(os.getpid).values())
+
+        def kill_when_a_run_has_a_checkpoint():
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not killed:
+                for ckpt in out.glob("runs/*/checkpoints/step_*.pt"):
+                    if not (ckpt.parent.parent / "log.nc").exists() or len(list(ckpt.parent.iterdir())) < 8:
+                        os.kill(pids[0], signal.SIGKILL)
+                        killed.append(ckpt)
+                        return
+                time.sleep(0.02)
+
+        watcher = threading.Thread(target=kill_when_a_run_has_a_checkpoint)
+        watcher.start()
+        ds = run_sweep(sweep, out, scheduler=cluster.scheduler_address, progress=False)
+        watcher.join()
+    assert killed, "no worker was killed mid-run"
+    assert set(ds.status.values.tolist()) == {"done"}
+    _same_numbers(reference, ds)
+    assert not list(out.rglob(".*.tmp-*"))
