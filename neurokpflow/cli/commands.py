@@ -17,7 +17,7 @@ STATS = ("bootstrap", "permutation", "noise_ceiling", "cross_validated")
 
 def register(sub, common):
     """Add every sub-command to the ``add_subparsers`` object ``sub``."""
-    for add in (_add_info, _add_train, _add_analyze, _add_compare, _add_demo):
+    for add in (_add_info, _add_train, _add_analyze, _add_compare, _add_demo, _add_sweep):
         add(sub, common)
 
 
@@ -268,4 +268,36 @@ def run_demo(args):
     paths = demo_run(args.out, quick=args.quick, nwb=nwb, condition=args.condition, align_to=args.align_to,
                      smooth_sigma=args.smooth, seed=args.seed, device=args.device, console=console)
     console.say(f"report: {paths['report']}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------- sweep
+def _add_sweep(sub, common):
+    p = sub.add_parser(
+        "sweep", parents=[common], formatter_class=FORMATTER,
+        help="run a grid of training runs (and their analyses) on dask into one Zarr store",
+        description=_doc("Validate the TOML sweep specification, then train or resume every unfinished run "
+                         "and compute what the specification asks, on a dask LocalCluster (one single-threaded "
+                         "worker process per core) or an existing scheduler. Results: OUT/sweep.zarr, read "
+                         "with neurokpflow.sweep.open_sweep(OUT).",
+                         examples=["neurokpflow sweep spec.toml --out results/",
+                                   "neurokpflow sweep spec.toml --out results/ --scheduler tcp://10.0.0.1:8786"]))
+    p.add_argument("spec", metavar="SPEC.toml", help="the sweep specification")
+    p.add_argument("--out", required=True, metavar="DIR", help="results folder (run folders and sweep.zarr)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="address of an existing dask scheduler (default: start a LocalCluster); 'inline' runs "
+                        "serially in this process")
+    p.add_argument("--workers", type=_positive_int, default=None, metavar="N",
+                   help="LocalCluster workers (default: one per core)")
+    p.set_defaults(handler=run_sweep)
+
+
+def run_sweep(args):
+    from .. import sweep
+
+    spec = sweep.load(_existing_file(args.spec))
+    ds = sweep.run_sweep(spec, args.out, scheduler=args.scheduler, n_workers=args.workers,
+                         progress=not args.quiet)
+    done = int((ds["status"].values == "done").sum())
+    Console(args.quiet).say(f"{done} of {ds.sizes['run']} run(s) done; results in {Path(args.out) / sweep.STORE}")
     return 0

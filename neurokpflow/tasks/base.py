@@ -73,6 +73,10 @@ class Task:
     def _freeze(self):
         object.__setattr__(self, "_frozen", True)
 
+    def __reduce__(self):
+        # plain pickle (multiprocessing, dask workers) through the portable spec
+        return (_rebuild, (self.spec,))
+
     @property
     def options(self) -> dict:
         return dict(self._options)
@@ -136,3 +140,9 @@ def _plain(value):
     if isinstance(value, np.generic):
         return value.item()
     return value
+
+
+def _rebuild(spec):
+    """Unpickle a task from its ``spec`` (see ``Task.__reduce__``)."""
+    from . import from_spec
+    return from_spec(spec)

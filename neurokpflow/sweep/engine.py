@@ -1,0 +1,155 @@
+"""Execute a :class:`Sweep` on dask.distributed (or inline) into one Zarr store.
+
+Layout of ``OUT/sweep.zarr``: one group ``runs/<run_id>`` per run, written by the worker that ran
+it (separate groups, so concurrent workers never write the same files), and the group
+``combined`` written by the driver at the end and consolidated: the Dataset of every run along a
+``run`` dimension with the hyperparameters, ``status``, ``error``, ``threads`` and ``seconds`` as
+``run`` coordinates.  Run folders (checkpoints, ``log.nc``) are ``OUT/runs/<run_id>``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from ._zarrio import _zarr, read_group, write_group
+from .run import execute_run
+from .spec import RUN_FIELDS, Sweep, run_id
+
+__all__ = ["run_sweep", "open_sweep", "STORE"]
+
+STORE = "sweep.zarr"
+
+
+def _group_done(store, rid):
+    try:
+        ds = read_group(store, f"runs/{rid}")
+    except (FileNotFoundError, KeyError, ValueError, OSError):
+        return False
+    return ds.attrs.get("status") == "done"
+
+
+def _run_and_store(run, out, compute, threads):
+    """The unit of work shipped to a worker: only plain values in, a small summary out."""
+    ds = execute_run(run, out, compute, threads)
+    store = Path(out) / STORE
+    write_group(ds, store, f"runs/{ds.attrs['run_id']}")
+    return {k: ds.attrs[k] for k in ("run_id", "status", "error", "threads", "seconds")}
+
+
+def _versions():
+    out = {"python": sys.version.split()[0]}
+    for pkg in ("neurokpflow", "torch", "numpy", "xarray", "zarr", "dask", "distributed"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "absent"
+    return out
+
+
+def _coord(value):
+    return "+".join(value) if isinstance(value, list) else value
+
+
+def _combine(sweep: Sweep, out: Path) -> xr.Dataset:
+    store = out / STORE
+    parts = []
+    runs = sweep.runs()
+    for run in runs:
+        part = read_group(store, f"runs/{run_id(run)}")
+        attrs = dict(part.attrs)
+        part.attrs = {}
+        part = part.expand_dims(run=[attrs["run_id"]])
+        coords = {k: ("run", [_coord(run[k])]) for k in RUN_FIELDS}
+        coords.update({k: ("run", [attrs[k]]) for k in ("status", "error", "threads", "seconds")})
+        parts.append(part.assign_coords(coords))
+    ds = xr.concat(parts, dim="run", join="outer", combine_attrs="drop", coords="different", compat="equals")
+    ds.attrs = {"sweep": json.dumps(sweep.to_dict(), sort_keys=True), "versions": json.dumps(_versions())}
+    write_group(ds, store, "combined")
+    _zarr().consolidate_metadata(str(store))
+    return ds
+
+
+def run_sweep(sweep: Sweep, out, *, scheduler=None, n_workers=None, progress=True, retries=2) -> xr.Dataset:
+    """Run every unfinished run of ``sweep`` and return the combined Dataset.
+
+    ``scheduler``: ``None`` starts a ``LocalCluster`` (``n_workers`` processes, default one per
+    core, one thread each); ``"tcp://host:port"`` uses that cluster; ``"inline"`` runs serially in
+    this process.  Runs whose group already says ``status == "done"`` are skipped; others are
+    trained or resumed from their checkpoints.  A run failing for its own reason is recorded as
+    failed (``status``/``error`` coordinates) and the sweep goes on.
+    """
+    if not isinstance(sweep, Sweep):
+        raise TypeError(f"sweep must be a neurokpflow.sweep.Sweep (or load('spec.toml')), got {type(sweep).__name__}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    zarr = _zarr()
+    store = out / STORE
+    root = zarr.open_group(str(store), mode="a")
+    root.require_group("runs")
+    todo = [r for r in sweep.runs() if not _group_done(store, run_id(r))]
+    compute, threads = dict(sweep.compute), sweep.threads
+    summaries = []
+    from tqdm.auto import tqdm
+    bar = tqdm(total=len(todo), desc="runs", disable=not progress, dynamic_ncols=True)
+    try:
+        if scheduler == "inline":
+            for run in todo:
+                summaries.append(_run_and_store(run, str(out), compute, threads))
+                bar.update(1)
+        else:
+            summaries = _run_distributed(todo, str(out), compute, threads, scheduler, n_workers, retries, bar)
+    finally:
+        bar.close()
+    ds = _combine(sweep, out)
+    failed = [(s["run_id"], s["error"]) for s in summaries if s["status"] != "done"]
+    if failed and progress:
+        print(f"{len(failed)} of {len(todo)} run(s) failed:", file=sys.stderr)
+        for rid, err in failed:
+            print(f"  {rid}: {err}", file=sys.stderr)
+    return ds
+
+
+def _run_distributed(todo, out, compute, threads, scheduler, n_workers, retries, bar):
+    try:
+        from dask.distributed import Client, LocalCluster, as_completed
+    except ImportError:
+        raise ImportError("install neurokpflow[sweep] (dask[distributed]) to run sweeps on a cluster") from None
+    cluster = None
+    if scheduler is None:
+        cluster = LocalCluster(n_workers=n_workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
+                               dashboard_address=":0")
+        client = Client(cluster)
+    else:
+        client = Client(scheduler)
+    summaries = []
+    try:
+        try:
+            import bokeh  # noqa: F401  (the dashboard needs it)
+            print(f"dask dashboard: {client.dashboard_link}", file=sys.stderr)
+        except ImportError:
+            print(f"dask scheduler: {client.scheduler.address} (dashboard: install bokeh>=3.1)", file=sys.stderr)
+        futures = [client.submit(_run_and_store, run, out, compute, threads, key=f"run-{run_id(run)}",
+                                 pure=False, retries=retries) for run in todo]
+        for fut in as_completed(futures):
+            summaries.append(fut.result())
+            bar.update(1)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    return summaries
+
+
+def open_sweep(path) -> xr.Dataset:
+    """The combined Dataset of a finished sweep in ``path`` (the ``--out`` folder or its ``sweep.zarr``)."""
+    path = Path(path)
+    store = path if path.name.endswith(".zarr") else path / STORE
+    if not store.exists():
+        raise FileNotFoundError(f"no sweep results at {store}; run `neurokpflow sweep SPEC --out {path}` first")
+    return read_group(store, "combined")
