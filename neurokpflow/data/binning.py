@@ -90,6 +90,24 @@ def _plain(value):
     return value.item() if isinstance(value, np.generic) else value
 
 
+def check_unit_index(unit_bounds: np.ndarray, n_spikes: int) -> None:
+    """Raise :class:`InvalidSpikeTimesError` unless ``unit_bounds`` (0, then ``spike_times_index``) is a
+    non-decreasing index into ``n_spikes`` spike times."""
+    bounds = np.asarray(unit_bounds, dtype=np.int64)
+    steps = np.diff(bounds)
+    if (steps < 0).any():
+        unit = int(np.flatnonzero(steps < 0)[0])
+        raise InvalidSpikeTimesError(
+            f"Units: spike_times_index decreases at row {unit} ({int(bounds[unit])} -> {int(bounds[unit + 1])}); "
+            "the file's Units table is corrupt, re-write it"
+        )
+    if bounds.size and (bounds[0] < 0 or bounds[-1] > n_spikes):
+        raise InvalidSpikeTimesError(
+            f"Units: spike_times_index ends at {int(bounds[-1])} but spike_times holds {n_spikes} values; "
+            "the file's Units table is truncated or corrupt, re-write it"
+        )
+
+
 def check_spike_times(times: np.ndarray, unit_bounds: np.ndarray, unit_ids) -> None:
     """Raise :class:`InvalidSpikeTimesError` naming the unit if its spike times are NaN/inf or unsorted."""
     finite = np.isfinite(times)
@@ -103,7 +121,11 @@ def check_spike_times(times: np.ndarray, unit_bounds: np.ndarray, unit_ids) -> N
     if times.size < 2:
         return
     decreasing = np.diff(times) < 0
-    decreasing[unit_bounds[1:-1] - 1] = False  # a new unit may start earlier than the last spike of the previous
+    # A new unit may start earlier than the last spike of the previous one: clear the pairs that straddle
+    # a unit boundary.  Empty units repeat a boundary; boundaries at 0 or at the end straddle nothing.
+    inner = np.asarray(unit_bounds[1:-1], dtype=np.int64)
+    inner = inner[(inner > 0) & (inner < times.size)]
+    decreasing[inner - 1] = False
     if decreasing.any():
         bad = int(np.flatnonzero(decreasing)[0])
         unit = int(np.searchsorted(unit_bounds, bad, side="right") - 1)
@@ -139,6 +161,7 @@ def bin_spike_times(times: np.ndarray, unit_bounds: np.ndarray, grid: TimeGrid, 
     """
     times = np.asarray(times, dtype=float)
     unit_bounds = np.asarray(unit_bounds, dtype=np.int64)
+    check_unit_index(unit_bounds, times.size)
     n_units = unit_bounds.size - 1
     edges = grid.absolute_edges(align_times)
     n_trials, nb = edges.shape[0], grid.n_bins

@@ -8,7 +8,7 @@ import numpy as np
 import xarray as xr
 
 from ._nwbio import _open, provenance_attrs
-from .binning import TimeGrid, bin_spike_times, bins_inside, check_spike_times
+from .binning import TimeGrid, bin_spike_times, bins_inside, check_spike_times, check_unit_index
 from .describe import event_tables, find_timeseries, interval_tables, resolve_series
 from .errors import AlignmentError, InvalidTrialsError, MissingDataError, MissingTrialsError
 from .series import RESAMPLING, series_on_grid
@@ -234,6 +234,7 @@ def _spike_counts(units, positions, ids, grid, align, invalid, observed, lazy, p
         raise MissingDataError("the Units table has no spike_times column; pass units=False and use series=...")
     bounds = np.r_[0, np.asarray(units.spike_times_index.data[:], dtype=np.int64)]
     flat = units.spike_times.data
+    check_unit_index(bounds, len(flat))
 
     def count(chunk):
         lo, hi = bounds[chunk[0]], bounds[chunk[-1] + 1]

@@ -1,0 +1,70 @@
+"""Regression tests of the data layer's reading core: binning with empty units anywhere, a corrupt
+spike_times_index, option validation before any computation, whole-session reads, objects found
+anywhere NWB allows them, and unsupported schema versions."""
+import datetime as dt
+
+import h5py
+import numpy as np
+import pynwb
+import pytest
+
+from neurokpflow.data import (
+    BinningError,
+    InvalidSpikeTimesError,
+    MissingTrialsError,
+    NWBLoadError,
+    read_nwb,
+)
+
+T0 = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def units_file(spikes, trials=((0.0, 1.0), (1.0, 2.0))):
+    """In-memory NWBFile with one Units row per spike array and a trials table."""
+    nwb = pynwb.NWBFile(session_description="core", identifier="core", session_start_time=T0)
+    for start, stop in trials:
+        nwb.add_trial(start_time=start, stop_time=stop)
+    nwb.units = pynwb.misc.Units(name="units", description="u", resolution=1e-5)
+    for times in spikes:
+        nwb.add_unit(spike_times=np.asarray(times, float))
+    return nwb
+
+
+def oracle(spikes, align, window, bin_size):
+    """Independent count: np.searchsorted of the exact edges on each unit's sorted spike times."""
+    edges = (np.asarray(align, float)[:, None] + window[0]) + np.arange(round((window[1] - window[0]) / bin_size) + 1) * bin_size
+    out = np.zeros((edges.shape[0], edges.shape[1] - 1, len(spikes)))
+    for u, times in enumerate(spikes):
+        pos = np.searchsorted(np.sort(np.asarray(times, float)), edges, side="left")
+        out[:, :, u] = np.diff(pos, axis=1)
+    return out
+
+
+@pytest.mark.parametrize("per_chunk", [2, 3, 64])
+def test_last_unit_of_a_chunk_without_spikes_reads(per_chunk):
+    # was: IndexError in check_spike_times when a chunk's last unit is empty
+    spikes = [[0.1, 0.5], [0.2], [], [1.5], [0.3, 1.2], []]
+    spikes = spikes[: per_chunk] if per_chunk < len(spikes) else spikes
+    spikes[-1] = []
+    nwb = units_file(spikes + [[0.7]] * (per_chunk == 2))
+    ds = read_nwb(nwb, window=(0.0, 1.0), bin_size=0.25, units_per_chunk=per_chunk)
+    truth = spikes + [[0.7]] * (per_chunk == 2)
+    np.testing.assert_array_equal(ds.spike_count.values, oracle(truth, [0.0, 1.0], (0.0, 1.0), 0.25))
+
+
+def test_first_unit_of_a_chunk_without_spikes_keeps_the_sort_check():
+    # was: the empty first unit cleared the check of the chunk's last pair, so this unsorted unit was
+    # binned silently wrong
+    nwb = units_file([[], [0.2, 0.6, 0.4]])
+    with pytest.raises(InvalidSpikeTimesError, match="not sorted"):
+        read_nwb(nwb, window=(0.0, 1.0), bin_size=0.25)
+
+
+def test_spike_times_index_past_the_end_is_a_typed_error(tmp_path):
+    path = tmp_path / "bad_index.nwb"
+    with pynwb.NWBHDF5IO(str(path), "w") as io:
+        io.write(units_file([[0.1, 0.2], [0.3]]))
+    with h5py.File(path, "a") as h5:
+        h5["units/spike_times_index"][-1] = 7  # 3 spike times stored
+    with pytest.raises(InvalidSpikeTimesError, match="spike_times_index ends at 7 but spike_times holds 3"):
+        read_nwb(path, window=(0.0, 1.0), bin_size=0.25)
