@@ -54,10 +54,13 @@ def test_last_unit_of_a_chunk_without_spikes_reads(per_chunk):
 
 def test_first_unit_of_a_chunk_without_spikes_keeps_the_sort_check():
     # was: the empty first unit cleared the check of the chunk's last pair, so this unsorted unit was
-    # binned silently wrong
-    nwb = units_file([[], [0.2, 0.6, 0.4]])
-    with pytest.raises(InvalidSpikeTimesError, match="not sorted"):
-        read_nwb(nwb, window=(0.0, 1.0), bin_size=0.25)
+    # binned silently wrong (one spike dropped, one spurious count); now it is sorted (a copy) and named
+    spikes = [[], [0.2, 1.5, 0.9]]
+    nwb = units_file(spikes)
+    ds = read_nwb(nwb, window=(0.0, 1.0), bin_size=0.25)
+    np.testing.assert_array_equal(ds.spike_count.values, oracle(spikes, [0.0, 1.0], (0.0, 1.0), 0.25))
+    assert ds.attrs["units_with_unsorted_spike_times"].startswith("ids [1]:")
+    assert list(nwb.units["spike_times"][1]) == [0.2, 1.5, 0.9]  # the input is untouched
 
 
 def test_spike_times_index_past_the_end_is_a_typed_error(tmp_path):
