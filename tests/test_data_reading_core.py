@@ -71,3 +71,40 @@ def test_spike_times_index_past_the_end_is_a_typed_error(tmp_path):
         h5["units/spike_times_index"][-1] = 7  # 3 spike times stored
     with pytest.raises(InvalidSpikeTimesError, match="spike_times_index ends at 7 but spike_times holds 3"):
         read_nwb(path, window=(0.0, 1.0), bin_size=0.25)
+
+
+@pytest.mark.parametrize(
+    "options, builtin, name",
+    [
+        ({"bin_size": 0}, ValueError, "bin_size"),
+        ({"bin_size": float("nan")}, ValueError, "bin_size"),
+        ({"bin_size": None}, TypeError, "bin_size"),
+        ({"bin_size": "10ms"}, TypeError, "bin_size"),
+        ({"bin_size": -0.01}, ValueError, "bin_size"),
+        ({"bin_size": True}, TypeError, "bin_size"),
+        ({"window": (1.0, 0.0)}, ValueError, "window"),
+        ({"window": "all"}, TypeError, "window"),
+        ({"resample": "median"}, ValueError, "resample"),
+        ({"units": 3}, TypeError, "units"),
+        ({"intervals": 0}, TypeError, "intervals"),
+        ({"trial_ids": [0.5]}, ValueError, "trial_ids"),
+        ({"lazy": "yes"}, TypeError, "lazy"),
+        ({"units_per_chunk": 0}, ValueError, "units_per_chunk"),
+        ({"align_to": {"a": 1}}, TypeError, "align_to"),
+        ({"series": 5}, TypeError, "series"),
+    ],
+)
+def test_bad_options_raise_the_packages_error_naming_the_option(options, builtin, name):
+    # was: raw ValueError / OverflowError / TypeError from the default window, computed before validation;
+    # bin_size=-0.01 blamed the (default) window; resample='median' a builtin ValueError
+    nwb = units_file([[0.1, 0.5], [1.2]])
+    with pytest.raises(NWBLoadError) as info:
+        read_nwb(nwb, **options)
+    err = info.value
+    assert isinstance(err, builtin) and str(err).startswith(f"{name}=") and "\n" not in str(err)
+    assert "window" not in str(err) or name == "window"
+
+
+def test_bad_option_is_refused_before_the_file_is_opened(tmp_path):
+    with pytest.raises(BinningError, match="bin_size=0: expected a positive"):
+        read_nwb(tmp_path / "does_not_exist.nwb", bin_size=0)

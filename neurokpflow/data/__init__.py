@@ -20,6 +20,7 @@ from .errors import (
     AlignmentError,
     BinningError,
     DatasetNotFoundError,
+    InvalidOptionError,
     InvalidSpikeTimesError,
     InvalidTrialsError,
     MissingDataError,
@@ -27,6 +28,7 @@ from .errors import (
     NWBFileError,
     NWBLoadError,
     NWBWriteError,
+    UnsupportedSchemaError,
     UnsupportedSeriesError,
 )
 from .preprocessing import (
@@ -74,6 +76,8 @@ __all__ = [
     "InvalidSpikeTimesError",
     "InvalidTrialsError",
     "BinningError",
+    "InvalidOptionError",
+    "UnsupportedSchemaError",
     "UnsupportedSeriesError",
     "NWBWriteError",
     "DatasetNotFoundError",
