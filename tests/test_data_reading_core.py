@@ -108,3 +108,107 @@ def test_bad_options_raise_the_packages_error_naming_the_option(options, builtin
 def test_bad_option_is_refused_before_the_file_is_opened(tmp_path):
     with pytest.raises(BinningError, match="bin_size=0: expected a positive"):
         read_nwb(tmp_path / "does_not_exist.nwb", bin_size=0)
+
+
+def bare_file():
+    return pynwb.NWBFile(session_description="bare", identifier="bare", session_start_time=T0)
+
+
+def test_units_without_interval_table_read_as_the_whole_session():
+    spikes = [[0.31, 2.0, 7.49], [], [5.0]]
+    nwb = units_file(spikes, trials=())
+    ds = read_nwb(nwb, bin_size=0.5)
+    assert ds.attrs["alignment"] == ds.attrs["intervals"] == "session" and ds.sizes["trial"] == 1
+    assert ds.attrs["window"] == [0.0, 7.5] and ds.time.values[0] == 0.25  # session clock, whole bins
+    np.testing.assert_array_equal(ds.spike_count.values, oracle(spikes, [0.0], (0.0, 7.5), 0.5))
+    assert float(ds.spike_count.sum()) == 4 and bool(ds.valid.all())
+    lazy = read_nwb(nwb, bin_size=0.5, lazy=True)
+    np.testing.assert_array_equal(lazy.spike_count.values, ds.spike_count.values)
+    lazy.close()
+
+
+def test_session_read_is_explicit_too_and_refuses_an_alignment_it_cannot_honour():
+    nwb = units_file([[0.5, 3.2]])  # has trials; intervals='session' ignores them
+    ds = read_nwb(nwb, intervals="session", window=(0.0, 4.0), bin_size=1.0)
+    assert ds.spike_count.values[0, :, 0].tolist() == [1, 0, 0, 1]
+    from neurokpflow.data import AlignmentError
+
+    with pytest.raises(AlignmentError, match="align_to='go'.*intervals="):
+        read_nwb(nwb, intervals="session", align_to="go")
+    with pytest.raises(MissingTrialsError, match="intervals='session'"):
+        read_nwb(nwb, intervals="blocks")
+
+
+def test_series_only_file_reads_every_gridable_series_on_the_session_clock():
+    nwb = bare_file()
+    nwb.add_acquisition(pynwb.TimeSeries(name="speed", data=np.arange(8.0), unit="m/s", rate=4.0, starting_time=1.0,
+                                         description="s"))
+    nwb.add_acquisition(pynwb.TimeSeries(name="movie", data=np.zeros((3, 2, 2)), unit="a.u.", rate=1.0, description="m"))
+    ds = read_nwb(nwb, bin_size=0.25)
+    assert set(ds.data_vars) == {"valid", "time_bnds", "speed"} and "/acquisition/movie (shape (3, 2, 2))" in ds.attrs["series_not_loaded"]
+    assert ds.attrs["window"] == [1.0, 3.0]
+    np.testing.assert_allclose(ds.speed.values[0], np.arange(8.0))
+
+
+def test_event_table_alone_is_counted_per_bin():
+    nwb = bare_file()
+    table = nwb.create_events_table(name="licks", description="lick times (s)")
+    for t in (0.1, 0.2, 0.2, 1.6):
+        table.add_row(timestamp=t)
+    ds = read_nwb(nwb, bin_size=0.5)
+    assert ds.licks_count.values[0].tolist() == [3, 0, 0, 1]
+
+
+def test_units_and_interval_tables_found_outside_their_usual_place():
+    nwb = bare_file()
+    module = nwb.create_processing_module("ecephys", "sorted units")
+    units = pynwb.misc.Units(name="sorted", description="u")
+    units.add_unit(spike_times=[0.2, 1.2, 1.3])
+    module.add(units)
+    blocks = pynwb.epoch.TimeIntervals(name="blocks", description="task blocks")
+    blocks.add_interval(start_time=1.0, stop_time=2.0)
+    module.add(blocks)
+    ds = read_nwb(nwb, intervals="blocks", window=(0.0, 1.0), bin_size=0.5)
+    assert ds.spike_count.attrs["nwb_object_path"] == "/processing/ecephys/sorted"
+    assert ds.spike_count.values[0, :, 0].tolist() == [2, 0] and ds.attrs["intervals"] == "/processing/ecephys/blocks"
+    by_path = read_nwb(nwb, units="/processing/ecephys/sorted", intervals="/processing/ecephys/blocks",
+                       window=(0.0, 1.0), bin_size=0.5)
+    assert by_path.spike_count.identical(ds.spike_count)
+    from neurokpflow.data import MissingDataError, describe_nwb
+
+    with pytest.raises(MissingDataError, match=r"/processing/ecephys/sorted"):
+        read_nwb(nwb, units="units")
+    summary = describe_nwb(nwb)
+    assert summary.units.path == "/processing/ecephys/sorted"
+    assert [t.path for t in summary.intervals] == ["/processing/ecephys/blocks"]
+    assert "whole session" in str(summary)
+
+
+def test_long_id_lists_are_capped_in_messages():
+    nwb = units_file([[0.1]], trials=[(float(i), float(i) + 0.5) for i in range(1700)])
+    from neurokpflow.data import MissingDataError
+
+    with pytest.raises(MissingDataError) as info:
+        read_nwb(nwb, trial_ids=range(5000, 7000), window=(0.0, 0.5), bin_size=0.5)
+    assert "2,000 trials, e.g. 5000, 5001, 5002 …" in str(info.value) and len(str(info.value)) < 200
+
+
+def test_unsupported_schema_versions_are_named(tmp_path):
+    from neurokpflow.data import UnsupportedSchemaError
+    from neurokpflow.data._schema import unsupported_schema_error
+
+    old = tmp_path / "nwb1.nwb"
+    with h5py.File(old, "w") as h5:  # the root of an NWB 1.x file
+        h5["nwb_version"] = "NWB-1.0.6"
+        h5["identifier"] = "x"
+    with pytest.raises(UnsupportedSchemaError, match=r"NWB 1\.0\.6 files are not supported; .*NeuroConv"):
+        read_nwb(old)
+    matnwb = tmp_path / "matnwb.nwb"
+    with pynwb.NWBHDF5IO(str(matnwb), "w") as io:
+        io.write(units_file([[0.1]]))
+    assert unsupported_schema_error(matnwb) is None  # a current file is fine
+    with h5py.File(matnwb, "a") as h5:
+        h5.attrs["nwb_version"] = np.array([b"2.0b"])  # how early MatNWB stored its attributes
+    with pytest.raises(UnsupportedSchemaError, match="early MatNWB") as info:
+        read_nwb(matnwb)
+    assert "truncated" not in str(info.value) and "\n" not in str(info.value)
