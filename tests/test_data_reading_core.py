@@ -82,6 +82,7 @@ def test_spike_times_index_past_the_end_is_a_typed_error(tmp_path):
         ({"bin_size": "10ms"}, TypeError, "bin_size"),
         ({"bin_size": -0.01}, ValueError, "bin_size"),
         ({"bin_size": True}, TypeError, "bin_size"),
+        ({"bin_size": 1e-320}, ValueError, "bin_size"),  # was OverflowError from the default window
         ({"window": (1.0, 0.0)}, ValueError, "window"),
         ({"window": "all"}, TypeError, "window"),
         ({"resample": "median"}, ValueError, "resample"),
@@ -212,3 +213,11 @@ def test_unsupported_schema_versions_are_named(tmp_path):
     with pytest.raises(UnsupportedSchemaError, match="early MatNWB") as info:
         read_nwb(matnwb)
     assert "truncated" not in str(info.value) and "\n" not in str(info.value)
+
+
+def test_the_resample_rule_accepts_exactly_the_documented_methods():
+    from neurokpflow.data._checks import READ_RULES
+    from neurokpflow.data.series import RESAMPLING
+
+    rule = READ_RULES["resample"]
+    assert all(rule.test(m) for m in RESAMPLING) and not rule.test("median") and not rule.test(True)

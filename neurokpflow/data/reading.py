@@ -41,6 +41,14 @@ def read_nwb(
 ) -> xr.Dataset:
     """Read spikes and/or series from an NWB file onto one trial-aligned grid.
 
+    ``read_nwb(path)`` needs no other argument.  It bins the Units table when the file has one (anywhere
+    NWB allows it); otherwise it puts every 1-D / 2-D TimeSeries on the grid (those it cannot are named
+    in ``attrs["series_not_loaded"]``); with neither, each events table becomes ``<name>_count``.
+    Trials come from the ``trials`` table; a file without one is read as the whole session: one trial
+    on the session clock (``time`` = seconds since ``session_start_time``), ``attrs["alignment"] ==
+    attrs["intervals"] == "session"``.  Every option is checked before the file is opened; a bad one
+    raises :class:`InvalidOptionError` (or :class:`BinningError`) naming it.
+
     Parameters
     ----------
     source : str, os.PathLike or pynwb.NWBFile
@@ -50,19 +58,27 @@ def read_nwb(
         ``EventsTable`` (each trial aligns to its first event inside ``[start_time, stop_time]``),
         or an array of absolute alignment times, one per trial.  Trials whose alignment is NaN
         (e.g. no event) are kept, fully masked, and listed in ``attrs["trials_without_alignment"]``.
+        A whole-session read accepts only the default ``"start_time"`` (the session clock).
     window : (float, float), optional
         Seconds relative to the event, ``(-0.5, 1.0)`` for 0.5 s before to 1 s after.  Must be a whole
-        number of bins.  Default: the smallest grid covering every selected trial.
+        number of bins.  Default: the smallest grid covering every selected trial (whole session: every
+        spike, sample and event, with edges at multiples of ``bin_size`` on the session clock).
     bin_size : float
         Bin width in seconds (default 10 ms).
     series : None, "all", str, sequence of str, or mapping name -> feature dim
         TimeSeries to put on the grid, by name or HDF5 path (see :func:`describe_nwb`).  A 2-D series
         gets the feature dim ``f"{name}_channel"`` unless the mapping names it (e.g.
-        ``{"binned_spike_counts": "unit"}``).
-    units : "auto", bool
-        Bin the ``Units`` table: ``"auto"`` when present, ``True`` requires it, ``False`` skips it.
-    intervals : str
-        Interval table that defines the trials (``"trials"``, ``"epochs"``, or a custom table).
+        ``{"binned_spike_counts": "unit"}``); electrode and ROI tables give per-channel coordinates
+        (ids, scalar columns, ROI centroids ``*_roi_x`` / ``*_roi_y`` in pixels).  None: no series when
+        a Units table is read, else every series that fits the grid.
+    units : "auto", bool or str
+        Bin a ``Units`` table: ``"auto"`` when present (``/units``, else the first one found in
+        ``/acquisition`` or ``/processing``), ``True`` requires one, ``False`` skips it, a name or
+        path chooses it.
+    intervals : None or str
+        Interval table that defines the trials, by name or path (``"trials"``, ``"epochs"``,
+        ``"/processing/task/blocks"``); ``"session"``: the whole session as one trial; None (default):
+        ``trials`` when the file has a usable one, else the whole session.
     trial_ids, unit_ids : sequence of int, optional
         Keep only these (by NWB ``id``); the others are listed in ``attrs["excluded_trials"]`` /
         ``attrs["excluded_units"]`` with the reason.
@@ -76,7 +92,8 @@ def read_nwb(
         Raise :class:`InvalidTrialsError` if two trial windows overlap (so no spike counts twice).
     lazy : bool
         Return dask-backed variables computed on access, with the file kept open until
-        ``ds.close()`` (or the end of a ``with`` block).  Bad spike times then raise at compute time.
+        ``ds.close()`` (or the end of a ``with`` block).  Bad spike times then raise at compute time,
+        and unsorted units are sorted then without being listed in ``attrs``.
     units_per_chunk : int
         Units binned per read (memory bound; one dask chunk in lazy mode; also trials per dask
         chunk of a series).
@@ -95,7 +112,9 @@ def read_nwb(
         column of the interval table and ``align_time``; ``time`` = bin centres in s relative to the
         event (CF ``bounds``); ``unit`` (NWB ids) with ``unit_*`` metadata.  Attrs: provenance
         (identifier, file, session start, package versions), ``bin_size``, ``window``,
-        ``alignment``, ``history``.
+        ``alignment``, ``intervals``, ``history``; ``units_with_unsorted_spike_times`` (sorted on a
+        copy before binning; counts are exact), ``trials_not_used``, ``interval_tables``,
+        ``series_not_loaded`` when they apply.
     """
     check_options(
         READ_RULES, bin_size=bin_size, window=window, resample=resample, units=units, intervals=intervals,
@@ -208,6 +227,11 @@ def _default_window(start, stop, align, bin_size: float) -> tuple[float, float]:
         raise AlignmentError("no trial has an alignment time, so no default window exists; pass window=(start, stop)")
     lo = np.min(start[ok] - align[ok]) / bin_size
     hi = np.max(stop[ok] - align[ok]) / bin_size
+    if not (np.isfinite(lo) and np.isfinite(hi)) or hi - lo > _MAX_DEFAULT_BINS:
+        raise BinningError(
+            f"bin_size={bin_size!r}: the trials span over {_MAX_DEFAULT_BINS:.0e} bins; "
+            "use a larger bin_size or pass window=(start, stop)"
+        )
     first = math.floor(lo + 1e-6)
     last = max(math.ceil(hi - 1e-6), first + 1)
     return round(first * bin_size, 9), round(last * bin_size, 9)
@@ -505,7 +529,7 @@ _MAX_DEFAULT_BINS = 10**8
 def _session_window(extent, bin_size: float) -> tuple[float, float]:
     """Smallest window of whole bins (edges at multiples of ``bin_size``) holding every time in ``extent``."""
     first, last = extent
-    if (last - first) / bin_size > _MAX_DEFAULT_BINS:
+    if not np.isfinite((last - first) / bin_size) or (last - first) / bin_size > _MAX_DEFAULT_BINS:
         raise BinningError(
             f"bin_size={bin_size!r}: the session spans {last - first:g} s, over {_MAX_DEFAULT_BINS:.0e} bins; "
             "use a larger bin_size or pass window=(start, stop)"
@@ -595,7 +619,8 @@ def _read(nwbfile, label, align_to, window, bin_size, series, units, intervals, 
 
     coords = {"trial": ids, "time": ("time", grid.centres, _time_attrs(align_label))}
     coords.update({k: ("trial", v) for k, v in trial_coords.items()})
-    coords["align_time"] = ("trial", align, {"units": "s", "long_name": f"session time of {align_label}"})
+    coords["align_time"] = ("trial", align, {"units": "s", "long_name": (
+        "session clock origin (session_start_time)" if align_label == "session" else f"session time of {align_label}")})
     data_vars = {
         "valid": (("trial", "time"), valid, {"long_name": "bin lies inside its trial and has data"}),
         "time_bnds": (("time", "nv"), grid.bounds),  # CF: bounds inherit the units of "time"
