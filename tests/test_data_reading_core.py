@@ -220,3 +220,14 @@ def test_the_resample_rule_accepts_exactly_the_documented_methods():
 
     rule = READ_RULES["resample"]
     assert all(rule.test(m) for m in RESAMPLING) and not rule.test("median") and not rule.test(True)
+
+
+def test_an_opening_error_never_dumps_a_builder(monkeypatch):
+    from neurokpflow.data import NWBFileError, _schema
+
+    dump = "pynwb could not read 'x.nwb': ConstructError: (root GroupBuilder {'attributes': {" + "'a': 1, " * 300 + "}})\nmore"
+    monkeypatch.setattr(_schema, "_open", lambda source: (_ for _ in ()).throw(NWBFileError(dump)))
+    with pytest.raises(NWBFileError) as info:
+        read_nwb("x.nwb")
+    assert "\n" not in str(info.value) and len(str(info.value)) <= 400 and "Builder" not in str(info.value)
+    assert str(info.value).startswith("pynwb could not read 'x.nwb': ConstructError")

@@ -79,7 +79,9 @@ def unsupported_schema_error(source, label: str | None = None) -> UnsupportedSch
 
 
 def _one_line(err: Exception, limit: int = 200) -> str:
+    """The first line of ``err``'s message, cut before any HDF5 builder dump and to ``limit`` characters."""
     text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    text = re.sub(r"[\s(\[{]*\S*Builder\b.*", " (HDF5 builder details omitted)", text)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
