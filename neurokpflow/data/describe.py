@@ -66,6 +66,12 @@ def listing(items, what: str = "items", limit: int = 8) -> str:
     return f"{len(items):,} {what}, e.g. {', '.join(str(v) for v in items[:3])} …"
 
 
+def id_listing(ids, what: str) -> str:
+    """``"ids [3, 7]"``, or ``"1,700 trials, e.g. 3, 7, 9 …"`` past a few ids."""
+    text = listing(ids, what)
+    return f"ids {text}" if text.startswith("[") else text
+
+
 def resolve(found: dict, key: str, what: str, preferred: str = ""):
     """``(path, object)`` for ``key`` given as a path or a name; :class:`MissingDataError` listing what exists.
 
@@ -97,6 +103,32 @@ def interval_tables(nwbfile: pynwb.NWBFile) -> dict[str, TimeIntervals]:
         if table is not None and table not in tables.values():
             tables[f"/intervals/{table.name}"] = table
     return dict(sorted(tables.items()))
+
+
+def _bounds(table) -> tuple[np.ndarray, np.ndarray]:
+    return (np.asarray(table["start_time"].data[:], dtype=float), np.asarray(table["stop_time"].data[:], dtype=float))
+
+
+def _interval_problem(name: str, ids, start, stop) -> str | None:
+    bad_nan = ids[~(np.isfinite(start) & np.isfinite(stop))]
+    if bad_nan.size:
+        return f"interval table {name!r}: start_time/stop_time is NaN or infinite for {id_listing(bad_nan.tolist(), 'trials')}"
+    reversed_ = ids[stop < start]
+    if reversed_.size:
+        return f"interval table {name!r}: stop_time < start_time for {id_listing(reversed_.tolist(), 'trials')}"
+    return None
+
+
+def default_trials(nwbfile: pynwb.NWBFile) -> tuple[str | None, str]:
+    """``(path, "")`` of the trials table ``read_nwb`` uses by default, or ``(None, why)``: ``why`` is empty
+    when there is no (non-empty) trials table, and says what is wrong when no row has finite bounds."""
+    trials = interval_tables(nwbfile).get("/intervals/trials")
+    if trials is None or len(trials.id) == 0:
+        return None, ""
+    start, stop = _bounds(trials)
+    if (np.isfinite(start) & np.isfinite(stop)).any():  # usable (a malformed row is an error when read)
+        return "/intervals/trials", ""
+    return None, _interval_problem("trials", np.asarray(trials.id[:]), start, stop)
 
 
 def event_tables(nwbfile: pynwb.NWBFile) -> dict:
@@ -151,6 +183,7 @@ class NWBSummary:
     intervals: list = field(default_factory=list)
     events: list = field(default_factory=list)
     units_tables: list = field(default_factory=list)
+    default_reading: str = ""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -176,11 +209,7 @@ class NWBSummary:
             lines.append(f"  {t.path}: {t.n_rows} rows, columns {t.columns}")
         for t in self.events:
             lines.append(f"  event table {t.path}: {t.n_rows} rows, columns {t.columns}")
-        trials = any(t.path == "/intervals/trials" and t.n_rows for t in self.intervals)
-        lines.append(
-            "read_nwb(path) gives: "
-            + ("one row per trial of /intervals/trials" if trials else "the whole session as one trial (no trials table)")
-        )
+        lines.append(f"read_nwb(path) gives: {self.default_reading}")
         return "\n".join(lines)
 
     def _repr_pretty_(self, printer, cycle):  # IPython
@@ -240,7 +269,16 @@ def summarize(nwbfile: pynwb.NWBFile, label: str) -> NWBSummary:
         intervals=[TableInfo(t.name, path, len(t.id), list(t.colnames)) for path, t in interval_tables(nwbfile).items()],
         events=[TableInfo(name, f"/events/{name}", len(t.id), list(t.colnames)) for name, t in event_tables(nwbfile).items()],
         units_tables=units_tables,
+        default_reading=_default_reading(nwbfile),
     )
+
+
+def _default_reading(nwbfile: pynwb.NWBFile) -> str:
+    path, problem = default_trials(nwbfile)
+    if path is not None:
+        return f"one row per trial of {path}"
+    why = f"the trials table is not used: {problem}" if problem else "no trials table"
+    return f"the whole session as one trial ({why}); pass intervals=... to use another table"
 
 
 def describe_nwb(path) -> NWBSummary:

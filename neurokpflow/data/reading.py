@@ -8,11 +8,23 @@ from collections.abc import Mapping
 import numpy as np
 import xarray as xr
 
-from .binning import _plain, TimeGrid, bin_spike_times, bins_inside, check_spike_times, check_unit_index
+from .binning import TimeGrid, _plain, bin_spike_times, bins_inside, check_spike_times, check_unit_index
 from ._checks import READ_RULES, check_options
 from ._nwbio import provenance_attrs
 from ._schema import open_or_explain as _open_checked
-from .describe import event_tables, find_timeseries, find_units, interval_tables, listing, resolve, resolve_series
+from .describe import (
+    _bounds,
+    _interval_problem,
+    default_trials,
+    event_tables,
+    find_timeseries,
+    find_units,
+    id_listing,
+    interval_tables,
+    listing,
+    resolve,
+    resolve_series,
+)
 from .errors import AlignmentError, BinningError, InvalidTrialsError, MissingDataError, MissingTrialsError
 from .series import RESAMPLING, SeriesClock, series_on_grid
 from .tables import table_coords
@@ -143,17 +155,14 @@ def _choose_trials(nwbfile, intervals, label: str, extra: dict):
     if intervals == "session":
         return None, None
     if intervals is None:
-        trials = tables.get("/intervals/trials")
-        if trials is None or len(trials.id) == 0:
-            if tables:
-                extra["interval_tables"] = listing(tables)
-            return None, None
-        start, stop = _bounds(trials)
-        if (np.isfinite(start) & np.isfinite(stop)).any():  # usable (a malformed row raises later)
-            return "/intervals/trials", trials
-        problem = _interval_problem("trials", np.asarray(trials.id[:]), start, stop)
-        extra["trials_not_used"] = problem
-        warnings.warn(f"{label}: the trials table is not used ({problem}); reading the whole session", stacklevel=4)
+        path, problem = default_trials(nwbfile)
+        if path is not None:
+            return path, tables[path]
+        if problem:
+            extra["trials_not_used"] = problem
+            warnings.warn(f"{label}: the trials table is not used ({problem}); reading the whole session", stacklevel=4)
+        elif tables:
+            extra["interval_tables"] = listing(tables)
         return None, None
     try:
         return resolve(tables, intervals, "interval table", "/intervals/")
@@ -164,20 +173,6 @@ def _choose_trials(nwbfile, intervals, label: str, extra: dict):
             f"{label} has no {intervals!r} interval table. Interval tables in the file: {names or 'none'}; "
             f"{hint}read the whole session with intervals='session' (or intervals=None)"
         ) from None
-
-
-def _bounds(table) -> tuple[np.ndarray, np.ndarray]:
-    return (np.asarray(table["start_time"].data[:], dtype=float), np.asarray(table["stop_time"].data[:], dtype=float))
-
-
-def _interval_problem(name: str, ids, start, stop) -> str | None:
-    bad_nan = ids[~(np.isfinite(start) & np.isfinite(stop))]
-    if bad_nan.size:
-        return f"interval table {name!r}: start_time/stop_time is NaN or infinite for ids {listing(bad_nan.tolist(), 'trials')}"
-    reversed_ = ids[stop < start]
-    if reversed_.size:
-        return f"interval table {name!r}: stop_time < start_time for ids {listing(reversed_.tolist(), 'trials')}"
-    return None
 
 
 def _check_intervals(name: str, ids, start, stop) -> None:
@@ -477,7 +472,9 @@ def _unit_positions(units, unit_ids, extra, history) -> np.ndarray:
     wanted = np.asarray(list(unit_ids))
     unknown = np.setdiff1d(wanted, ids)
     if unknown.size:
-        raise MissingDataError(f"unit_ids {listing(unknown.tolist(), 'units')} are not ids of the Units table; see describe_nwb")
+        raise MissingDataError(
+            f"unit_ids {listing(unknown.tolist(), 'units')} are not ids of the Units table; see describe_nwb"
+        )
     positions = np.flatnonzero(np.isin(ids, wanted))
     if positions.size < ids.size:
         extra["excluded_units"] = f"ids {np.setdiff1d(ids, wanted).tolist()}: not in unit_ids"
@@ -592,7 +589,9 @@ def _read(nwbfile, label, align_to, window, bin_size, series, units, intervals, 
             wanted = np.asarray(list(trial_ids))
             unknown = np.setdiff1d(wanted, all_ids)
             if unknown.size:
-                raise MissingDataError(f"trial_ids {listing(unknown.tolist(), 'trials')} are not ids of table {interval_name!r}")
+                raise MissingDataError(
+                    f"trial_ids {listing(unknown.tolist(), 'trials')} are not ids of table {interval_name!r}"
+                )
             keep = np.isin(all_ids, wanted)
             if (~keep).any():
                 extra["excluded_trials"] = f"ids {all_ids[~keep].tolist()}: not in trial_ids"
@@ -668,7 +667,7 @@ def _units_variables(units, path, positions, grid, align, edges, invalid, tol, l
     unsorted: list = []
     counts = _spike_counts(units, positions, ids, grid, align, invalid, observed, lazy, per_chunk, unsorted)
     if unsorted:  # eager reads only: a lazy read sorts at compute time
-        extra["units_with_unsorted_spike_times"] = f"ids {listing(unsorted, 'units')}: sorted before binning (counts are exact)"
+        extra["units_with_unsorted_spike_times"] = f"{id_listing(unsorted, 'units')}: sorted before binning (counts are exact)"
         history.append(f"spike times of {len(unsorted)} units were not ascending; sorted (a copy) before binning")
     unit_coords, info = table_coords(units, "unit_", _UNIT_DATA_COLUMNS, set())
     coords["unit"] = ids[positions]
