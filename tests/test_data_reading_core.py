@@ -231,3 +231,23 @@ def test_an_opening_error_never_dumps_a_builder(monkeypatch):
         read_nwb("x.nwb")
     assert "\n" not in str(info.value) and len(str(info.value)) <= 400 and "Builder" not in str(info.value)
     assert str(info.value).startswith("pynwb could not read 'x.nwb': ConstructError")
+
+
+def test_roi_series_gets_roi_ids_columns_and_pixel_mask_centroids():
+    from pynwb.ophys import RoiResponseSeries
+    from pynwb.testing.mock.ophys import mock_ImagingPlane, mock_PlaneSegmentation
+
+    nwb = bare_file()
+    module = nwb.create_processing_module("ophys", "ophys")
+    plane = mock_PlaneSegmentation(imaging_plane=mock_ImagingPlane(nwbfile=nwb), n_rois=0, nwbfile=None)
+    plane.add_column("accepted", "curated")
+    plane.add_roi(pixel_mask=[(1, 2, 1.0), (3, 2, 1.0)], accepted=True)
+    plane.add_roi(pixel_mask=[(10, 0, 3.0), (14, 4, 1.0)], accepted=False)
+    module.add(plane)
+    region = plane.create_roi_table_region(region=[1, 0], description="both, reversed")
+    module.add(RoiResponseSeries(name="dff", data=np.ones((5, 2)), rois=region, unit="n.a.", rate=2.0))
+    ds = read_nwb(nwb, bin_size=0.5)
+    assert ds.dff_channel_roi_id.values.tolist() == [1, 0]
+    assert ds.dff_channel_roi_accepted.values.tolist() == [False, True]
+    np.testing.assert_allclose(ds.dff_channel_roi_x.values, [11.0, 2.0])
+    np.testing.assert_allclose(ds.dff_channel_roi_y.values, [1.0, 2.0])
