@@ -133,6 +133,8 @@ def read_nwb(
         series=series, align_to=align_to, trial_ids=trial_ids, unit_ids=unit_ids, clip_to_trial=clip_to_trial,
         non_overlapping=non_overlapping, lazy=lazy, units_per_chunk=units_per_chunk,
     )
+    if isinstance(units, np.bool_):
+        units = bool(units)
     nwbfile, close, label = _open_checked(source)
     try:
         ds = _read(
