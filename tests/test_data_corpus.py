@@ -35,6 +35,7 @@ HOLDS = {
     "ndx_pose_test_pose.nwb": {"body", "front_left_paw", "front_right_paw"},
     "lfp_2.0b.nwb": {"test_eS1", "test_eS2"},
     "epochs_tags_tsrefs.nwb": {"a", "b"},
+    "zarr_timeseries_tutorial_pynwb.nwb.zarr": {"synthetic_timeseries"},
 }
 
 
@@ -81,9 +82,13 @@ def test_corpus_file_reads_exactly_and_is_not_modified(path):
         try:
             ds = read_nwb(path, **WINDOWED.get(path.name, {}))
         except NWBFileError as err:
-            if path.is_dir() and "regular file" in str(err):
-                pytest.skip("this opener reads HDF5 files only; NWB-Zarr stores are opened by the Zarr-aware opener")
-            raise
+            if not (path.is_dir() and "regular file" in str(err)):
+                raise
+            # an opener without Zarr support: the reading itself is still checked, on pynwb's own Zarr read
+            from hdmf_zarr import NWBZarrIO
+
+            with NWBZarrIO(str(path), "r") as io:
+                ds = read_nwb(io.read(), **WINDOWED.get(path.name, {}))
     assert digest(path) == before
     assert HOLDS.get(path.name, set()) <= set(ds.data_vars)
     assert {"spike_count"} & set(ds.data_vars) or len(ds.data_vars) > 2, "nothing but the grid was read"
