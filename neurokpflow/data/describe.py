@@ -278,7 +278,9 @@ def _default_reading(nwbfile: pynwb.NWBFile) -> str:
     if path is not None:
         return f"one row per trial of {path}"
     why = f"the trials table is not used: {problem}" if problem else "no trials table"
-    return f"the whole session as one trial ({why}); pass intervals=... to use another table"
+    others = sorted({t.name for p, t in interval_tables(nwbfile).items() if p != "/intervals/trials"})
+    hint = f"; intervals={others[0]!r} reads the rows of another table" if others else ""
+    return f"the whole session as one trial ({why}){hint}"
 
 
 def describe_nwb(path) -> NWBSummary:
