@@ -374,7 +374,7 @@ def test_missing_series_lists_what_exists():
         read_nwb(nwb, series="velocity")
 
 
-@pytest.mark.parametrize("times, message", [([0.3, 0.1, 0.5], "not sorted"), ([0.1, np.nan], "non-finite")])
+@pytest.mark.parametrize("times, message", [([0.1, np.nan], "non-finite"), ([np.inf, 0.2], "non-finite")])
 def test_bad_spike_times_name_the_unit(times, message):
     nwb = make_nwbfile([[0.1, 0.2], times], [{"start_time": 0.0, "stop_time": 1.0}])
     with pytest.raises(InvalidSpikeTimesError, match=f"unit id 1.*{message}|{message}.*unit id 1"):
@@ -414,8 +414,10 @@ def test_bad_grid(ragged, window, bin_size, message):
 
 def test_file_without_trials_lists_interval_tables():
     nwb = make_nwbfile([[0.5]], epochs=[(0.0, 1.0)])
-    with pytest.raises(MissingTrialsError, match=r"\['epochs'\].*intervals='epochs'"):
-        read_nwb(nwb, bin_size=0.1)
+    with pytest.raises(MissingTrialsError, match=r"\['epochs'\].*intervals='epochs'.*intervals='session'"):
+        read_nwb(nwb, intervals="trials", bin_size=0.1)
+    ds = read_nwb(nwb, bin_size=0.1)  # no trials table: the whole session, and the other tables are named
+    assert ds.attrs["alignment"] == "session" and ds.attrs["interval_tables"] == "['/intervals/epochs']"
 
 
 def test_unknown_trial_and_unit_ids(ragged):

@@ -68,7 +68,7 @@ def test_grasshopper_mean_rates(shared_data_dir):
 def test_postsubiculum_has_no_trials(shared_data_dir):
     path = dataset_path("mouse_postsubiculum", shared_data_dir)
     with pytest.raises(MissingTrialsError, match=r"\['epochs'\].*intervals='epochs'"):
-        read_nwb(path, window=(0.0, 1.0), bin_size=0.1)
+        read_nwb(path, intervals="trials", window=(0.0, 1.0), bin_size=0.1)
     ds = load_dataset("mouse_postsubiculum", data_dir=shared_data_dir)
     assert ds.sizes["trial"] == 1 and ds.tags.values.tolist() == ["wake"]
     assert ds.unit.values.tolist() == [6, 191, 206] and ds.unit_electrode_group.values.tolist() == ["group0_psb"] * 3

@@ -24,6 +24,7 @@ from .errors import (
     AlignmentError,
     BinningError,
     DatasetNotFoundError,
+    InvalidOptionError,
     InvalidSpikeTimesError,
     InvalidTrialsError,
     MissingDataError,
@@ -31,6 +32,7 @@ from .errors import (
     NWBFileError,
     NWBLoadError,
     NWBWriteError,
+    UnsupportedSchemaError,
     UnsupportedSeriesError,
 )
 from .preprocessing import (
@@ -90,6 +92,8 @@ __all__ = [
     "InvalidSpikeTimesError",
     "InvalidTrialsError",
     "BinningError",
+    "InvalidOptionError",
+    "UnsupportedSchemaError",
     "UnsupportedSeriesError",
     "NWBWriteError",
     "DatasetNotFoundError",

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._checks import READ_RULES, check_options
 from .errors import BinningError, InvalidSpikeTimesError
 
 #: relative tolerance (in bins) when deciding that a window is a whole number of bins.
@@ -34,20 +35,10 @@ class TimeGrid:
     @classmethod
     def from_window(cls, window, bin_size) -> "TimeGrid":
         """Validate ``window=(before, after)`` (seconds relative to the event) and ``bin_size``."""
-        try:
-            w0, w1 = (float(w) for w in window)
-        except (TypeError, ValueError) as err:
-            raise BinningError(
-                f"window must be a pair (start, stop) in seconds relative to the event, got {window!r}"
-            ) from err
-        try:
-            bs = float(bin_size)
-        except (TypeError, ValueError) as err:
-            raise BinningError(f"bin_size must be a positive number of seconds, got {bin_size!r}") from err
-        if not (math.isfinite(w0) and math.isfinite(w1)) or w1 <= w0:
-            raise BinningError(f"window={window!r}: need finite start < stop (seconds relative to the event)")
-        if not math.isfinite(bs) or bs <= 0:
-            raise BinningError(f"bin_size={bin_size!r}: must be a positive number of seconds")
+        if window is None:
+            raise BinningError("window=None: expected (start, stop) in seconds relative to the event; e.g. window=(-0.5, 1.0)")
+        check_options(READ_RULES, bin_size=bin_size, window=window)
+        (w0, w1), bs = (float(w) for w in window), float(bin_size)
         length = w1 - w0
         if bs > length * (1 + _GRID_TOL):
             raise BinningError(
@@ -90,8 +81,27 @@ def _plain(value):
     return value.item() if isinstance(value, np.generic) else value
 
 
-def check_spike_times(times: np.ndarray, unit_bounds: np.ndarray, unit_ids) -> None:
-    """Raise :class:`InvalidSpikeTimesError` naming the unit if its spike times are NaN/inf or unsorted."""
+def check_unit_index(unit_bounds: np.ndarray, n_spikes: int) -> None:
+    """Raise :class:`InvalidSpikeTimesError` unless ``unit_bounds`` (0, then ``spike_times_index``) is a
+    non-decreasing index into ``n_spikes`` spike times."""
+    bounds = np.asarray(unit_bounds, dtype=np.int64)
+    steps = np.diff(bounds)
+    if (steps < 0).any():
+        unit = int(np.flatnonzero(steps < 0)[0])
+        raise InvalidSpikeTimesError(
+            f"Units: spike_times_index decreases at row {unit} ({int(bounds[unit])} -> {int(bounds[unit + 1])}); "
+            "the file's Units table is corrupt, re-write it"
+        )
+    if bounds.size and (bounds[0] < 0 or bounds[-1] > n_spikes):
+        raise InvalidSpikeTimesError(
+            f"Units: spike_times_index ends at {int(bounds[-1])} but spike_times holds {n_spikes} values; "
+            "the file's Units table is truncated or corrupt, re-write it"
+        )
+
+
+def check_spike_times(times: np.ndarray, unit_bounds: np.ndarray, unit_ids) -> np.ndarray:
+    """Raise :class:`InvalidSpikeTimesError` naming the unit if a spike time is NaN/inf; return the positions
+    of the units whose spike times are not ascending (empty units at any position are handled)."""
     finite = np.isfinite(times)
     if not finite.all():
         bad = int(np.flatnonzero(~finite)[0])
@@ -101,17 +111,15 @@ def check_spike_times(times: np.ndarray, unit_bounds: np.ndarray, unit_ids) -> N
             f"{bad - unit_bounds[unit]}); remove NaN/inf spike times from the Units table"
         )
     if times.size < 2:
-        return
+        return np.empty(0, dtype=np.int64)
     decreasing = np.diff(times) < 0
-    decreasing[unit_bounds[1:-1] - 1] = False  # a new unit may start earlier than the last spike of the previous
-    if decreasing.any():
-        bad = int(np.flatnonzero(decreasing)[0])
-        unit = int(np.searchsorted(unit_bounds, bad, side="right") - 1)
-        raise InvalidSpikeTimesError(
-            f"Units: spike times of unit id {_plain(unit_ids[unit])} are not sorted ascending "
-            f"(position {bad + 1 - unit_bounds[unit]}: {float(times[bad + 1])} < {float(times[bad])}); "
-            "sort each unit's spike times before writing (NWB requires ascending order)"
-        )
+    # A new unit may start earlier than the last spike of the previous one: clear the pairs that straddle
+    # a unit boundary.  Empty units repeat a boundary; boundaries at 0 or at the end straddle nothing.
+    inner = np.asarray(unit_bounds[1:-1], dtype=np.int64)
+    inner = inner[(inner > 0) & (inner < times.size)]
+    decreasing[inner - 1] = False
+    pairs = np.flatnonzero(decreasing)
+    return np.unique(np.searchsorted(unit_bounds, pairs, side="right") - 1)
 
 
 #: (trial x bin x unit) elements handled per vectorised pass of :func:`bin_spike_times`.
@@ -139,6 +147,7 @@ def bin_spike_times(times: np.ndarray, unit_bounds: np.ndarray, grid: TimeGrid, 
     """
     times = np.asarray(times, dtype=float)
     unit_bounds = np.asarray(unit_bounds, dtype=np.int64)
+    check_unit_index(unit_bounds, times.size)
     n_units = unit_bounds.size - 1
     edges = grid.absolute_edges(align_times)
     n_trials, nb = edges.shape[0], grid.n_bins

@@ -7,7 +7,7 @@ import numpy as np
 import pynwb
 from pynwb.epoch import TimeIntervals
 
-from ._nwbio import _open
+from ._schema import open_or_explain
 from .errors import MissingDataError
 
 
@@ -15,6 +15,8 @@ def object_path(nwbfile: pynwb.NWBFile, obj) -> str:
     """HDF5 path of a container inside ``nwbfile`` (e.g. ``/processing/ecephys/LFP/lfp``)."""
     if obj is nwbfile.units:
         return "/units"
+    if any(obj is t for t in (nwbfile.trials, nwbfile.epochs, nwbfile.invalid_times)):
+        return f"/intervals/{obj.name}"
     parent = obj.parent
     if parent is None or parent is nwbfile:
         for group, holder in (
@@ -34,37 +36,99 @@ def object_path(nwbfile: pynwb.NWBFile, obj) -> str:
     return f"{object_path(nwbfile, parent)}/{obj.name}"
 
 
-def find_timeseries(nwbfile: pynwb.NWBFile) -> dict[str, pynwb.TimeSeries]:
-    """Every TimeSeries in the file, keyed by HDF5 path (sorted)."""
+def _find(nwbfile: pynwb.NWBFile, kind) -> dict:
+    """Every object of type ``kind`` in the file, keyed by HDF5 path (sorted)."""
     found = {}
     for obj in nwbfile.objects.values():
-        if isinstance(obj, pynwb.TimeSeries):
+        if isinstance(obj, kind):
             found.setdefault(object_path(nwbfile, obj), obj)
     return dict(sorted(found.items()))
 
 
+def find_timeseries(nwbfile: pynwb.NWBFile) -> dict[str, pynwb.TimeSeries]:
+    """Every TimeSeries in the file, keyed by HDF5 path (sorted)."""
+    return _find(nwbfile, pynwb.TimeSeries)
+
+
+def find_units(nwbfile: pynwb.NWBFile) -> dict[str, pynwb.misc.Units]:
+    """Every Units table (``/units``, or in ``/acquisition``, ``/processing/...``), keyed by path."""
+    found = _find(nwbfile, pynwb.misc.Units)
+    if nwbfile.units is not None:
+        found.setdefault("/units", nwbfile.units)
+    return dict(sorted(found.items()))
+
+
+def listing(items, what: str = "items", limit: int = 8) -> str:
+    """``"[a, b, c]"`` or, past ``limit`` items, ``"1,700 items, e.g. a, b, c …"`` (messages stay one short line)."""
+    items = [v.item() if isinstance(v, np.generic) else v for v in items]
+    if len(items) <= limit:
+        return repr(items)
+    return f"{len(items):,} {what}, e.g. {', '.join(str(v) for v in items[:3])} …"
+
+
+def id_listing(ids, what: str) -> str:
+    """``"ids [3, 7]"``, or ``"1,700 trials, e.g. 3, 7, 9 …"`` past a few ids."""
+    text = listing(ids, what)
+    return f"ids {text}" if text.startswith("[") else text
+
+
+def resolve(found: dict, key: str, what: str, preferred: str = ""):
+    """``(path, object)`` for ``key`` given as a path or a name; :class:`MissingDataError` listing what exists.
+
+    A name held by several objects resolves to ``preferred + name`` when that path exists.
+    """
+    path = "/" + key.strip("/")
+    if path in found:
+        return path, found[path]
+    matches = [p for p, obj in found.items() if obj.name == key]
+    if len(matches) > 1 and preferred + key in matches:
+        matches = [preferred + key]
+    if len(matches) == 1:
+        return matches[0], found[matches[0]]
+    if len(matches) > 1:
+        raise MissingDataError(f"{what} name {key!r} is ambiguous; pass one of the paths {listing(matches)}")
+    raise MissingDataError(f"no {what} named {key!r} in the file; available: {listing(found)}")
+
+
 def resolve_series(nwbfile: pynwb.NWBFile, key: str) -> tuple[str, pynwb.TimeSeries]:
     """Find a TimeSeries by name or by path; raise :class:`MissingDataError` listing what exists."""
-    series = find_timeseries(nwbfile)
-    if key in series or "/" + key.lstrip("/") in series:
-        path = key if key in series else "/" + key.lstrip("/")
-        return path, series[path]
-    matches = [p for p, ts in series.items() if ts.name == key]
-    if len(matches) == 1:
-        return matches[0], series[matches[0]]
-    if len(matches) > 1:
-        raise MissingDataError(f"series name {key!r} is ambiguous; pass one of the paths {matches}")
-    listing = ", ".join(series) or "none"
-    raise MissingDataError(f"no TimeSeries named {key!r} in the file; available series: {listing}")
+    return resolve(find_timeseries(nwbfile), key, "TimeSeries")
 
 
 def interval_tables(nwbfile: pynwb.NWBFile) -> dict[str, TimeIntervals]:
-    """Interval tables (``trials``, ``epochs``, ``invalid_times`` and custom ones) by name."""
-    tables = {name: table for name, table in nwbfile.intervals.items() if isinstance(table, TimeIntervals)}
+    """Interval tables (``trials``, ``epochs``, ``invalid_times`` and custom ones, in ``/intervals`` or
+    anywhere else NWB allows a ``TimeIntervals``), keyed by path."""
+    tables = _find(nwbfile, TimeIntervals)
     for table in (nwbfile.trials, nwbfile.epochs, nwbfile.invalid_times):  # separate attributes in memory
-        if table is not None:
-            tables.setdefault(table.name, table)
+        if table is not None and table not in tables.values():
+            tables[f"/intervals/{table.name}"] = table
     return dict(sorted(tables.items()))
+
+
+def _bounds(table) -> tuple[np.ndarray, np.ndarray]:
+    return (np.asarray(table["start_time"].data[:], dtype=float), np.asarray(table["stop_time"].data[:], dtype=float))
+
+
+def _interval_problem(name: str, ids, start, stop) -> str | None:
+    bad_nan = ids[~(np.isfinite(start) & np.isfinite(stop))]
+    if bad_nan.size:
+        return f"interval table {name!r}: start_time/stop_time is NaN or infinite for {id_listing(bad_nan.tolist(), 'trials')}"
+    reversed_ = ids[stop < start]
+    if reversed_.size:
+        return f"interval table {name!r}: stop_time < start_time for {id_listing(reversed_.tolist(), 'trials')}"
+    return None
+
+
+def default_trials(nwbfile: pynwb.NWBFile) -> tuple[str | None, str]:
+    """``(path, "")`` of the trials table ``read_nwb`` uses by default, or ``(None, why)``: ``why`` is empty
+    when there is no (non-empty) trials table, and says what is wrong when no row has finite bounds."""
+    trials = interval_tables(nwbfile).get("/intervals/trials")
+    if trials is None or len(trials.id) == 0:
+        return None, ""
+    start, stop = _bounds(trials)
+    if (np.isfinite(start) & np.isfinite(stop)).any():  # usable (a malformed row is an error when read)
+        return "/intervals/trials", ""
+    return None, _interval_problem("trials", np.asarray(trials.id[:]), start, stop)
 
 
 def event_tables(nwbfile: pynwb.NWBFile) -> dict:
@@ -103,6 +167,7 @@ class UnitsInfo:
     columns: list
     has_obs_intervals: bool
     resolution: float | None
+    path: str = "/units"
 
 
 @dataclass
@@ -117,6 +182,8 @@ class NWBSummary:
     series: list = field(default_factory=list)
     intervals: list = field(default_factory=list)
     events: list = field(default_factory=list)
+    units_tables: list = field(default_factory=list)
+    default_reading: str = ""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -125,12 +192,11 @@ class NWBSummary:
         lines = [f"NWB file {self.source}", f"  identifier {self.identifier!r}, session start {self.session_start_time}"]
         if self.session_description:
             lines.append(f"  {self.session_description}")
-        if self.units is None:
+        if not self.units_tables:
             lines.append("units: none")
-        else:
-            u = self.units
+        for u in self.units_tables:
             lines.append(
-                f"units: {u.n_units} units, {u.n_spikes} spikes; columns {u.columns}"
+                f"units {u.path}: {u.n_units} units, {u.n_spikes} spikes; columns {u.columns}"
                 + ("; obs_intervals present" if u.has_obs_intervals else "")
             )
         lines.append("series:" if self.series else "series: none")
@@ -143,6 +209,7 @@ class NWBSummary:
             lines.append(f"  {t.path}: {t.n_rows} rows, columns {t.columns}")
         for t in self.events:
             lines.append(f"  event table {t.path}: {t.n_rows} rows, columns {t.columns}")
+        lines.append(f"read_nwb(path) gives: {self.default_reading}")
         return "\n".join(lines)
 
     def _repr_pretty_(self, printer, cycle):  # IPython
@@ -177,30 +244,43 @@ def _series_info(path: str, ts: pynwb.TimeSeries) -> SeriesInfo:
     )
 
 
+def _units_info(path: str, u) -> UnitsInfo:
+    n_spikes = len(u.spike_times.data) if "spike_times" in u.colnames else 0
+    return UnitsInfo(
+        n_units=len(u.id),
+        n_spikes=int(n_spikes),
+        columns=list(u.colnames),
+        has_obs_intervals="obs_intervals" in u.colnames,
+        resolution=None if u.resolution is None else float(u.resolution),
+        path=path,
+    )
+
+
 def summarize(nwbfile: pynwb.NWBFile, label: str) -> NWBSummary:
-    units = None
-    if nwbfile.units is not None:
-        u = nwbfile.units
-        n_spikes = len(u.spike_times.data) if "spike_times" in u.colnames else 0
-        units = UnitsInfo(
-            n_units=len(u.id),
-            n_spikes=int(n_spikes),
-            columns=list(u.colnames),
-            has_obs_intervals="obs_intervals" in u.colnames,
-            resolution=None if u.resolution is None else float(u.resolution),
-        )
+    units_tables = [_units_info(p, u) for p, u in find_units(nwbfile).items()]
+    chosen = next((u for u in units_tables if u.path == "/units"), units_tables[0] if units_tables else None)
     return NWBSummary(
         source=label,
         identifier=str(nwbfile.identifier),
         session_description=str(nwbfile.session_description),
         session_start_time=nwbfile.session_start_time.isoformat(),
-        units=units,
+        units=chosen,
         series=[_series_info(p, ts) for p, ts in find_timeseries(nwbfile).items()],
-        intervals=[
-            TableInfo(name, f"/intervals/{name}", len(t.id), list(t.colnames)) for name, t in interval_tables(nwbfile).items()
-        ],
+        intervals=[TableInfo(t.name, path, len(t.id), list(t.colnames)) for path, t in interval_tables(nwbfile).items()],
         events=[TableInfo(name, f"/events/{name}", len(t.id), list(t.colnames)) for name, t in event_tables(nwbfile).items()],
+        units_tables=units_tables,
+        default_reading=_default_reading(nwbfile),
     )
+
+
+def _default_reading(nwbfile: pynwb.NWBFile) -> str:
+    path, problem = default_trials(nwbfile)
+    if path is not None:
+        return f"one row per trial of {path}"
+    why = f"the trials table is not used: {problem}" if problem else "no trials table"
+    others = sorted({t.name for p, t in interval_tables(nwbfile).items() if p != "/intervals/trials"})
+    hint = f"; intervals={others[0]!r} reads the rows of another table" if others else ""
+    return f"the whole session as one trial ({why}){hint}"
 
 
 def describe_nwb(path) -> NWBSummary:
@@ -218,7 +298,7 @@ def describe_nwb(path) -> NWBSummary:
         with row counts and columns) and ``events`` (EventsTables).  Print it for a listing;
         nothing but table sizes and two timestamps per series is read.
     """
-    nwbfile, close, label = _open(path)
+    nwbfile, close, label = open_or_explain(path)
     try:
         return summarize(nwbfile, label)
     finally:

@@ -36,8 +36,16 @@ class InvalidTrialsError(NWBLoadError, ValueError):
     """Trial intervals are malformed (stop < start, NaN bounds) or overlap when asked not to."""
 
 
-class BinningError(NWBLoadError, ValueError):
+class InvalidOptionError(NWBLoadError, ValueError, TypeError):
+    """An option of a reader has a bad value or type (caught as ``ValueError`` or ``TypeError``)."""
+
+
+class BinningError(InvalidOptionError):
     """The window / bin size do not define a valid grid."""
+
+
+class UnsupportedSchemaError(NWBFileError):
+    """The file is intact NWB in a schema version pynwb cannot read (NWB 1.x, pre-release 2.0 drafts)."""
 
 
 class UnsupportedSeriesError(NWBLoadError, ValueError):
@@ -60,7 +68,9 @@ __all__ = [
     "AlignmentError",
     "InvalidSpikeTimesError",
     "InvalidTrialsError",
+    "InvalidOptionError",
     "BinningError",
+    "UnsupportedSchemaError",
     "UnsupportedSeriesError",
     "NWBWriteError",
     "DatasetNotFoundError",

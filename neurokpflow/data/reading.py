@@ -2,16 +2,31 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping
 
 import numpy as np
 import xarray as xr
 
-from ._nwbio import _open, provenance_attrs
-from .binning import TimeGrid, bin_spike_times, bins_inside, check_spike_times
-from .describe import event_tables, find_timeseries, interval_tables, resolve_series
-from .errors import AlignmentError, InvalidTrialsError, MissingDataError, MissingTrialsError
-from .series import RESAMPLING, series_on_grid
+from .binning import TimeGrid, _plain, bin_spike_times, bins_inside, check_spike_times, check_unit_index
+from ._checks import READ_RULES, check_options
+from ._nwbio import provenance_attrs
+from ._schema import open_or_explain as _open_checked
+from .describe import (
+    _bounds,
+    _interval_problem,
+    default_trials,
+    event_tables,
+    find_timeseries,
+    find_units,
+    id_listing,
+    interval_tables,
+    listing,
+    resolve,
+    resolve_series,
+)
+from .errors import AlignmentError, BinningError, InvalidTrialsError, MissingDataError, MissingTrialsError
+from .series import RESAMPLING, SeriesClock, series_on_grid
 from .tables import table_coords
 
 #: Units columns that are data, not per-unit metadata.
@@ -27,7 +42,7 @@ def read_nwb(
     bin_size: float = 0.01,
     series=None,
     units="auto",
-    intervals: str = "trials",
+    intervals: str | None = None,
     trial_ids=None,
     unit_ids=None,
     resample: str = "mean",
@@ -38,6 +53,14 @@ def read_nwb(
 ) -> xr.Dataset:
     """Read spikes and/or series from an NWB file onto one trial-aligned grid.
 
+    ``read_nwb(path)`` needs no other argument.  It bins the Units table when the file has one (anywhere
+    NWB allows it); otherwise it puts every 1-D / 2-D TimeSeries on the grid (those it cannot are named
+    in ``attrs["series_not_loaded"]``); with neither, each events table becomes ``<name>_count``.
+    Trials come from the ``trials`` table; a file without one is read as the whole session: one trial
+    on the session clock (``time`` = seconds since ``session_start_time``), ``attrs["alignment"] ==
+    attrs["intervals"] == "session"``.  Every option is checked before the file is opened; a bad one
+    raises :class:`InvalidOptionError` (or :class:`BinningError`) naming it.
+
     Parameters
     ----------
     source : str, os.PathLike or pynwb.NWBFile
@@ -47,19 +70,27 @@ def read_nwb(
         ``EventsTable`` (each trial aligns to its first event inside ``[start_time, stop_time]``),
         or an array of absolute alignment times, one per trial.  Trials whose alignment is NaN
         (e.g. no event) are kept, fully masked, and listed in ``attrs["trials_without_alignment"]``.
+        A whole-session read accepts only the default ``"start_time"`` (the session clock).
     window : (float, float), optional
         Seconds relative to the event, ``(-0.5, 1.0)`` for 0.5 s before to 1 s after.  Must be a whole
-        number of bins.  Default: the smallest grid covering every selected trial.
+        number of bins.  Default: the smallest grid covering every selected trial (whole session: every
+        spike, sample and event, with edges at multiples of ``bin_size`` on the session clock).
     bin_size : float
         Bin width in seconds (default 10 ms).
     series : None, "all", str, sequence of str, or mapping name -> feature dim
         TimeSeries to put on the grid, by name or HDF5 path (see :func:`describe_nwb`).  A 2-D series
         gets the feature dim ``f"{name}_channel"`` unless the mapping names it (e.g.
-        ``{"binned_spike_counts": "unit"}``).
-    units : "auto", bool
-        Bin the ``Units`` table: ``"auto"`` when present, ``True`` requires it, ``False`` skips it.
-    intervals : str
-        Interval table that defines the trials (``"trials"``, ``"epochs"``, or a custom table).
+        ``{"binned_spike_counts": "unit"}``); electrode and ROI tables give per-channel coordinates
+        (ids, scalar columns, ROI centroids ``*_roi_x`` / ``*_roi_y`` in pixels).  None: no series when
+        a Units table is read, else every series that fits the grid.
+    units : "auto", bool or str
+        Bin a ``Units`` table: ``"auto"`` when present (``/units``, else the first one found in
+        ``/acquisition`` or ``/processing``), ``True`` requires one, ``False`` skips it, a name or
+        path chooses it.
+    intervals : None or str
+        Interval table that defines the trials, by name or path (``"trials"``, ``"epochs"``,
+        ``"/processing/task/blocks"``); ``"session"``: the whole session as one trial; None (default):
+        ``trials`` when the file has a usable one, else the whole session.
     trial_ids, unit_ids : sequence of int, optional
         Keep only these (by NWB ``id``); the others are listed in ``attrs["excluded_trials"]`` /
         ``attrs["excluded_units"]`` with the reason.
@@ -73,7 +104,8 @@ def read_nwb(
         Raise :class:`InvalidTrialsError` if two trial windows overlap (so no spike counts twice).
     lazy : bool
         Return dask-backed variables computed on access, with the file kept open until
-        ``ds.close()`` (or the end of a ``with`` block).  Bad spike times then raise at compute time.
+        ``ds.close()`` (or the end of a ``with`` block).  Bad spike times then raise at compute time,
+        and unsorted units are sorted then without being listed in ``attrs``.
     units_per_chunk : int
         Units binned per read (memory bound; one dask chunk in lazy mode; also trials per dask
         chunk of a series).
@@ -92,9 +124,18 @@ def read_nwb(
         column of the interval table and ``align_time``; ``time`` = bin centres in s relative to the
         event (CF ``bounds``); ``unit`` (NWB ids) with ``unit_*`` metadata.  Attrs: provenance
         (identifier, file, session start, package versions), ``bin_size``, ``window``,
-        ``alignment``, ``history``.
+        ``alignment``, ``intervals``, ``history``; ``units_with_unsorted_spike_times`` (sorted on a
+        copy before binning; counts are exact), ``trials_not_used``, ``interval_tables``,
+        ``series_not_loaded`` when they apply.
     """
-    nwbfile, close, label = _open(source)
+    check_options(
+        READ_RULES, bin_size=bin_size, window=window, resample=resample, units=units, intervals=intervals,
+        series=series, align_to=align_to, trial_ids=trial_ids, unit_ids=unit_ids, clip_to_trial=clip_to_trial,
+        non_overlapping=non_overlapping, lazy=lazy, units_per_chunk=units_per_chunk,
+    )
+    if isinstance(units, np.bool_):
+        units = bool(units)
+    nwbfile, close, label = _open_checked(source)
     try:
         ds = _read(
             nwbfile, label, align_to, window, bin_size, series, units, intervals, trial_ids, unit_ids,
@@ -110,35 +151,36 @@ def read_nwb(
     return ds
 
 
-def _trial_table(nwbfile, intervals: str, label: str):
+def _choose_trials(nwbfile, intervals, label: str, extra: dict):
+    """``(path, table)`` of the interval table that defines the trials, or ``(None, None)`` for the whole session."""
     tables = interval_tables(nwbfile)
-    if intervals in tables:
-        return tables[intervals]
-    others = [name for name in tables if name != intervals]
-    hint = (
-        f"align to one of them with read_nwb(path, intervals={others[0]!r}, align_to='start_time', window=...)"
-        if others
-        else "add a trials table (NWBFile.add_trial) or pass the session as one interval table"
-    )
-    raise MissingTrialsError(
-        f"{label} has no {intervals!r} interval table, so trial-aligned data cannot be built. "
-        f"Interval tables in the file: {others or 'none'}; {hint}"
-    )
+    if intervals == "session":
+        return None, None
+    if intervals is None:
+        path, problem = default_trials(nwbfile)
+        if path is not None:
+            return path, tables[path]
+        if problem:
+            extra["trials_not_used"] = problem
+            warnings.warn(f"{label}: the trials table is not used ({problem}); reading the whole session", stacklevel=4)
+        elif tables:
+            extra["interval_tables"] = listing(tables)
+        return None, None
+    try:
+        return resolve(tables, intervals, "interval table", "/intervals/")
+    except MissingDataError:
+        names = sorted({t.name for t in tables.values()})
+        hint = (f"align to one of them with read_nwb(path, intervals={names[0]!r}, ...) or " if names else "")
+        raise MissingTrialsError(
+            f"{label} has no {intervals!r} interval table. Interval tables in the file: {names or 'none'}; "
+            f"{hint}read the whole session with intervals='session' (or intervals=None)"
+        ) from None
 
 
 def _check_intervals(name: str, ids, start, stop) -> None:
-    bad_nan = ids[~(np.isfinite(start) & np.isfinite(stop))]
-    if bad_nan.size:
-        raise InvalidTrialsError(
-            f"interval table {name!r}: start_time/stop_time is NaN or infinite for ids {bad_nan.tolist()}; "
-            "fix the table or exclude them with trial_ids=..."
-        )
-    reversed_ = ids[stop < start]
-    if reversed_.size:
-        raise InvalidTrialsError(
-            f"interval table {name!r}: stop_time < start_time for ids {reversed_.tolist()}; "
-            "fix the table or exclude them with trial_ids=..."
-        )
+    problem = _interval_problem(name, ids, start, stop)
+    if problem is not None:
+        raise InvalidTrialsError(f"{problem}; fix the table, exclude them with trial_ids=..., or pass intervals='session'")
 
 
 def _alignment(nwbfile, table, align_to, start, stop, keep) -> tuple[np.ndarray, str]:
@@ -182,6 +224,11 @@ def _default_window(start, stop, align, bin_size: float) -> tuple[float, float]:
         raise AlignmentError("no trial has an alignment time, so no default window exists; pass window=(start, stop)")
     lo = np.min(start[ok] - align[ok]) / bin_size
     hi = np.max(stop[ok] - align[ok]) / bin_size
+    if not (np.isfinite(lo) and np.isfinite(hi)) or hi - lo > _MAX_DEFAULT_BINS:
+        raise BinningError(
+            f"bin_size={bin_size!r}: the trials span over {_MAX_DEFAULT_BINS:.0e} bins; "
+            "use a larger bin_size or pass window=(start, stop)"
+        )
     first = math.floor(lo + 1e-6)
     last = max(math.ceil(hi - 1e-6), first + 1)
     return round(first * bin_size, 9), round(last * bin_size, 9)
@@ -228,12 +275,14 @@ def _observed_mask(units, positions, edges, tol) -> np.ndarray | None:
     return mask
 
 
-def _spike_counts(units, positions, ids, grid, align, invalid, observed, lazy, per_chunk):
-    """(trial, time, unit) float32 spike counts (numpy, or dask when lazy)."""
+def _spike_counts(units, positions, ids, grid, align, invalid, observed, lazy, per_chunk, unsorted):
+    """(trial, time, unit) float32 spike counts (numpy, or dask when lazy); ids of units whose spike times
+    were not ascending (and were sorted, on a copy, before binning) are appended to ``unsorted``."""
     if "spike_times" not in units.colnames:
         raise MissingDataError("the Units table has no spike_times column; pass units=False and use series=...")
     bounds = np.r_[0, np.asarray(units.spike_times_index.data[:], dtype=np.int64)]
     flat = units.spike_times.data
+    check_unit_index(bounds, len(flat))
 
     def count(chunk):
         lo, hi = bounds[chunk[0]], bounds[chunk[-1] + 1]
@@ -241,7 +290,9 @@ def _spike_counts(units, positions, ids, grid, align, invalid, observed, lazy, p
         rows = [block[bounds[p] - lo : bounds[p + 1] - lo] for p in chunk]
         times = np.concatenate(rows) if rows else np.empty(0)
         sub_bounds = np.r_[0, np.cumsum([r.size for r in rows])]
-        check_spike_times(times, sub_bounds, ids[chunk])
+        for u in check_spike_times(times, sub_bounds, ids[chunk]):  # counts do not depend on order: sort a copy
+            times[sub_bounds[u] : sub_bounds[u + 1]].sort()
+            unsorted.append(_plain(ids[chunk[u]]))
         counts = bin_spike_times(times, sub_bounds, grid, align).astype(np.float32)
         counts[invalid] = np.nan
         if observed is not None:
@@ -272,13 +323,72 @@ def _series_request(series) -> dict:
     return {name: None for name in series}
 
 
-def _series_variables(nwbfile, request, grid, align, invalid, method, lazy, per_chunk, taken):
-    """{var name: DataArray} for the requested series."""
-    if request == {"all": None}:
-        request = {path: None for path in find_timeseries(nwbfile)}
+def _readable_series(ts) -> str | None:
+    """Why a TimeSeries cannot go on the grid by default (None when it can)."""
+    shape = tuple(ts.data.shape) if hasattr(ts.data, "shape") else np.shape(ts.data)
+    if len(shape) not in (1, 2) or shape[0] == 0:
+        return f"shape {shape}"
+    dtype = getattr(ts.data, "dtype", None) or np.asarray(ts.data[:1]).dtype
+    if np.dtype(dtype).kind not in "biuf":
+        return f"{dtype} values"
+    return None
+
+
+def _default_series(nwbfile, extra: dict) -> dict:
+    """Every series that can go on the grid (used when there is no Units table and no series= request)."""
+    request, skipped = {}, {}
+    for path, ts in find_timeseries(nwbfile).items():
+        reason = _readable_series(ts)
+        if reason is None:
+            request[path] = None
+        else:
+            skipped[path] = reason
+    if skipped:
+        extra["series_not_loaded"] = "; ".join(f"{p} ({r})" for p, r in skipped.items())
+    return request
+
+
+def _region_coords(ts, dim: str) -> dict:
+    """Electrode / ROI coordinates of a 2-D series' channels: table ids, scalar columns, ROI centroids."""
+    coords = {}
+    for attr, suffix in (("electrodes", "electrode_id"), ("rois", "roi_id")):
+        region = getattr(ts, attr, None)
+        if region is None:
+            continue
+        rows = np.asarray(region.data[:], dtype=np.int64)
+        table = region.table
+        coords[f"{dim}_{suffix}"] = (dim, np.asarray(table.id[:])[rows])
+        columns, _ = table_coords(table, f"{dim}_{attr[:-1]}_", {"image_mask", "pixel_mask", "voxel_mask"}, set())
+        coords.update({k: (dim, v[rows]) for k, v in columns.items()})
+        if attr == "rois":
+            for axis, values in zip("xyz", roi_centroids(table, rows)):
+                coords[f"{dim}_roi_{axis}"] = (dim, values, {"units": "pixels", "long_name": f"ROI centroid {axis}"})
+    return coords
+
+
+def roi_centroids(table, rows) -> np.ndarray:
+    """(n_axes, n_rows) weighted centroids (pixels) of ROIs from ``image_mask`` or ``pixel_mask``; empty if neither."""
+    out = []
+    for r in rows:
+        if "image_mask" in table.colnames:
+            mask = np.asarray(table["image_mask"].data[int(r)], dtype=float)
+            points = np.indices(mask.shape).reshape(mask.ndim, -1).T
+            weights = mask.ravel()
+        elif "pixel_mask" in table.colnames or "voxel_mask" in table.colnames:
+            col = "pixel_mask" if "pixel_mask" in table.colnames else "voxel_mask"
+            cells = np.asarray([tuple(p) for p in table[col][int(r)]], dtype=float).reshape(-1, 3 if col == "pixel_mask" else 4)
+            points, weights = cells[:, :-1], cells[:, -1]
+        else:
+            return np.empty((0, len(rows)))
+        total = weights.sum()
+        out.append(points.T @ weights / total if total > 0 else np.full(points.shape[1], np.nan))
+    return np.asarray(out).T if out else np.empty((0, 0))
+
+
+def _series_variables(resolved, grid, align, invalid, method, lazy, per_chunk, taken):
+    """{var name: DataArray} for the requested series (``resolved``: (path, ts, feature dim) triples)."""
     out = {}
-    for key, feature_dim in request.items():
-        path, ts = resolve_series(nwbfile, key)
+    for path, ts, feature_dim in resolved:
         name = ts.name if ts.name not in taken else path.strip("/").replace("/", "_")
         taken.add(name)
         shape = tuple(ts.data.shape) if hasattr(ts.data, "shape") else np.shape(ts.data)
@@ -306,10 +416,7 @@ def _series_variables(nwbfile, request, grid, align, invalid, method, lazy, per_
             dim = feature_dim or f"{name}_channel"
             dims += (dim,)
             coords[dim] = np.arange(shape[1])
-            for attr, suffix in (("electrodes", "electrode_id"), ("rois", "roi_id")):
-                region = getattr(ts, attr, None)
-                if region is not None:  # table ids of the rows the region points to
-                    coords[f"{dim}_{suffix}"] = (dim, np.asarray(region.table.id[:])[np.asarray(region.data[:])])
+            coords.update(_region_coords(ts, dim))
         attrs = {
             "units": str(ts.unit),
             "long_name": str(ts.description),
@@ -326,49 +433,182 @@ def _series_variables(nwbfile, request, grid, align, invalid, method, lazy, per_
     return out
 
 
+def _event_variables(events: dict, grid, align, invalid, taken) -> dict:
+    """(trial, time) counts of each event table's timestamps, NaN where invalid."""
+    out = {}
+    for name, table in events.items():
+        stamps = np.sort(np.asarray(table["timestamp"].data[:], dtype=float))
+        counts = bin_spike_times(stamps, np.array([0, stamps.size]), grid, align)[..., 0].astype(np.float32)
+        counts[invalid] = np.nan
+        var = f"{name}_count" if f"{name}_count" not in taken else f"events_{name}_count"
+        taken.add(var)
+        out[var] = xr.DataArray(
+            counts, dims=("trial", "time"),
+            attrs={"long_name": f"events of table {name!r} per bin", "units": "1", "nwb_object_path": f"/events/{name}"},
+        )
+    return out
+
+
+def _choose_units(nwbfile, units, label: str, extra: dict):
+    """``(path, Units table)`` to bin, or ``(None, None)``."""
+    if units is False:
+        return None, None
+    found = find_units(nwbfile)
+    if isinstance(units, str) and units != "auto":
+        return resolve(found, units, "Units table", "/")
+    nonempty = [p for p, u in found.items() if len(u.id) > 0]
+    if not nonempty:
+        if units is True:
+            raise MissingDataError(f"{label} has no Units table (or it is empty); pass units=False and series=...")
+        return None, None
+    path = "/units" if "/units" in nonempty else nonempty[0]
+    if len(nonempty) > 1:
+        extra["other_units_tables"] = listing([p for p in nonempty if p != path])
+    return path, found[path]
+
+
+def _unit_positions(units, unit_ids, extra, history) -> np.ndarray:
+    ids = np.asarray(units.id[:])
+    if unit_ids is None:
+        return np.arange(ids.size)
+    wanted = np.asarray(list(unit_ids))
+    unknown = np.setdiff1d(wanted, ids)
+    if unknown.size:
+        raise MissingDataError(
+            f"unit_ids {listing(unknown.tolist(), 'units')} are not ids of the Units table; see describe_nwb"
+        )
+    positions = np.flatnonzero(np.isin(ids, wanted))
+    if positions.size < ids.size:
+        extra["excluded_units"] = f"ids {np.setdiff1d(ids, wanted).tolist()}: not in unit_ids"
+        history.append(f"excluded {ids.size - positions.size} units not in unit_ids")
+    return positions
+
+
+#: units whose spike times are scanned per read when the default whole-session window is computed.
+_EXTENT_UNITS = 256
+
+
+def _data_extent(units, positions, resolved, events) -> tuple[float, float] | None:
+    """(first, last) session time of the data to read: selected units' spikes, series samples, events."""
+    firsts, lasts = [], []
+    if units is not None and "spike_times" in units.colnames:
+        bounds = np.r_[0, np.asarray(units.spike_times_index.data[:], dtype=np.int64)]
+        flat = units.spike_times.data
+        check_unit_index(bounds, len(flat))
+        for i in range(0, positions.size, _EXTENT_UNITS):  # spike times may be unsorted: scan them, a block at a time
+            chunk = positions[i : i + _EXTENT_UNITS]
+            lo = bounds[chunk[0]]
+            block = np.asarray(flat[lo : bounds[chunk[-1] + 1]], dtype=float)
+            keep = np.zeros(block.size, dtype=bool)
+            for p in chunk:
+                keep[bounds[p] - lo : bounds[p + 1] - lo] = True
+            values = block[keep & np.isfinite(block)]
+            if values.size:
+                firsts.append(values.min())
+                lasts.append(values.max())
+    for _, ts, _ in resolved:
+        clock = SeriesClock(ts)
+        if clock.n:
+            firsts.append(float(clock.times(0, 1)[0]))
+            lasts.append(float(clock.times(clock.n - 1, clock.n)[0]))
+    for table in events.values():
+        stamps = np.asarray(table["timestamp"].data[:], dtype=float)
+        if stamps.size:
+            firsts.append(np.nanmin(stamps))
+            lasts.append(np.nanmax(stamps))
+    if not firsts:
+        return None
+    return float(min(firsts)), float(max(lasts))
+
+
+#: most bins a default window may hold (a bin_size far too small for the data is refused, not allocated).
+_MAX_DEFAULT_BINS = 10**8
+
+
+def _session_window(extent, bin_size: float) -> tuple[float, float]:
+    """Smallest window of whole bins (edges at multiples of ``bin_size``) holding every time in ``extent``."""
+    first, last = extent
+    if not np.isfinite((last - first) / bin_size) or (last - first) / bin_size > _MAX_DEFAULT_BINS:
+        raise BinningError(
+            f"bin_size={bin_size!r}: the session spans {last - first:g} s, over {_MAX_DEFAULT_BINS:.0e} bins; "
+            "use a larger bin_size or pass window=(start, stop)"
+        )
+    k0 = math.floor(first / bin_size)
+    if k0 * bin_size > first:
+        k0 -= 1
+    w0 = k0 * bin_size
+    n = max(1, math.floor(last / bin_size) - k0)
+    while w0 + n * bin_size <= last:
+        n += 1
+    return w0, w0 + n * bin_size
+
+
 def _read(nwbfile, label, align_to, window, bin_size, series, units, intervals, trial_ids, unit_ids,
           resample, clip_to_trial, non_overlapping, lazy, per_chunk) -> xr.Dataset:
-    if resample not in RESAMPLING:
-        raise ValueError(f"resample={resample!r} is not one of {sorted(RESAMPLING)}")
-    if units not in ("auto", True, False):
-        raise ValueError(f"units={units!r} must be 'auto', True or False")
+    extra, history = {}, []
+    units_path, units_table = _choose_units(nwbfile, units, label, extra)
     request = _series_request(series)
-    has_units = nwbfile.units is not None and len(nwbfile.units.id) > 0
-    if units is True and not has_units:
-        raise MissingDataError(f"{label} has no Units table (or it is empty); pass units=False and series=...")
-    use_units = has_units and units is not False
-    if not use_units and not request:
-        available = list(find_timeseries(nwbfile))
-        raise MissingDataError(
-            f"{label}: nothing to load — {'Units not requested' if has_units else 'no Units table'} and no series "
-            f"requested. Available series: {available or 'none'}; pass series=[...] (names or paths)"
-        )
+    events = {}
+    if request == {"all": None}:
+        request = {path: None for path in find_timeseries(nwbfile)}
+    elif units_table is None and not request:
+        request = _default_series(nwbfile, extra)
+        events = {} if request else event_tables(nwbfile)
+        if not request and not events:
+            raise MissingDataError(
+                f"{label}: nothing to read — no Units table, no series that fits the (trial, time[, channel]) grid "
+                f"and no event table ({extra.get('series_not_loaded', 'no series')}); see describe_nwb(path)"
+            )
+    resolved = [(*resolve_series(nwbfile, key), dim) for key, dim in request.items()]
+    positions = None if units_table is None else _unit_positions(units_table, unit_ids, extra, history)
 
-    table = _trial_table(nwbfile, intervals, label)
-    all_ids = np.asarray(table.id[:])
-    all_start = np.asarray(table["start_time"].data[:], dtype=float)
-    all_stop = np.asarray(table["stop_time"].data[:], dtype=float)
-    history = [f"trials from interval table {intervals!r} ({all_ids.size} rows)"]
-    keep = np.ones(all_ids.size, dtype=bool)
-    extra = {}
-    if trial_ids is not None:
-        wanted = np.asarray(list(trial_ids))
-        unknown = np.setdiff1d(wanted, all_ids)
-        if unknown.size:
-            raise MissingDataError(f"trial_ids {unknown.tolist()} are not ids of table {intervals!r}")
-        keep = np.isin(all_ids, wanted)
-        if (~keep).any():
-            extra["excluded_trials"] = f"ids {all_ids[~keep].tolist()}: not in trial_ids"
-            history.append(f"excluded {int((~keep).sum())} trials not in trial_ids")
-    ids, start, stop = all_ids[keep], all_start[keep], all_stop[keep]
-    _check_intervals(intervals, ids, start, stop)
-    align, align_label = _alignment(nwbfile, table, align_to, all_start, all_stop, keep)
-    if not np.isfinite(align).all():
-        extra["trials_without_alignment"] = f"ids {ids[~np.isfinite(align)].tolist()}: kept, all bins invalid"
-    if window is None:
-        window = _default_window(start, stop, align, float(bin_size))
-        history.append(f"default window {window} s: smallest grid covering every trial")
-    grid = TimeGrid.from_window(window, bin_size)
+    table_path, table = _choose_trials(nwbfile, intervals, label, extra)
+    if table is None:  # the whole session as one trial on the session clock
+        if not (isinstance(align_to, str) and align_to == "start_time"):
+            raise AlignmentError(
+                f"align_to={align_to!r} needs an interval table, but the whole session is read (no trials table); "
+                "pass intervals=<table name> (see describe_nwb) or leave align_to='start_time'"
+            )
+        if window is None:
+            extent = _data_extent(units_table, positions, resolved, events)
+            if extent is None:
+                raise MissingDataError(f"{label}: the selected data hold no samples, spikes or events; pass window=(start, stop)")
+            window = _session_window(extent, float(bin_size))
+            history.append(f"default window {window} s: every spike, sample and event of the session")
+        grid = TimeGrid.from_window(window, bin_size)
+        ids, keep = np.array([0]), np.array([True])
+        start, stop, align = np.array([grid.start]), np.array([grid.stop]), np.array([0.0])
+        align_label, interval_name = "session", "session"
+        history.insert(0, "no interval table used: the whole session is one trial; time = seconds on the session clock")
+        trial_coords, trial_info = {"start_time": start, "stop_time": stop}, {"not_loaded": {}, "notes": {}}
+    else:
+        interval_name = table_path.removeprefix("/intervals/")
+        all_ids = np.asarray(table.id[:])
+        all_start, all_stop = _bounds(table)
+        history.append(f"trials from interval table {table_path} ({all_ids.size} rows)")
+        keep = np.ones(all_ids.size, dtype=bool)
+        if trial_ids is not None:
+            wanted = np.asarray(list(trial_ids))
+            unknown = np.setdiff1d(wanted, all_ids)
+            if unknown.size:
+                raise MissingDataError(
+                    f"trial_ids {listing(unknown.tolist(), 'trials')} are not ids of table {interval_name!r}"
+                )
+            keep = np.isin(all_ids, wanted)
+            if (~keep).any():
+                extra["excluded_trials"] = f"ids {all_ids[~keep].tolist()}: not in trial_ids"
+                history.append(f"excluded {int((~keep).sum())} trials not in trial_ids")
+        ids, start, stop = all_ids[keep], all_start[keep], all_stop[keep]
+        _check_intervals(interval_name, ids, start, stop)
+        align, align_label = _alignment(nwbfile, table, align_to, all_start, all_stop, keep)
+        if not np.isfinite(align).all():
+            extra["trials_without_alignment"] = f"ids {ids[~np.isfinite(align)].tolist()}: kept, all bins invalid"
+        if window is None:
+            window = _default_window(start, stop, align, float(bin_size))
+            history.append(f"default window {window} s: smallest grid covering every trial")
+        grid = TimeGrid.from_window(window, bin_size)
+        trial_coords, trial_info = table_coords(table, "", set(), _RESERVED)
+        trial_coords = {k: v[keep] for k, v in trial_coords.items()}
     edges = grid.absolute_edges(align)
     if non_overlapping:
         _check_overlap(ids, edges)
@@ -378,23 +618,25 @@ def _read(nwbfile, label, align_to, window, bin_size, series, units, intervals, 
         valid &= (edges[:, :-1] >= start[:, None] - tol) & (edges[:, 1:] <= stop[:, None] + tol)
     invalid = ~valid
 
-    trial_coords, trial_info = table_coords(table, "", set(), _RESERVED)
     coords = {"trial": ids, "time": ("time", grid.centres, _time_attrs(align_label))}
-    coords.update({k: ("trial", v[keep]) for k, v in trial_coords.items()})
-    coords["align_time"] = ("trial", align, {"units": "s", "long_name": f"session time of {align_label}"})
+    coords.update({k: ("trial", v) for k, v in trial_coords.items()})
+    coords["align_time"] = ("trial", align, {"units": "s", "long_name": (
+        "session clock origin (session_start_time)" if align_label == "session" else f"session time of {align_label}")})
     data_vars = {
         "valid": (("trial", "time"), valid, {"long_name": "bin lies inside its trial and has data"}),
         "time_bnds": (("time", "nv"), grid.bounds),  # CF: bounds inherit the units of "time"
     }
     taken = set(_RESERVED)
-    if use_units:
-        data_vars.update(
-            _units_variables(nwbfile.units, unit_ids, grid, align, edges, invalid, tol, lazy, per_chunk, coords, extra, history)
-        )
-    for name, var in _series_variables(nwbfile, request, grid, align, invalid, resample, lazy, per_chunk, taken).items():
+    if units_table is not None:
+        data_vars.update(_units_variables(units_table, units_path, positions, grid, align, edges, invalid, tol, lazy,
+                                          per_chunk, coords, extra, history))
+    for name, var in _series_variables(resolved, grid, align, invalid, resample, lazy, per_chunk, taken).items():
         coords.update({k: v for k, v in var.coords.items() if k not in ("trial", "time")})
         data_vars[name] = var.variable
         history.append(f"series {var.attrs['nwb_object_path']} resampled by {resample}")
+    for name, var in _event_variables(events, grid, align, invalid, taken).items():
+        data_vars[name] = var.variable
+        history.append(f"event table {var.attrs['nwb_object_path']} counted per bin")
 
     if trial_info["not_loaded"]:
         extra["trial_columns_not_loaded"] = "; ".join(f"{k} ({v})" for k, v in trial_info["not_loaded"].items())
@@ -405,7 +647,7 @@ def _read(nwbfile, label, align_to, window, bin_size, series, units, intervals, 
         bin_size=grid.bin_size,
         window=[grid.start, grid.stop],
         alignment=align_label,
-        intervals=intervals,
+        intervals=interval_name,
         clip_to_trial=int(clip_to_trial),
         **extra,
     )
@@ -414,30 +656,28 @@ def _read(nwbfile, label, align_to, window, bin_size, series, units, intervals, 
 
 
 def _time_attrs(align_label: str) -> dict:
-    return {"units": "s", "long_name": f"time relative to {align_label} (bin centre)", "bounds": "time_bnds"}
+    long_name = (
+        "session time, s since session_start_time (bin centre)" if align_label == "session"
+        else f"time relative to {align_label} (bin centre)"
+    )
+    return {"units": "s", "long_name": long_name, "bounds": "time_bnds"}
 
 
-def _units_variables(units, unit_ids, grid, align, edges, invalid, tol, lazy, per_chunk, coords, extra, history):
+def _units_variables(units, path, positions, grid, align, edges, invalid, tol, lazy, per_chunk, coords, extra, history):
     ids = np.asarray(units.id[:])
-    positions = np.arange(ids.size)
-    if unit_ids is not None:
-        wanted = np.asarray(list(unit_ids))
-        unknown = np.setdiff1d(wanted, ids)
-        if unknown.size:
-            raise MissingDataError(f"unit_ids {unknown.tolist()} are not ids of the Units table")
-        positions = np.flatnonzero(np.isin(ids, wanted))
-        if positions.size < ids.size:
-            extra["excluded_units"] = f"ids {np.setdiff1d(ids, wanted).tolist()}: not in unit_ids"
-            history.append(f"excluded {ids.size - positions.size} units not in unit_ids")
     observed = _observed_mask(units, positions, edges, tol)
-    counts = _spike_counts(units, positions, ids, grid, align, invalid, observed, lazy, per_chunk)
+    unsorted: list = []
+    counts = _spike_counts(units, positions, ids, grid, align, invalid, observed, lazy, per_chunk, unsorted)
+    if unsorted:  # eager reads only: a lazy read sorts at compute time
+        extra["units_with_unsorted_spike_times"] = f"{id_listing(unsorted, 'units')}: sorted before binning (counts are exact)"
+        history.append(f"spike times of {len(unsorted)} units were not ascending; sorted (a copy) before binning")
     unit_coords, info = table_coords(units, "unit_", _UNIT_DATA_COLUMNS, set())
     coords["unit"] = ids[positions]
     coords.update({k: ("unit", v[positions]) for k, v in unit_coords.items()})
     if info["not_loaded"]:
         extra["unit_columns_not_loaded"] = "; ".join(f"{k} ({v})" for k, v in info["not_loaded"].items())
     history.append(
-        f"binned {positions.size} units' spike times: counts in [bin start, bin end), {grid.bin_size:g} s bins"
+        f"binned {positions.size} units' spike times from {path}: counts in [bin start, bin end), {grid.bin_size:g} s bins"
     )
     out = {
         "spike_count": (
@@ -447,7 +687,7 @@ def _units_variables(units, unit_ids, grid, align, edges, invalid, tol, lazy, pe
                 "long_name": "binned spike count",
                 "units": "1",
                 "cell_methods": "time: sum (spikes in [bin start, bin end))",
-                "nwb_object_path": "/units",
+                "nwb_object_path": path,
                 "nwb_object_id": str(units.object_id),
             },
         )

@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 import pynwb
 
+from ._checks import READ_RULES, check_options
 from .binning import TimeGrid
 from .errors import UnsupportedSeriesError
 
@@ -105,8 +106,7 @@ def _read_ranges(data, lo: np.ndarray, hi: np.ndarray) -> list[np.ndarray]:
 
 def series_on_grid(ts: pynwb.TimeSeries, grid: TimeGrid, align_times: np.ndarray, method: str) -> np.ndarray:
     """(n_trials, n_bins[, n_channels]) float64 values of ``ts`` on the grid, in ``ts.unit``."""
-    if method not in RESAMPLING:
-        raise ValueError(f"resample={method!r} is not one of {sorted(RESAMPLING)}")
+    check_options(READ_RULES, resample=method)
     shape = tuple(ts.data.shape) if hasattr(ts.data, "shape") else np.shape(ts.data)
     if len(shape) > 2:
         raise UnsupportedSeriesError(

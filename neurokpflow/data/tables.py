@@ -7,9 +7,24 @@ from hdmf.container import AbstractContainer
 
 #: separator used when a ragged column (e.g. ``tags``) becomes one string per row.
 RAGGED_SEPARATOR = ";"
+#: how a reference to part of a TimeSeries (``timeseries`` column of epochs / trials) is written.
+TS_REFERENCE_NOTE = "TimeSeries references written as 'series name[start index:+count]'"
+
+
+def _ts_reference(value) -> str | None:
+    """``"name[start:+count]"`` for one TimeSeriesReference row ``(idx_start, count, timeseries)``, else None."""
+    if isinstance(value, np.void) and value.dtype.names and {"idx_start", "count", "timeseries"} <= set(value.dtype.names):
+        value = (value["idx_start"], value["count"], value["timeseries"])
+    if isinstance(value, tuple) and len(value) == 3 and isinstance(value[2], AbstractContainer):
+        start, count, series = value
+        return f"{series.name}[{int(start)}:+{int(count)}]"
+    return None
 
 
 def _as_text(value) -> str:
+    reference = _ts_reference(value)
+    if reference is not None:
+        return reference
     if isinstance(value, bytes):
         return value.decode()
     if isinstance(value, AbstractContainer):
@@ -44,9 +59,13 @@ def column_values(table, name: str) -> tuple[np.ndarray | None, str]:
             return None, "ragged column of arrays"
         starts = np.r_[0, ends[:-1]]
         rows = [RAGGED_SEPARATOR.join(_as_text(v) for v in flat[s:e]) for s, e in zip(starts, ends)]
-        return np.array(rows, dtype=str), f"ragged column joined with {RAGGED_SEPARATOR!r}"
+        note = f"ragged column joined with {RAGGED_SEPARATOR!r}"
+        if type(target).__name__ == "TimeSeriesReferenceVectorData":
+            note = f"{note}; {TS_REFERENCE_NOTE}"
+        return np.array(rows, dtype=str), note
     if type(col).__name__ == "TimeSeriesReferenceVectorData":
-        return None, "references to TimeSeries objects"
+        rows = [_as_text(v) for v in col.data[:]]
+        return np.array(rows, dtype=str), TS_REFERENCE_NOTE
     data = col.data[:]
     if isinstance(data, np.ndarray):
         multi = data.ndim > 1
