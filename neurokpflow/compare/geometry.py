@@ -50,13 +50,15 @@ class Procrustes(Measure):
 
     ``cross_validated=True`` (alpha = 1 only; recommended for recordings with repeated trials)
     estimates the distance between the *noise-free* condition means. Each input's trials are split
-    into ``n_folds`` interleaved folds; squared norms are averaged over products of different folds
-    (<X_a, X_b>, a != b) and the squared cross-covariance C^T C = Y^T X X^T Y over products of four
-    different folds ((X_a^T Y_b)^T (X_c^T Y_d)), which are unbiased for their noise-free values; the
-    nuclear norm is the sum of square roots of that matrix's eigenvalues (negative ones, pure noise,
-    count as 0). Trial noise then no longer inflates the distance; the estimate is consistent, not
-    exactly unbiased, and can differ from a metric on finite data (``metric`` is False). An input
-    without trials (a deterministic model) enters with its means in every fold.
+    into ``n_folds`` interleaved folds, and the sample-space Gram matrix K = mean over folds a != b of
+    X_a X_b^T is unbiased for the noise-free one (as crossnobis is for RDM entries). Its trace gives
+    the squared norm; the nuclear norm ||X^T Y||_* is the sum of square roots of the eigenvalues of
+    K_y^1/2 K_x K_y^1/2 (K_y projected on the PSD cone; negative eigenvalues count as 0). This
+    assumes the two inputs' trial noise is independent (different systems or different trials).
+    Trial noise no longer inflates the norms, but the square roots of noisy small eigenvalues still
+    bias the angle upwards by a second-order amount, which the bootstrap does not fully capture
+    (``benchmarks/bench_compare.py`` prints the measured bias and coverage). ``metric`` is False.
+    An input without trials (a deterministic model) enters with its means in every fold.
     """
 
     measure = "procrustes"
@@ -125,17 +127,20 @@ class Procrustes(Measure):
         cosine = torch.sum(xw * yw) / (torch.linalg.norm(xw) * torch.linalg.norm(yw))
         return angle_between(xw, yw), {"cosine": float(cosine)}
 
-    def _noise_corrected(self, a, b):
+    def _nuclear(self, a, b):
+        """(||X^T Y||_*, ||X||^2, ||Y||^2) from the cross-fold Gram matrices."""
         x, y = noise_split(a, b, self.n_folds, self.estimator)
-        sq_x, sq_y = _cross_fold_mean(torch.einsum("aij,bij->ab", x, x)), _cross_fold_mean(torch.einsum("aij,bij->ab", y, y))
+        kx, ky = _cross_fold_gram(x), _cross_fold_gram(y)
+        eig_y, vec_y = torch.linalg.eigh(ky)
+        root_y = (vec_y * eig_y.clamp_min(0.0).sqrt()) @ vec_y.T
+        eig = torch.linalg.eigvalsh(root_y @ kx @ root_y)   # eig(K_x K_y) = squared singular values of X^T Y
+        return torch.sqrt(eig.clamp_min(0.0)).sum(), torch.trace(kx), torch.trace(ky)
+
+    def _noise_corrected(self, a, b):
+        nuclear, sq_x, sq_y = self._nuclear(a, b)
         if float(sq_x) <= 0 or float(sq_y) <= 0:
             raise DegenerateInputError(f"{self.estimator}: the noise-corrected squared norm of an input is <= 0 "
                                        "(no reliable signal across conditions); use more trials")
-        cross = torch.einsum("aip,biq->abpq", x, y)                          # X_a^T Y_b
-        weights = _distinct_quadruples(self.n_folds, x.dtype)
-        ctc = torch.einsum("abcd,abpq,cdpr->qr", weights, cross, cross)      # mean of (X_a^T Y_b)^T (X_c^T Y_d)
-        eig = torch.linalg.eigvalsh((ctc + ctc.T) / 2)
-        nuclear = torch.sqrt(eig.clamp_min(0.0)).sum()
         details = {"squared_norms": (float(sq_x), float(sq_y)), "nuclear_norm": float(nuclear)}
         if self.kind == "euclidean":
             return float(torch.sqrt(torch.clamp(sq_x + sq_y - 2 * nuclear, min=0.0))), details
@@ -250,10 +255,12 @@ def noise_split(a: Representation, b: Representation, n_folds: int, estimator: s
     return x - x.mean(1, keepdim=True), y - y.mean(1, keepdim=True)
 
 
-def _cross_fold_mean(products: torch.Tensor) -> torch.Tensor:
-    """Mean of the off-diagonal entries of a (fold, fold) matrix of products."""
-    k = products.shape[0]
-    return (products.sum() - products.diagonal().sum()) / (k * (k - 1))
+def _cross_fold_gram(x: torch.Tensor) -> torch.Tensor:
+    """Mean over ordered fold pairs a != b of X_a X_b^T (symmetric; unbiased for the noise-free Gram)."""
+    k = x.shape[0]
+    total = x.sum(0)
+    gram = total @ total.T - torch.einsum("aip,ajp->ij", x, x)
+    return gram / (k * (k - 1))
 
 
 def _distinct_quadruples(k: int, dtype: torch.dtype) -> torch.Tensor:

@@ -10,7 +10,7 @@ import numpy as np
 import scipy.stats
 import torch
 
-from ._inputs import Representation, align, as_representation
+from ._inputs import Representation, align, as_representation, drop_trial_block, trial_blocks
 from ._measure import Measure, check_option
 from ._registry import get_measure
 from ._replicates import kept_values, run_replicates
@@ -182,22 +182,6 @@ def _trial_draw(rep: Representation, rng: np.random.Generator, n_folds: int) -> 
     return rep.with_trials(rep.trials[torch.as_tensor(order)], rep.trial_condition[order])
 
 
-def _drop_trial_block(rep: Representation, block: int, n_folds: int) -> Representation:
-    """Without trial positions [block * n_folds, (block + 1) * n_folds) of every condition (folds kept)."""
-    if rep.trials is None:
-        return rep
-    keep = []
-    for c in range(rep.n_conditions):
-        members = np.flatnonzero(rep.trial_condition == c)
-        keep.append(np.delete(members, np.arange(block * n_folds, min((block + 1) * n_folds, len(members)))))
-    order = np.concatenate(keep)
-    return rep.with_trials(rep.trials[torch.as_tensor(order)], rep.trial_condition[order])
-
-
-def _min_trials(rep: Representation) -> int:
-    return int(np.bincount(rep.trial_condition, minlength=rep.n_conditions).min()) if rep.trials is not None else 0
-
-
 class _Design:
     """What a bootstrap resamples. ``pairs`` holds one aligned (first, second) per session; the
     statistic is the mean of the measure over the pairs."""
@@ -236,11 +220,10 @@ class _Design:
             keep = [np.delete(np.arange(a.n_conditions), i) for i in range(a.n_conditions)]
             values = [_value_or_none(self.statistic, [(a.take_conditions(k), b.take_conditions(k))]) for k in keep]
         else:
-            sides = [rep for rep in (a, b) if rep.trials is not None]
-            blocks = min(_min_trials(rep) for rep in sides) // self.folds - 1  # a block stays in every condition
-            values = [_value_or_none(self.statistic, [(_drop_trial_block(a, j, self.folds),
-                                                       _drop_trial_block(b, j, self.folds))])
-                      for j in range(max(blocks, 0))]
+            blocks = trial_blocks(a, b, self.folds)
+            values = [_value_or_none(self.statistic, [(drop_trial_block(a, j, self.folds),
+                                                       drop_trial_block(b, j, self.folds))])
+                      for j in range(blocks)]
         values = [v for v in values if v is not None]
         return np.asarray(values) if len(values) >= 3 else np.zeros(0)
 
