@@ -69,7 +69,7 @@ def run_replicates(fn: Callable[[np.random.Generator], float], seed: int, n: int
     streams = replicate_streams(seed, n)
     if jobs == 1 or n < 2:
         return _Chunk(fn, streams)()
-    n_chunks = min(n, 4 * jobs)
+    n_chunks = min(n, 4 * jobs if backend == "threads" else jobs)   # processes: pickle the inputs once per worker
     bounds = np.linspace(0, n, n_chunks + 1).astype(int)
     chunks = [_Chunk(fn, streams[lo:hi]) for lo, hi in zip(bounds[:-1], bounds[1:])]
     if backend == "threads":
