@@ -15,7 +15,7 @@ timed in the same run. Baselines (timed on a subset of pairs and extrapolated, a
   python -m benchmarks.bench_compare pairwise [--n-reps 50 --samples 2000 --units 256 --baseline-pairs 40]
 coverage (noise-corrected estimators with their default BCa interval over trials, next to the percentile
 interval over conditions of the plain estimators, the method before BCa):
-  python -m benchmarks.bench_compare coverage [--datasets 200 --n-boot 400]
+  python -m benchmarks.bench_compare coverage [--datasets 200 --n-boot 200]
 """
 from __future__ import annotations
 
@@ -133,7 +133,7 @@ def coverage_rows(n_datasets: int, n_boot: int, seed: int = 0, n_jobs: int = 1):
 def bench_coverage(args) -> None:
     start = time.perf_counter()
     rows = coverage_rows(args.datasets, args.n_boot, n_jobs=args.n_jobs)
-    print(f"{args.datasets} simulated data sets (8 conditions x 16 trials, noise SD 1.5, simulate_pair defaults), "
+    print(f"{args.datasets} simulated data sets (8 conditions x 10 time bins x 16 trials, noise SD 1.5, simulate_pair defaults), "
           f"{args.n_boot} replicates, nominal 95 %; {time.perf_counter() - start:.0f} s")
     print(f"{'estimator':<20} {'interval':<44} {'covers truth':>13} {'estimate inside':>16} {'mean bias':>10}")
     labels = {"new": "noise-corrected, BCa over trials (default)", "old": "plain, percentile over conditions (old)"}
@@ -209,7 +209,7 @@ def main() -> None:
     parser.add_argument("--baseline-pairs", type=int, default=40)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--datasets", type=int, default=200)
-    parser.add_argument("--n-boot", type=int, default=400)
+    parser.add_argument("--n-boot", type=int, default=200)
     parser.add_argument("--n-jobs", type=int, default=1)
     args = parser.parse_args()
     benches = {"pairwise": bench_pairwise, "coverage": bench_coverage, "parallel": bench_parallel, "dsa": bench_dsa}

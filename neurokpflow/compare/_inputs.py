@@ -137,20 +137,18 @@ def fold_means(rep: "Representation", n_folds: int, what: str = "this estimator"
     """
     if rep.trials is None:
         return rep.matrix()[None].expand(n_folds, -1, -1)
-    folds = []
-    for f in range(n_folds):
-        picks, labels = [], []
-        for c in range(rep.n_conditions):
-            members = np.flatnonzero(rep.trial_condition == c)
-            if len(members) < n_folds:
-                raise DegenerateInputError(
-                    f"{what} splits trials into {n_folds} folds, but condition {rep.conditions[c]!r} has "
-                    f"{len(members)} trial(s); pass n_folds={max(2, len(members))} or fewer")
-            picks.append(members[f::n_folds])
-            labels.append(np.full(len(picks[-1]), c))
-        folds.append(rep.with_trials(rep.trials[torch.as_tensor(np.concatenate(picks))],
-                                     np.concatenate(labels)).matrix())
-    return torch.stack(folds)
+    fold = np.empty(len(rep.trial_condition), dtype=np.int64)
+    for c in range(rep.n_conditions):
+        members = np.flatnonzero(rep.trial_condition == c)
+        if len(members) < n_folds:
+            raise DegenerateInputError(
+                f"{what} splits trials into {n_folds} folds, but condition {rep.conditions[c]!r} has "
+                f"{len(members)} trial(s); pass n_folds={max(2, len(members))} or fewer")
+        fold[members] = np.arange(len(members)) % n_folds
+    groups = fold * rep.n_conditions + np.asarray(rep.trial_condition)          # (fold, condition) cells
+    means = condition_means(rep.trials, groups, n_folds * rep.n_conditions,
+                            np.tile(rep.conditions, n_folds), rep.times)
+    return means.reshape(n_folds, rep.n_conditions * rep.n_times, rep.n_units)
 
 
 def drop_trial_block(rep: "Representation", block: int, n_folds: int) -> "Representation":

@@ -134,7 +134,10 @@ class Procrustes(Measure):
         eig_y, vec_y = torch.linalg.eigh(ky)
         root_y = (vec_y * eig_y.clamp_min(0.0).sqrt()) @ vec_y.T
         eig = torch.linalg.eigvalsh(root_y @ kx @ root_y)   # eig(K_x K_y) = squared singular values of X^T Y
-        return torch.sqrt(eig.clamp_min(0.0)).sum(), torch.trace(kx), torch.trace(ky)
+        # eigenvalues at round-off level (1e-12 of the largest) are zeros: their square roots (1e-7 relative)
+        # would otherwise dominate the error of exact, noise-free inputs
+        eig = torch.where(eig > 1e-12 * eig.abs().max(), eig, torch.zeros_like(eig))
+        return torch.sqrt(eig).sum(), torch.trace(kx), torch.trace(ky)
 
     def _noise_corrected(self, a, b):
         nuclear, sq_x, sq_y = self._nuclear(a, b)
@@ -263,6 +266,13 @@ def _cross_fold_gram(x: torch.Tensor) -> torch.Tensor:
     return gram / (k * (k - 1))
 
 
+def _fold_grams(x: torch.Tensor) -> torch.Tensor:
+    """All X_a X_b^T, shape (fold, fold, sample, sample), from one matrix product."""
+    k, m, _ = x.shape
+    flat = x.reshape(k * m, -1)
+    return (flat @ flat.T).reshape(k, m, k, m).permute(0, 2, 1, 3)
+
+
 def _distinct_quadruples(k: int, dtype: torch.dtype) -> torch.Tensor:
     """Weights over (a, b, c, d): equal on tuples of four different folds, summing to 1."""
     idx = torch.arange(k)
@@ -388,11 +398,10 @@ class CKA(Measure):
 
     def _noise_corrected(self, a, b):
         x, y = noise_split(a, b, self.n_folds, self.estimator)
-        gx, gy = torch.einsum("aip,bjp->abij", x, x), torch.einsum("aip,bjp->abij", y, y)   # X_a X_b^T
-        weights = _distinct_quadruples(self.n_folds, x.dtype)
-        xy = torch.einsum("abcd,abij,cdij->", weights, gx, gy)
-        xx = torch.einsum("abcd,abij,cdij->", weights, gx, gx)
-        yy = torch.einsum("abcd,abij,cdij->", weights, gy, gy)
+        k = self.n_folds
+        gx, gy = (_fold_grams(v).reshape(k * k, -1) for v in (x, y))          # rows: X_a X_b^T flattened
+        weights = _distinct_quadruples(k, x.dtype).reshape(k * k, k * k)
+        xy, xx, yy = (torch.sum(weights * (g @ h.T)) for g, h in ((gx, gy), (gx, gx), (gy, gy)))
         if float(xx) <= 0 or float(yy) <= 0:
             raise DegenerateInputError(f"{self.estimator}: the noise-corrected Gram norm of an input is <= 0 "
                                        "(no reliable signal across conditions); use more trials")

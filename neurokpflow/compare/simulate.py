@@ -34,7 +34,7 @@ def _trials(means: np.ndarray, n_trials: int, noise: float, rng: np.random.Gener
                         coords={"condition": ("trial", labels), "time": 0.05 * (np.arange(n_time) + 0.5)})
 
 
-def simulate_pair(rng: np.random.Generator, *, n_conditions: int = 8, n_trials: int = 16, n_times: int = 1,
+def simulate_pair(rng: np.random.Generator, *, n_conditions: int = 8, n_trials: int = 16, n_times: int = 10,
                   units: tuple[int, int] = (20, 30), latent: int = 3, private: float = 0.6,
                   noise: float = 1.5) -> SimulatedPair:
     """Two populations over the same conditions.

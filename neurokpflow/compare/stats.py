@@ -171,15 +171,17 @@ def _trial_draw(rep: Representation, rng: np.random.Generator, n_folds: int) -> 
     each fold (positions k, k + n_folds, ... keep their fold), so that the folds stay independent."""
     if rep.trials is None:
         return rep
-    picks = []
-    for c in range(rep.n_conditions):
-        members = np.flatnonzero(rep.trial_condition == c)
-        drawn = members.copy()
-        for f in range(min(n_folds, len(members))):
-            drawn[f::n_folds] = rng.choice(members[f::n_folds], len(members[f::n_folds]))
-        picks.append(drawn)
-    order = np.concatenate(picks)
-    return rep.with_trials(rep.trials[torch.as_tensor(order)], rep.trial_condition[order])
+    labels = np.asarray(rep.trial_condition)
+    order = np.argsort(labels, kind="stable")                    # trials grouped by condition, stored order kept
+    starts = np.searchsorted(labels[order], np.arange(rep.n_conditions))
+    position = np.arange(len(order)) - np.repeat(starts, np.bincount(labels, minlength=rep.n_conditions))
+    cell = labels[order] * n_folds + position % n_folds          # (condition, fold) of every trial
+    cell_order = np.argsort(cell, kind="stable")
+    sizes = np.bincount(cell, minlength=rep.n_conditions * n_folds)
+    first = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    draw = first[cell] + (rng.random(len(cell)) * sizes[cell]).astype(np.int64)   # uniform within its cell
+    picked = order[cell_order[draw]]
+    return rep.with_trials(rep.trials[torch.as_tensor(picked)], labels[picked])
 
 
 class _Design:
