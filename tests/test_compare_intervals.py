@@ -63,10 +63,11 @@ def test_noise_corrected_intervals_cover_the_noise_free_truth():
     assert old_inside < n_sets / 2
 
 
-def test_noise_corrected_estimators_equal_plain_ones_without_noise_and_accept_a_deterministic_model():
+@pytest.mark.parametrize("units", [5, 40])   # feature-space and sample-space forms of the cross-fold products
+def test_noise_corrected_estimators_equal_plain_ones_without_noise_and_accept_a_deterministic_model(units):
     rng = np.random.default_rng(1)
-    means = rng.standard_normal((6, 3, 5))
-    other = means @ rng.standard_normal((5, 7)) + 0.3 * rng.standard_normal((6, 3, 7))
+    means = rng.standard_normal((6, 3, units))
+    other = means @ rng.standard_normal((units, 7)) + 0.3 * rng.standard_normal((6, 3, 7))
     labels = np.repeat(np.arange(6), 8)
     trials = xr.DataArray(means[labels], dims=("trial", "time", "unit"),
                           coords={"condition": ("trial", labels), "time": [0.0, 0.1, 0.2]})

@@ -266,11 +266,20 @@ def _cross_fold_gram(x: torch.Tensor) -> torch.Tensor:
     return gram / (k * (k - 1))
 
 
-def _fold_grams(x: torch.Tensor) -> torch.Tensor:
-    """All X_a X_b^T, shape (fold, fold, sample, sample), from one matrix product."""
-    k, m, _ = x.shape
-    flat = x.reshape(k * m, -1)
-    return (flat @ flat.T).reshape(k, m, k, m).permute(0, 2, 1, 3)
+def _gram_inner_products(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """T[a, b, c, d] = <X_a X_b^T, Y_c Y_d^T> for fold stacks x (k, m, p) and y (k, m, q).
+
+    Computed in sample space (the k^2 Gram matrices, m x m) or, when that is larger, in feature space
+    through the identity <X_a X_b^T, Y_c Y_d^T> = <X_a^T Y_c, X_b^T Y_d> (the k^2 cross products, p x q).
+    """
+    k, m, p = x.shape
+    q = y.shape[2]
+    if m * m <= p * q:
+        gx = (x.reshape(k * m, p) @ x.reshape(k * m, p).T).reshape(k, m, k, m).permute(0, 2, 1, 3).reshape(k * k, -1)
+        gy = (y.reshape(k * m, q) @ y.reshape(k * m, q).T).reshape(k, m, k, m).permute(0, 2, 1, 3).reshape(k * k, -1)
+        return (gx @ gy.T).reshape(k, k, k, k)
+    cross = torch.einsum("aip,ciq->acpq", x, y).reshape(k * k, p * q)        # rows (a, c): X_a^T Y_c
+    return (cross @ cross.T).reshape(k, k, k, k).permute(0, 2, 1, 3)          # [a, c, b, d] -> [a, b, c, d]
 
 
 def _distinct_quadruples(k: int, dtype: torch.dtype) -> torch.Tensor:
@@ -398,10 +407,8 @@ class CKA(Measure):
 
     def _noise_corrected(self, a, b):
         x, y = noise_split(a, b, self.n_folds, self.estimator)
-        k = self.n_folds
-        gx, gy = (_fold_grams(v).reshape(k * k, -1) for v in (x, y))          # rows: X_a X_b^T flattened
-        weights = _distinct_quadruples(k, x.dtype).reshape(k * k, k * k)
-        xy, xx, yy = (torch.sum(weights * (g @ h.T)) for g, h in ((gx, gy), (gx, gx), (gy, gy)))
+        weights = _distinct_quadruples(self.n_folds, x.dtype)
+        xy, xx, yy = (torch.sum(weights * _gram_inner_products(g, h)) for g, h in ((x, y), (x, x), (y, y)))
         if float(xx) <= 0 or float(yy) <= 0:
             raise DegenerateInputError(f"{self.estimator}: the noise-corrected Gram norm of an input is <= 0 "
                                        "(no reliable signal across conditions); use more trials")
