@@ -119,6 +119,8 @@ def coverage_rows(n_datasets: int, n_boot: int, seed: int = 0, n_jobs: int = 1):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for i in range(n_datasets):
+            if i % 20 == 0:
+                print(f"  data set {i}/{n_datasets}", file=sys.stderr, flush=True)
             pair = simulate_pair(rng)
             for name in new:
                 truth = float(truth_measures[name](pair.first_means, pair.second_means))
