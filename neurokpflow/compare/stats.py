@@ -431,6 +431,10 @@ def cross_validated(measure: Any, first: Any, second: Any, *, over: str = "condi
                     seed: int = 0, **align_options: Any) -> Score:
     """Held-out score of a fitted measure (Procrustes, shape metric, CCA/SVCCA).
 
+    This removes the bias of *fitting* an alignment to the scored samples. The trial-noise bias is
+    removed by the estimators' own ``cross_validated=True`` option (``CKA``, ``Procrustes``), which
+    builds its products from independent trial folds.
+
     ``over="conditions"``: K-fold over conditions (K = ``n_splits``, default min(5, n_conditions)), fit the alignment on K-1 folds, evaluate on the
     held-out conditions, average the K values. ``over="trials"``: ``n_splits`` (default 5) random trial halvings,
     fit on the condition means of one half and evaluate on those of the other.
