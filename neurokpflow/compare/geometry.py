@@ -72,8 +72,8 @@ class Procrustes(Measure):
             raise ValueError(f"alpha must lie in [0, 1], got {alpha}")
         if cross_validated and (float(alpha) != 1.0 or not center):
             raise ValueError("cross_validated=True is defined for centred Procrustes (alpha=1, center=True)")
-        if cross_validated and n_folds < 4:
-            raise ValueError(f"cross_validated=True needs n_folds >= 4 (four independent folds), got {n_folds}")
+        if cross_validated and n_folds < 2:
+            raise ValueError(f"cross_validated=True needs n_folds >= 2 (independent folds), got {n_folds}")
         self.kind, self.alpha, self.center, self.preserve_variance = kind, float(alpha), bool(center), preserve_variance
         self.cross_validated, self.n_folds = bool(cross_validated), int(n_folds)
         if self.cross_validated:
