@@ -167,6 +167,7 @@ def bench_parallel(args) -> None:
     import neurokpflow.compare as nc
 
     torch.set_num_threads(1)
+    warnings.simplefilter("ignore", nc.BootstrapBiasWarning)
     model, recording = _m1_pair()
     m = nc.CKA(debiased=True)
     print(f"1000-replicate bootstrap (over trials) of {m.estimator}: model (64 units) vs the M1 recording "
