@@ -1,16 +1,31 @@
-"""All pairwise Procrustes (angular + Euclidean) and linear CKA among many representations.
+"""Comparison benchmarks, each printing its numbers side by side from one run.
+
+  pairwise  : all pairwise Procrustes (angular + Euclidean) and linear CKA among many representations
+  coverage  : calibration of the bootstrap intervals on simulated populations with a known noise-free score
+  parallel  : a 1000-replicate bootstrap of debiased CKA on the M1 recording at n_jobs=1 and 2
+  dsa       : one DSA score on the M1 recording, default rank rule vs the old full numerical rank
+Usage (from the repository root): python -m benchmarks.bench_compare [pairwise|coverage|parallel|dsa|all] [options]
+
+pairwise:
 
 Batched ``neurokpflow.compare.pairwise`` against computing one pair at a time with scipy/numpy,
 timed in the same run. Baselines (timed on a subset of pairs and extrapolated, as printed):
   scipy   : scipy.spatial.procrustes (disparity -> angle, with norms -> Euclidean) + numpy CKA per pair
   numpy   : the same formulas written tightly per pair (centre, svd(X^T Y) values, Frobenius norms)
-Usage (from the repository root): python -m benchmarks.bench_compare [--n-reps 50 --samples 2000 --units 256 --baseline-pairs 40]
+  python -m benchmarks.bench_compare pairwise [--n-reps 50 --samples 2000 --units 256 --baseline-pairs 40]
+coverage (noise-corrected estimators with their default BCa interval over trials, next to the percentile
+interval over conditions of the plain estimators, the method before BCa):
+  python -m benchmarks.bench_compare coverage [--datasets 200 --n-boot 200]
 """
 from __future__ import annotations
 
 import argparse
 import itertools
+import os
+import sys
 import time
+import warnings
+from pathlib import Path
 
 import numpy as np
 import scipy.spatial
@@ -56,15 +71,7 @@ def time_baseline(fn, reps, pairs) -> tuple[float, np.ndarray]:
     return time.perf_counter() - start, values
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n-reps", type=int, default=50)
-    parser.add_argument("--samples", type=int, default=2000)
-    parser.add_argument("--units", type=int, default=256)
-    parser.add_argument("--baseline-pairs", type=int, default=40)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    args = parser.parse_args()
-
+def bench_pairwise(args) -> None:
     reps = make_representations(args.n_reps, args.samples, args.units)
     all_pairs = list(itertools.combinations(range(args.n_reps), 2))
     subset = [all_pairs[k] for k in np.linspace(0, len(all_pairs) - 1, min(args.baseline_pairs, len(all_pairs))).astype(int)]
@@ -95,6 +102,123 @@ def main() -> None:
     for base in ("scipy per pair", "numpy per pair"):
         for ours_name in ("batched float64", "batched float32"):
             print(f"ratio {base} / {ours_name}: {timings[base] / timings[ours_name]:6.1f}x")
+
+
+
+def coverage_rows(n_datasets: int, n_boot: int, seed: int = 0, n_jobs: int = 1):
+    """Per data set and estimator: (truth, estimate, low, high) of the new defaults and of the old method."""
+    import neurokpflow.compare as nc
+    from neurokpflow.compare.simulate import simulate_pair
+
+    truth_measures = {"linear CKA": nc.CKA(), "Procrustes angle": nc.Procrustes(), "RSA Spearman": nc.RSA("sqeuclidean")}
+    new = {"linear CKA": nc.CKA(cross_validated=True), "Procrustes angle": nc.Procrustes(cross_validated=True),
+           "RSA Spearman": nc.RSA("crossnobis")}
+    old = {"linear CKA": nc.CKA(), "Procrustes angle": nc.Procrustes(), "RSA Spearman": nc.RSA()}
+    rng = np.random.default_rng(seed)
+    rows = {(kind, name): [] for kind in ("new", "old") for name in new}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for i in range(n_datasets):
+            if i % 20 == 0:
+                print(f"  data set {i}/{n_datasets}", file=sys.stderr, flush=True)
+            pair = simulate_pair(rng)
+            for name in new:
+                truth = float(truth_measures[name](pair.first_means, pair.second_means))
+                b = nc.bootstrap(new[name], pair.first, pair.second, n_boot=n_boot, seed=i, n_jobs=n_jobs)
+                rows["new", name].append((truth, b.estimate, b.low, b.high))
+                b = nc.bootstrap(old[name], pair.first, pair.second, over="conditions", interval="percentile",
+                                 n_boot=n_boot, seed=i, n_jobs=n_jobs)
+                rows["old", name].append((truth, b.estimate, b.low, b.high))
+    return {k: np.asarray(v) for k, v in rows.items()}
+
+
+def bench_coverage(args) -> None:
+    start = time.perf_counter()
+    rows = coverage_rows(args.datasets, args.n_boot, n_jobs=args.n_jobs)
+    print(f"{args.datasets} simulated data sets (8 conditions x 10 time bins x 16 trials, noise SD 1.5, simulate_pair defaults), "
+          f"{args.n_boot} replicates, nominal 95 %; {time.perf_counter() - start:.0f} s")
+    print(f"{'estimator':<20} {'interval':<44} {'covers truth':>13} {'estimate inside':>16} {'mean bias':>10}")
+    labels = {"new": "noise-corrected, BCa over trials (default)", "old": "plain, percentile over conditions (old)"}
+    for name in ("linear CKA", "Procrustes angle", "RSA Spearman"):
+        for kind in ("new", "old"):
+            r = rows[kind, name]
+            cover = np.sum((r[:, 2] <= r[:, 0]) & (r[:, 0] <= r[:, 3]))
+            inside = np.sum((r[:, 2] <= r[:, 1]) & (r[:, 1] <= r[:, 3]))
+            print(f"{name:<20} {labels[kind]:<44} {cover:>5}/{len(r)} {100 * cover / len(r):4.0f}% "
+                  f"{inside:>8}/{len(r)} {np.mean(r[:, 1] - r[:, 0]):>+10.3f}")
+
+
+def _m1_pair():
+    import xarray as xr
+
+    from neurokpflow.cli.comparison_steps import load_recording
+
+    path = Path(os.environ.get("NEUROKPFLOW_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+    recording = load_recording(path / "m1_center_out_chewie.nwb", condition="target")
+    means = recording.groupby("condition").mean("trial").transpose("condition", "time", "unit")
+    rng = np.random.default_rng(0)
+    model = xr.DataArray(np.tanh(means.values @ rng.standard_normal((means.sizes["unit"], 64)) / 8),
+                         dims=("condition", "time", "unit"),
+                         coords={"condition": means["condition"].values, "time": means["time"].values})
+    return model, recording
+
+
+def bench_parallel(args) -> None:
+    import neurokpflow.compare as nc
+
+    torch.set_num_threads(1)
+    warnings.simplefilter("ignore", nc.BootstrapBiasWarning)
+    model, recording = _m1_pair()
+    m = nc.CKA(debiased=True)
+    print(f"1000-replicate bootstrap (over trials) of {m.estimator}: model (64 units) vs the M1 recording "
+          f"({recording.sizes['trial']} trials, {recording.sizes['unit']} units); {os.cpu_count()} CPUs, "
+          f"load average {os.getloadavg()[0]:.2f}")
+    times, bounds = {}, {}
+    runs = [("1 worker", 1, "threads"), ("2 threads", 2, "threads"), ("2 processes (cold pool)", 2, "processes"),
+            ("2 processes (warm pool)", 2, "processes"), ("1 worker (again)", 1, "threads")]
+    for label, jobs, backend in runs:
+        start = time.perf_counter()
+        b = nc.bootstrap(m, model, recording, over="trials", n_boot=1000, n_jobs=jobs, backend=backend)
+        times[label], bounds[label] = time.perf_counter() - start, (b.low, b.high)
+        print(f"{label:>26}: {times[label]:6.2f} s  interval [{b.low:.6f}, {b.high:.6f}]")
+    serial = min(times["1 worker"], times["1 worker (again)"])
+    print(f"identical intervals at every n_jobs: {len(set(bounds.values())) == 1}")
+    for label in ("2 threads", "2 processes (cold pool)", "2 processes (warm pool)"):
+        print(f"speed-up {label} vs 1 worker: {serial / times[label]:.2f}x")
+
+
+def bench_dsa(args) -> None:
+    import neurokpflow.compare as nc
+
+    torch.set_num_threads(1)
+    model, recording = _m1_pair()
+    print(f"DSA between a model (64 units) and the M1 recording (condition means, {recording.sizes['unit']} units), "
+          "one thread")
+    for label, m in (("default (rank rule: 99 % energy)", nc.DSA()), ("old default (numerical rank)", nc.DSA(rank=None))):
+        a, b = nc.align(model, recording)
+        start = time.perf_counter()
+        score = m.score(a, b)
+        seconds = time.perf_counter() - start
+        print(f"{label:>34}: {seconds:6.2f} s  rank {score.details['rank']}, energy kept "
+              f"{tuple(round(e, 4) for e in score.details['energy_kept'])}, value {float(score):.4f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("which", nargs="?", default="pairwise", choices=("pairwise", "coverage", "parallel", "dsa", "all"))
+    parser.add_argument("--n-reps", type=int, default=50)
+    parser.add_argument("--samples", type=int, default=2000)
+    parser.add_argument("--units", type=int, default=256)
+    parser.add_argument("--baseline-pairs", type=int, default=40)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--datasets", type=int, default=200)
+    parser.add_argument("--n-boot", type=int, default=200)
+    parser.add_argument("--n-jobs", type=int, default=1)
+    args = parser.parse_args()
+    benches = {"pairwise": bench_pairwise, "coverage": bench_coverage, "parallel": bench_parallel, "dsa": bench_dsa}
+    for name in (benches if args.which == "all" else [args.which]):
+        benches[name](args)
+        sys.stdout.flush()
 
 
 if __name__ == "__main__":

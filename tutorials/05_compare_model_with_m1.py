@@ -91,8 +91,10 @@ for path in training.list_checkpoints(RUN):
 # ## One comparison, several measures, with statistics
 #
 # `compare` returns one Dataset: a score per measure (each states its convention: angle, distance or similarity),
-# a percentile bootstrap CI over conditions, a permutation null (shuffling the recording's condition labels) and the
-# recording's split-half noise ceiling.
+# a bootstrap CI over conditions (BCa by default; the method is in `ci_method`), a permutation null (shuffling the
+# recording's condition labels) and the recording's split-half noise ceiling. For recordings with repeated trials,
+# `compare.CKA(cross_validated=True)` and `compare.Procrustes(cross_validated=True)` estimate the similarity of the
+# noise-free condition means instead.
 
 # %%
 trained = over_training[max(over_training)]

@@ -119,6 +119,14 @@ def score_table(result, step_dim="step"):
     return rows
 
 
+def _ci_methods(result) -> str:
+    """One phrase per estimator naming its interval method and what was resampled."""
+    if "ci_method" not in result:
+        return "none"
+    methods = {str(v) for v in np.atleast_1d(result["ci_method"].values)}
+    return "; ".join(f"{m.replace('bca', 'BCa bootstrap')}" for m in sorted(methods))
+
+
 def compare_run(run_dir, recording, out_dir, report, *, measures=("procrustes", "cka"),
                 stats=("bootstrap", "permutation"), every=1, n_boot=200, n_perm=200, seed=0, progress=True):
     """Compare every checkpoint of ``run_dir`` (step 0 = untrained) with ``recording``.
@@ -146,16 +154,17 @@ def compare_run(run_dir, recording, out_dir, report, *, measures=("procrustes", 
         f"({recording.sizes['trial']} trials, {n_cond} conditions from column "
         f"`{recording.attrs.get('condition_column', 'condition')}`, {recording.sizes['unit']} units, "
         f"{recording.sizes['time']} bins of {recording.attrs.get('bin_size', '?')} s), both averaged by condition.  "
-        "CI: percentile bootstrap over conditions; null: permutation of the recording's condition labels "
-        "(p one-sided).  Conventions: angle/distance = smaller is more similar, similarity = larger is more "
-        "similar.")
+        f"CI: {_ci_methods(result)}; null: permutation of the recording's condition labels (p one-sided, "
+        "(k + 1) / (n + 1)).  Estimators marked noise=cv4 are noise-corrected: they estimate the similarity of "
+        "the noise-free condition means from cross products of independent trial folds.  Conventions: "
+        "angle/distance = smaller is more similar, similarity = larger is more similar.")
     report.paragraph("Pairing: " + PAIRING)
     report.table(["step", "measure", "convention", "score", "95 % CI", "null mean", "p"], score_table(result))
     if "noise_ceiling" in result:
         report.table(["measure", "noise ceiling (split-half, Spearman-Brown)"],
                      [[str(m), float(v)] for m, v in zip(result["measure"].values, result["noise_ceiling"].values)])
     report.figure(plot_comparison(result), "comparison_over_training",
-                  "Scores over training with bootstrap CI band and the permutation-null mean.")
+                  f"Scores over training with the 95 % CI band ({_ci_methods(result)}) and the permutation-null mean.")
     from .figures import trajectories
 
     report.figure(trajectories(recording, activity[pairs[0][0]], activity[pairs[-1][0]], pairs[-1][0]),

@@ -56,6 +56,16 @@ QUICK = DemoSettings(
     hidden=32, steps=150, checkpoint_every=25, lr=3e-3, analyse_every=3, compare_every=1, n_boot=50, n_perm=50,
     collapse_options={"definitions": ("ER1", "ER2"), "n_bootstrap": 10})
 
+def _demo_measures():
+    """The recording has repeated trials: the noise-corrected estimators (similarity of the noise-free
+    condition means), with their default BCa intervals over trials."""
+    from ..compare import CKA, Procrustes
+
+    return (Procrustes(cross_validated=True), CKA(cross_validated=True))
+
+
+DEMO_MEASURES = _demo_measures()
+
 TAU = 0.1  # s; leaky RNN alpha = dt / tau = 0.5 at the demo's dt
 
 
@@ -127,7 +137,7 @@ def run(out, *, quick=False, nwb=None, condition="condition", align_to="start_ti
     with console.stage("comparing the model with the recording over training"):
         compare_part = Report("comparison", figures_dir=out / "figures")
         comparison = compare_run(out / "run", recording, out, compare_part,
-                                 measures=("procrustes", "cka"), stats=("bootstrap", "permutation"),
+                                 measures=DEMO_MEASURES, stats=("bootstrap", "permutation"),
                                  every=settings.compare_every, n_boot=settings.n_boot, n_perm=settings.n_perm,
                                  seed=seed, progress=console.progress)
 
@@ -154,7 +164,8 @@ def _pick(comparison, measure_prefix, step):
     names = [str(m) for m in comparison["measure"].values if str(m).startswith(measure_prefix)]
     r = comparison.sel(measure=names[0], step=step)
     return {"estimator": names[0], "convention": str(r["convention"].values), "score": float(r["score"]),
-            "ci": [float(r["ci_low"]), float(r["ci_high"])], "null_mean": float(r["null_mean"]),
+            "ci": [float(r["ci_low"]), float(r["ci_high"])], "ci_method": str(r["ci_method"].values),
+            "bias": float(r["bias"]), "se": float(r["se"]), "null_mean": float(r["null_mean"]),
             "p_value": float(r["p_value"])}
 
 
@@ -222,8 +233,9 @@ def _write_report(report, summary, source_text, recording, log, collapse_part, c
          ", ".join(f"{100 * a:.1f} %" for a in acc.values())],
         *[[f"effective rank of {op} ({r['definition']})", r["untrained"], r["trained"]] for op, r in ranks.items()],
         ["misdirection KA(PKP*, PP*)", summary["misdirection"]["untrained"], summary["misdirection"]["trained"]],
-        ["Procrustes angle to the recording (rad) [95 % CI]", fmt(proc["untrained"]), fmt(proc["trained"])],
-        ["linear CKA with the recording [95 % CI]", fmt(cka["untrained"]), fmt(cka["trained"])],
+        ["Procrustes angle to the recording (rad, noise-corrected) [95 % BCa CI]", fmt(proc["untrained"]),
+         fmt(proc["trained"])],
+        ["linear CKA with the recording (noise-corrected) [95 % BCa CI]", fmt(cka["untrained"]), fmt(cka["trained"])],
     ])
     report.paragraph(
         f"A leaky tanh RNN ({settings.hidden} units, α = dt/τ = 0.5) learned MemoryPro (dt = {DEMO_TASK['dt']} s: "

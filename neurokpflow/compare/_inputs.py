@@ -81,23 +81,96 @@ class Representation:
 
     def with_trials(self, trials: torch.Tensor, trial_condition: np.ndarray) -> "Representation":
         """A representation whose means are recomputed from the given trials."""
-        means = condition_means(trials, trial_condition, self.n_conditions)
+        means = condition_means(trials, trial_condition, self.n_conditions, self.conditions, self.times)
         return replace(self, means=means, trials=trials, trial_condition=np.asarray(trial_condition))
 
 
-def condition_means(trials: torch.Tensor, trial_condition: np.ndarray, n_conditions: int) -> torch.Tensor:
-    """NaN-aware mean of trials within each condition; errors when a (condition, time) has no data."""
+def condition_means(trials: torch.Tensor, trial_condition: np.ndarray, n_conditions: int,
+                    conditions: np.ndarray | None = None, times: np.ndarray | None = None) -> torch.Tensor:
+    """NaN-aware mean of trials within each condition; errors when a (condition, time) has no data.
+
+    ``conditions`` (values) and ``times`` (seconds) only serve the error message, which names the
+    empty cell by its coordinate values and the time window that every condition covers.
+    """
     valid = ~torch.isnan(trials)
     index = torch.as_tensor(np.asarray(trial_condition, dtype=np.int64))
     shape = (n_conditions,) + tuple(trials.shape[1:])
     sums = torch.zeros(shape, dtype=trials.dtype).index_add_(0, index, torch.where(valid, trials, 0.0))
     counts = torch.zeros(shape, dtype=trials.dtype).index_add_(0, index, valid.to(trials.dtype))
     if bool((counts == 0).any()):
-        cond, time = np.argwhere((counts == 0).any(-1).numpy())[0]
-        raise DegenerateInputError(
-            f"condition #{cond} has no valid (non-NaN) trial at time bin #{time}; select a time window "
-            "that every condition covers (e.g. data.sel(time=slice(...))) or use time='intersect'")
+        raise DegenerateInputError(_empty_cell_message((counts == 0).any(-1).numpy(), conditions, times))
     return sums / counts
+
+
+def _empty_cell_message(empty: np.ndarray, conditions: np.ndarray | None, times: np.ndarray | None) -> str:
+    """One line naming an empty (condition, time) cell by value and the selection that avoids it:
+    the longest run of time bins in which every condition has data."""
+    cond, time = np.argwhere(empty)[0]
+    cond_name = repr(conditions[cond].item() if hasattr(conditions[cond], "item") else conditions[cond]) \
+        if conditions is not None else f"#{cond}"
+    covered = ~empty.any(0)
+    runs, start = [], None
+    for t, ok in enumerate(list(covered) + [False]):
+        if ok and start is None:
+            start = t
+        elif not ok and start is not None:
+            runs.append((start, t - 1))
+            start = None
+    where = f"time {times[time]:g} s" if times is not None else f"time bin #{time}"
+    if not runs:
+        return (f"condition {cond_name} has no valid (non-NaN) trial at {where}, and no time bin has data in every "
+                "condition; drop the conditions with short trials (e.g. data.where(..., drop=True))")
+    lo, hi = max(runs, key=lambda r: r[1] - r[0])
+    fix = (f"data.sel(time=slice({times[lo]:g}, {times[hi]:g}))" if times is not None
+           else f"data[:, {lo}:{hi + 1}] (time bins {lo}..{hi})")
+    return (f"condition {cond_name} has no valid (non-NaN) trial at {where}; every condition has data in "
+            f"{'times' if times is not None else 'bins'} {times[lo] if times is not None else lo:g}..."
+            f"{times[hi] if times is not None else hi:g}: select them with {fix}")
+
+
+def fold_means(rep: "Representation", n_folds: int, what: str = "this estimator") -> torch.Tensor:
+    """Condition means of ``n_folds`` disjoint trial sets, shape ``(fold, condition * time, unit)``.
+
+    Trial k of a condition (in stored order) goes to fold ``k % n_folds``, so the folds hold
+    independent noise. A representation without trials (deterministic, e.g. a model) gives its means
+    in every fold: no noise, nothing to correct.
+    """
+    if rep.trials is None:
+        return rep.matrix()[None].expand(n_folds, -1, -1)
+    fold = np.empty(len(rep.trial_condition), dtype=np.int64)
+    for c in range(rep.n_conditions):
+        members = np.flatnonzero(rep.trial_condition == c)
+        if len(members) < n_folds:
+            raise DegenerateInputError(
+                f"{what} splits trials into {n_folds} folds, but condition {rep.conditions[c]!r} has "
+                f"{len(members)} trial(s); pass n_folds={max(2, len(members))} or fewer")
+        fold[members] = np.arange(len(members)) % n_folds
+    groups = fold * rep.n_conditions + np.asarray(rep.trial_condition)          # (fold, condition) cells
+    means = condition_means(rep.trials, groups, n_folds * rep.n_conditions,
+                            np.tile(rep.conditions, n_folds), rep.times)
+    return means.reshape(n_folds, rep.n_conditions * rep.n_times, rep.n_units)
+
+
+def drop_trial_block(rep: "Representation", block: int, n_folds: int) -> "Representation":
+    """Without trial positions [block * n_folds, (block + 1) * n_folds) of every condition: one trial
+    of every fold goes, and the remaining trials keep their fold (position modulo n_folds)."""
+    if rep.trials is None:
+        return rep
+    keep = []
+    for c in range(rep.n_conditions):
+        members = np.flatnonzero(rep.trial_condition == c)
+        keep.append(np.delete(members, np.arange(block * n_folds, min((block + 1) * n_folds, len(members)))))
+    order = np.concatenate(keep)
+    return rep.with_trials(rep.trials[torch.as_tensor(order)], rep.trial_condition[order])
+
+
+def trial_blocks(a: "Representation", b: "Representation", n_folds: int) -> int:
+    """Number of whole blocks of ``n_folds`` trials in the sparsest condition (of either side with
+    trials): the groups of a delete-a-block jackknife. 0 when fewer than 2 (or no trials)."""
+    counts = [int(np.bincount(rep.trial_condition, minlength=rep.n_conditions).min())
+              for rep in (a, b) if rep.trials is not None]
+    blocks = min(counts) // n_folds if counts else 0
+    return blocks if blocks >= 2 else 0
 
 
 def _as_numpy(obj: Any, name: str) -> np.ndarray:
@@ -126,7 +199,7 @@ def _from_trials(values: np.ndarray, labels: np.ndarray, times, has_coords: bool
     trials = _tensor(values)
     if bool(torch.isinf(trials).any()):
         raise DegenerateInputError(f"{name} contains inf")
-    means = condition_means(trials, codes, len(conditions))
+    means = condition_means(trials, codes, len(conditions), conditions, times)
     keep_trials = np.bincount(codes).max() > 1 or bool(torch.isnan(trials).any())
     return Representation(means=means, conditions=conditions, times=times,
                           trials=trials if keep_trials else None,

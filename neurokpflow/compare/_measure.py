@@ -32,6 +32,11 @@ class Measure(ABC):
     fitted: bool = False
     symmetric: bool = True
     invariances: Mapping[str, bool] = {}
+    #: trials of a condition are used in this many interleaved folds (trial k -> fold k % n); resampling
+    #: trials keeps every draw inside its fold so that the folds stay independent
+    trial_folds: int = 1
+    #: default bootstrap interval (see :func:`neurokpflow.compare.bootstrap`)
+    interval: str = "bca"
 
     @property
     def estimator(self) -> str:
@@ -95,6 +100,16 @@ def pad_columns(x: torch.Tensor, width: int) -> torch.Tensor:
 
 def safe_arccos(cosine: float | torch.Tensor) -> float:
     return float(np.arccos(np.clip(float(cosine), -1.0, 1.0)))
+
+
+def angle_between(x: torch.Tensor, y: torch.Tensor) -> float:
+    """Angle between two arrays seen as vectors, 2 atan2(|x^ - y^|, |x^ + y^|) with x^ = x / |x|.
+
+    Unlike arccos of the cosine (whose round-off of 1e-16 becomes an angle of 1e-8), this is
+    accurate near 0 and pi: the angle of an array with itself is 0 to machine precision.
+    """
+    xn, yn = x / torch.linalg.norm(x), y / torch.linalg.norm(y)
+    return float(2.0 * torch.atan2(torch.linalg.norm(xn - yn), torch.linalg.norm(xn + yn)))
 
 
 def nonzero_norm(x: torch.Tensor, what: str) -> torch.Tensor:

@@ -23,6 +23,10 @@ class InSampleBiasWarning(UserWarning):
     """Warned when an in-sample score is known to be biased for the given shapes."""
 
 
+class BootstrapBiasWarning(UserWarning):
+    """Warned when a bootstrap finds a bias that is not small next to the standard error."""
+
+
 def larger_is_more_similar(convention: str) -> bool:
     """True for similarities and scores, False for distances and angles."""
     if convention not in CONVENTIONS:

@@ -2,7 +2,9 @@
 comparison of the operators (Procrustes over vector fields, or eigenvalue-spectrum distance)."""
 from __future__ import annotations
 
+import contextlib
 import itertools
+import threading
 from typing import Any
 
 import numpy as np
@@ -30,13 +32,17 @@ def delay_embed(trajectories: torch.Tensor, n_delays: int = 1, delay_interval: i
     return torch.cat(parts, dim=-1)
 
 
+def _numerical_rank(s: torch.Tensor, shape) -> int:
+    numerical = int((s > 1e-10 * s[0] * max(shape)).sum()) if float(s[0]) > 0 else 0
+    if numerical == 0:
+        raise DegenerateInputError("trajectories are all zero; no dynamics to fit")
+    return numerical
+
+
 def _embedding_basis(embedded: torch.Tensor, rank: int | None) -> tuple[torch.Tensor | None, int]:
     flat = embedded.reshape(-1, embedded.shape[-1])
     _, s, vh = torch.linalg.svd(flat, full_matrices=False)
-    numerical = int((s > 1e-10 * s[0] * max(flat.shape)).sum()) if float(s[0]) > 0 else 0
-    if numerical == 0:
-        raise DegenerateInputError("trajectories are all zero; no dynamics to fit")
-    return vh, numerical
+    return vh, _numerical_rank(s, flat.shape)
 
 
 def fit_operator(trajectories: Any, n_delays: int = 1, delay_interval: int = 1, rank: int | None = None,
@@ -155,12 +161,68 @@ def compare_operators(a: Any, b: Any, comparison: str = "pavf", kind: str = "ang
     return float(np.sqrt(max(norm_a ** 2 + norm_b ** 2 - 2 * inner, 0.0)))
 
 
+_PIN_LOCK = threading.Lock()
+_PIN_DEPTH = 0
+
+
+@contextlib.contextmanager
+def single_threaded():
+    """Run BLAS/LAPACK (threadpoolctl) and torch on one thread inside the block, then restore.
+
+    Small dense fits are slower with many threads (start-up and contention dominate), and a pool of
+    bootstrap workers must not multiply thread counts. Re-entrant and safe across threads.
+    """
+    global _PIN_DEPTH
+    from threadpoolctl import threadpool_limits
+
+    with _PIN_LOCK:
+        if _PIN_DEPTH == 0:
+            single_threaded.saved = torch.get_num_threads()
+            single_threaded.limits = threadpool_limits(1)
+            torch.set_num_threads(1)
+        _PIN_DEPTH += 1
+    try:
+        yield
+    finally:
+        with _PIN_LOCK:
+            _PIN_DEPTH -= 1
+            if _PIN_DEPTH == 0:
+                single_threaded.limits.restore_original_limits()
+                torch.set_num_threads(single_threaded.saved)
+
+
+def choose_rank(embedded: torch.Tensor, rank: int | float | None) -> tuple[int, np.ndarray]:
+    """(rank, energy) under DSA's rank rule; ``energy[k - 1]`` is the fraction of the embedding's
+    energy that k components keep.
+
+    ``rank`` a float in (0, 1): the fewest leading right singular vectors of the (uncentred) delay
+    embedding whose squared singular values reach that fraction of the total; an int: that many
+    (at most the numerical rank); ``None``: the numerical rank.
+    """
+    flat = embedded.reshape(-1, embedded.shape[-1])
+    s = torch.linalg.svdvals(flat)
+    numerical = _numerical_rank(s, flat.shape)
+    s2 = s ** 2
+    energy = torch.cumsum(s2, 0) / s2.sum()
+    if rank is None:
+        r = numerical
+    elif isinstance(rank, float):
+        r = min(numerical, int(torch.searchsorted(energy, torch.tensor(rank, dtype=energy.dtype))) + 1)
+    else:
+        r = min(numerical, int(rank))
+    return r, energy.numpy()
+
+
 class DSA(Measure):
     """Dynamical similarity analysis (delay-embedded DMD operators, then :func:`compare_operators`).
 
     Each system's (condition, time, unit) trajectories are delay-embedded and projected on the
-    leading ``rank`` right singular vectors of the embedding; ``rank=None`` uses the smaller of the two
-    numerical ranks so the operators have equal size. A 2-D input is one trajectory (time, unit).
+    leading r right singular vectors of the embedding, with one r for both systems (so the operators
+    have equal size): the smaller of the two ranks chosen by the rule ``rank`` (see :func:`choose_rank`).
+    Default ``rank=0.99``: the fewest components keeping 99 % of each embedding's energy (sum of
+    squared values); an int fixes r; ``None`` keeps the numerical rank (slow and overfitted on
+    recordings: 71 on the M1 recording). The rank and the energy it keeps are in the score's details.
+    Fits run single-threaded (:func:`single_threaded`). A 2-D input is one trajectory (time, unit).
     ``invariances`` refer to transforms of the operators (conjugation C A C^T, S A S^-1, scaling).
     """
 
@@ -168,8 +230,10 @@ class DSA(Measure):
     convention = "distance"
 
     def __init__(self, comparison: str = "pavf", kind: str = "angular", n_delays: int = 1, delay_interval: int = 1,
-                 rank: int | None = None, ridge: float = 0.0, n_starts: int = 8, seed: int = 0):
+                 rank: int | float | None = 0.99, ridge: float = 0.0, n_starts: int = 8, seed: int = 0):
         check_option("comparison", comparison, ("pavf", "eigenvalues"))
+        if isinstance(rank, float) and not 0 < rank < 1:
+            raise ValueError(f"rank must be an int >= 1, an energy fraction in (0, 1) or None, got {rank}")
         check_option("kind", kind, ("angular", "euclidean"))
         self.comparison, self.kind = comparison, kind
         self.n_delays, self.delay_interval, self.rank, self.ridge = n_delays, delay_interval, rank, ridge
@@ -185,7 +249,9 @@ class DSA(Measure):
         p = dict(comparison=self.comparison)
         if self.comparison == "pavf":
             p["kind"] = self.kind
-        p.update(delays=self.n_delays, interval=self.delay_interval, rank=self.rank or "common")
+        rank = "numerical" if self.rank is None else (f"energy{self.rank:g}" if isinstance(self.rank, float)
+                                                      else self.rank)
+        p.update(delays=self.n_delays, interval=self.delay_interval, rank=rank)
         if self.ridge:
             p["ridge"] = f"{self.ridge:g}"
         return p
@@ -199,21 +265,28 @@ class DSA(Measure):
             delay_embed(self.trajectories(rep), self.n_delays, self.delay_interval)
 
     def operators(self, a: Representation, b: Representation) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._operators(a, b)[:2]
+
+    def _operators(self, a, b):
         ta, tb = self.trajectories(a), self.trajectories(b)
-        rank = self.rank
-        if rank is None:
-            rank = min(_embedding_basis(delay_embed(t, self.n_delays, self.delay_interval), None)[1] for t in (ta, tb))
+        chosen = [choose_rank(delay_embed(t, self.n_delays, self.delay_interval), self.rank) for t in (ta, tb)]
+        rank = min(r for r, _ in chosen)
         fit = dict(n_delays=self.n_delays, delay_interval=self.delay_interval, rank=rank, ridge=self.ridge)
-        return fit_operator(ta, **fit), fit_operator(tb, **fit)
+        energy = tuple(float(curve[rank - 1]) for _, curve in chosen)
+        return fit_operator(ta, **fit), fit_operator(tb, **fit), rank, energy
 
     def evaluate(self, a, b, state):
-        op_a, op_b = self.operators(a, b)
-        value = compare_operators(op_a, op_b, self.comparison, self.kind, n_starts=self.n_starts, seed=self.seed)
-        return value, {"operator_first": op_a.numpy(), "operator_second": op_b.numpy()}
+        with single_threaded():
+            op_a, op_b, rank, energy = self._operators(a, b)
+            value = compare_operators(op_a, op_b, self.comparison, self.kind, n_starts=self.n_starts, seed=self.seed)
+        rule = ("numerical rank" if self.rank is None else f"{self.rank:g} of the embedding energy"
+                if isinstance(self.rank, float) else f"fixed rank {self.rank}")
+        return value, {"operator_first": op_a.numpy(), "operator_second": op_b.numpy(), "rank": rank,
+                       "rank_rule": f"smaller of the two ranks keeping {rule}", "energy_kept": energy}
 
 
 def dsa(X: Any, Y: Any, comparison: str = "pavf", kind: str = "angular", *, n_delays: int = 1,
-        delay_interval: int = 1, rank: int | None = None, ridge: float = 0.0, n_starts: int = 8, seed: int = 0,
+        delay_interval: int = 1, rank: int | float | None = 0.99, ridge: float = 0.0, n_starts: int = 8, seed: int = 0,
         **align_options: Any) -> Score:
     """Dynamical similarity between two inputs; see :class:`DSA` and :func:`compare_operators`."""
     return DSA(comparison, kind, n_delays, delay_interval, rank, ridge, n_starts, seed)(X, Y, **align_options)

@@ -30,7 +30,8 @@ def plot_comparison(ds: xr.Dataset, *, measures: Any = None, axes: Any = None):
     for ax, name in zip(axes, names):
         sub = ds.sel(measure=name)
         other = [d for d in sub["score"].dims]
-        label = f"{name}\n({str(sub['convention'].values)})"
+        label = f"{_wrap(name)}\n({str(sub['convention'].values)})"
+        band = f"CI ({sub['ci_method'].values})" if "ci_method" in sub else "CI"
         if len(other) == 2:
             mesh = ax.pcolormesh(sub[other[1]].values, sub[other[0]].values, sub["score"].values, shading="nearest")
             fig.colorbar(mesh, ax=ax)
@@ -40,7 +41,7 @@ def plot_comparison(ds: xr.Dataset, *, measures: Any = None, axes: Any = None):
             x = sub[other[0]].values
             ax.plot(x, sub["score"].values, color="C0", label="score")
             if "ci_low" in sub:
-                ax.fill_between(x, sub["ci_low"].values, sub["ci_high"].values, color="C0", alpha=0.25, label="CI")
+                ax.fill_between(x, sub["ci_low"].values, sub["ci_high"].values, color="C0", alpha=0.25, label=band)
             if "null_mean" in sub:
                 ax.plot(x, sub["null_mean"].values, color="0.5", linestyle=":", label="null mean")
             ax.set_xlabel(other[0])
@@ -60,3 +61,15 @@ def plot_comparison(ds: xr.Dataset, *, measures: Any = None, axes: Any = None):
         ax.set_title(label, fontsize="small")
     fig.tight_layout()
     return fig
+
+
+def _wrap(estimator: str, width: int = 32) -> str:
+    """An estimator name broken after its '-' separators into lines of at most ``width`` characters."""
+    lines = [""]
+    for part in estimator.split("-"):
+        piece = part if not lines[-1] else "-" + part
+        if lines[-1] and len(lines[-1]) + len(piece) > width:
+            lines.append(part)
+        else:
+            lines[-1] += piece
+    return "\n".join(lines)

@@ -7,7 +7,7 @@ import numpy as np
 import scipy.stats
 import torch
 
-from ._inputs import Representation, as_representation
+from ._inputs import Representation, as_representation, fold_means
 from ._measure import Measure, check_option
 from ._result import DegenerateInputError, Score
 
@@ -25,19 +25,7 @@ def _crossnobis_folds(rep: Representation, n_folds: int) -> torch.Tensor:
     if rep.trials is None:
         raise DegenerateInputError("the crossnobis RDM needs trial-level data (an xarray input with a 'trial' dim "
                                    "and repeated trials per condition)")
-    folds = []
-    for f in range(n_folds):
-        picks, labels = [], []
-        for c in range(rep.n_conditions):
-            members = np.flatnonzero(rep.trial_condition == c)
-            if len(members) < n_folds:
-                raise DegenerateInputError(f"crossnobis with {n_folds} folds needs >= {n_folds} trials in every "
-                                           f"condition; condition {rep.conditions[c]!r} has {len(members)}")
-            picks.append(members[f::n_folds])
-            labels.append(np.full(len(members[f::n_folds]), c))
-        sub = rep.with_trials(rep.trials[torch.as_tensor(np.concatenate(picks))], np.concatenate(labels))
-        folds.append(sub.matrix())
-    return torch.stack(folds)
+    return fold_means(rep, n_folds, "crossnobis")
 
 
 def _noise_whitener(rep: Representation, noise: str) -> torch.Tensor | None:
@@ -137,6 +125,7 @@ class RSA(Measure):
         check_option("rdm", rdm, RDM_METHODS)
         check_option("compare", compare, COMPARATORS)
         self.rdm, self.compare, self.noise, self.n_folds = rdm, compare, noise, n_folds
+        self.trial_folds = n_folds if rdm == "crossnobis" else 1
         euclid = rdm != "correlation"
         self.invariances = dict(rotation=euclid, permutation=True, isotropic_scale=True, translation=euclid,
                                 invertible_linear=False, anisotropic_scale=False)

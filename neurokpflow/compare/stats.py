@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
+import scipy.stats
 import torch
 
-from ._inputs import Representation, align, as_representation
+from ._inputs import Representation, align, as_representation, drop_trial_block, trial_blocks
 from ._measure import Measure, check_option
 from ._registry import get_measure
-from ._result import DegenerateInputError, Score
+from ._replicates import kept_values, run_replicates
+from ._result import BootstrapBiasWarning, DegenerateInputError, Score
 from .predictivity import condition_folds, pearson_columns, spearman_brown
+from .sessions import is_multi_session, split_sessions
 
 __all__ = ["spearman_brown", "split_halves", "split_half_reliability", "noise_ceiling", "bootstrap",
-           "permutation_test", "cross_validated", "BootstrapResult", "PermutationResult", "NoiseCeiling"]
+           "permutation_test", "cross_validated", "BootstrapResult", "PermutationResult", "NoiseCeiling",
+           "bca_interval", "BIAS_WARNING_FRACTION"]
 
 
 def split_halves(rep: Representation, rng: np.random.Generator) -> tuple[Representation, Representation]:
@@ -78,17 +82,35 @@ class NoiseCeiling:
         return float(self.value)
 
 
+def _score_quietly(m: Measure, a: Representation, b: Representation) -> float:
+    return float(m.score(a, b, in_sample_warning=False))
+
+
+class _HalvesScore:
+    """One split-half replicate of the noise ceiling (picklable for process workers)."""
+
+    def __init__(self, m: Measure, rep: Representation):
+        self.m, self.rep = m, rep
+
+    def __call__(self, rng: np.random.Generator) -> float:
+        return float(self.m.score(*split_halves(self.rep, rng), in_sample_warning=False))
+
+
 def noise_ceiling(measure: Any, data: Any, *, n_splits: int = 10, seed: int = 0, condition: Any = None,
-                  var: str | None = None) -> NoiseCeiling:
-    """How similar the recording is to itself under the measure: the best a model can score."""
+                  var: str | None = None, n_jobs: int | None = 1, backend: str = "threads") -> NoiseCeiling:
+    """How similar the recording is to itself under the measure: the best a model can score.
+
+    Split ``i`` uses its own random stream (see :func:`bootstrap`), so any ``n_jobs`` gives the same value.
+    """
     m = get_measure(measure)
     rep = _rep(data, condition, var)
-    rng = np.random.default_rng(seed)
     if m.convention == "score":
         attainable_r = np.sqrt(np.clip(split_half_reliability(rep, n_splits=n_splits, seed=seed), 0.0, None))
         agg = float(np.median(attainable_r))
         return NoiseCeiling(agg, agg, f"{m.estimator}-ceiling=sqrt_split_half_reliability", attainable_r)
-    values = np.array([float(m.score(*split_halves(rep, rng), in_sample_warning=False)) for _ in range(n_splits)])
+    split_halves(rep, np.random.default_rng(seed))  # fails early, with its own message, on unsplittable data
+    values = kept_values(run_replicates(_HalvesScore(m, rep), seed, n_splits, n_jobs=n_jobs, backend=backend),
+                         "split halves")
     half = float(values.mean())
     if m.convention == "similarity":
         value = spearman_brown(half)
@@ -99,84 +121,247 @@ def noise_ceiling(measure: Any, data: Any, *, n_splits: int = 10, seed: int = 0,
     return NoiseCeiling(float(value), half, f"{m.estimator}-ceiling=split_half", values)
 
 
+#: a bootstrap whose |bias| exceeds this fraction of its standard error warns (Efron & Tibshirani's rule of
+#: thumb: below 0.25 SE the bias is negligible next to the sampling error)
+BIAS_WARNING_FRACTION = 0.25
+INTERVALS = ("bca", "percentile", "basic")
+OVERS = ("conditions", "trials", "both", "sessions")
+
+
 @dataclass(frozen=True)
 class BootstrapResult:
-    """Percentile bootstrap: ``estimate`` on the full data, ``low``/``high`` the (1 - ci)/2 quantiles."""
+    """A bootstrap confidence interval.
+
+    ``estimate`` is the value on the full data (for several sessions: the mean of the per-session
+    values in ``session_estimates``); ``bias`` = mean(replicates) - estimate; ``se`` = SD of the
+    replicates; ``low``/``high`` the interval at level ``ci`` by ``method``:
+
+    - ``"bca"``: bias-corrected and accelerated (Efron 1987): percentiles of the replicates at
+      Phi(z0 + (z0 + z) / (1 - a (z0 + z))), z0 = Phi^-1(share of replicates below the estimate,
+      ties half), a = the skewness of the jackknife over the resampled units (conditions, blocks of
+      trials or sessions) / 6. It keeps the estimate inside the interval whenever some replicates
+      lie on each side of it, and follows scipy.stats.bootstrap's definition.
+    - ``"basic"``: [2 estimate - q_high, 2 estimate - q_low]; reported with the reason when BCa is
+      undefined (every replicate on one side of the estimate: a biased estimator).
+    - ``"percentile"``: [q_low, q_high] of the replicates (only on request: it ignores bias).
+    """
 
     estimate: float
+    bias: float
+    se: float
     low: float
     high: float
+    method: str
     ci: float
     over: str
     samples: np.ndarray = field(repr=False)
+    session_estimates: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def bias_corrected(self) -> float:
+        """estimate - bias = 2 estimate - mean(replicates)."""
+        return float(self.estimate - self.bias)
 
     def __float__(self) -> float:
         return float(self.estimate)
 
 
-def _resample(a: Representation, b: Representation, over: str, rng: np.random.Generator):
-    if over in ("conditions", "both"):
-        idx = rng.integers(0, a.n_conditions, a.n_conditions)
-        a, b = a.take_conditions(idx), b.take_conditions(idx)
-    if over in ("trials", "both"):
-        out = []
-        for rep in (a, b):
-            if rep.trials is None:
-                out.append(rep)
-                continue
-            picks, labels = [], []
-            for c in range(rep.n_conditions):
-                members = np.flatnonzero(rep.trial_condition == c)
-                picks.append(rng.choice(members, len(members)))
-                labels.append(np.full(len(members), c))
-            out.append(rep.with_trials(rep.trials[torch.as_tensor(np.concatenate(picks))], np.concatenate(labels)))
-        a, b = out
-    return a, b
+def _trial_draw(rep: Representation, rng: np.random.Generator, n_folds: int) -> Representation:
+    """Trials resampled with replacement within each condition and, for fold-based estimators, within
+    each fold (positions k, k + n_folds, ... keep their fold), so that the folds stay independent."""
+    if rep.trials is None:
+        return rep
+    labels = np.asarray(rep.trial_condition)
+    order = np.argsort(labels, kind="stable")                    # trials grouped by condition, stored order kept
+    starts = np.searchsorted(labels[order], np.arange(rep.n_conditions))
+    position = np.arange(len(order)) - np.repeat(starts, np.bincount(labels, minlength=rep.n_conditions))
+    cell = labels[order] * n_folds + position % n_folds          # (condition, fold) of every trial
+    cell_order = np.argsort(cell, kind="stable")
+    sizes = np.bincount(cell, minlength=rep.n_conditions * n_folds)
+    first = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    draw = first[cell] + (rng.random(len(cell)) * sizes[cell]).astype(np.int64)   # uniform within its cell
+    picked = order[cell_order[draw]]
+    return rep.with_trials(rep.trials[torch.as_tensor(picked)], labels[picked])
 
 
-def _robust_values(fn: Callable[[np.random.Generator], float], n: int, rng, what: str) -> np.ndarray:
-    """Evaluate fn n times; resamples on which the measure is undefined are counted, not hidden."""
-    values, failed = [], 0
-    for _ in range(n):
-        try:
-            values.append(fn(rng))
-        except DegenerateInputError:
-            failed += 1
-    if failed > 0.1 * n:
-        raise DegenerateInputError(f"the measure was undefined on {failed}/{n} {what}; too few conditions or trials")
-    if failed:
-        warnings.warn(f"{failed}/{n} {what} were degenerate and left out", RuntimeWarning, stacklevel=3)
-    return np.asarray(values)
+class _Design:
+    """What a bootstrap resamples. ``pairs`` holds one aligned (first, second) per session; the
+    statistic is the mean of the measure over the pairs."""
+
+    def __init__(self, m: Measure, pairs: list[tuple[Representation, Representation]], over: str):
+        self.m, self.pairs, self.over = m, pairs, over
+        self.folds = max(1, int(getattr(m, "trial_folds", 1)))
+
+    def statistic(self, pairs) -> float:
+        return float(np.mean([_score_quietly(self.m, a, b) for a, b in pairs]))
+
+    def _draw_pair(self, a, b, rng):
+        if self.over in ("conditions", "both"):
+            idx = rng.integers(0, a.n_conditions, a.n_conditions)
+            a, b = a.take_conditions(idx), b.take_conditions(idx)
+        if self.over in ("trials", "both", "sessions"):
+            a, b = _trial_draw(a, rng, self.folds), _trial_draw(b, rng, self.folds)
+        return a, b
+
+    def __call__(self, rng: np.random.Generator) -> float:
+        pairs = self.pairs
+        if self.over == "sessions":
+            pairs = [pairs[i] for i in rng.integers(0, len(pairs), len(pairs))]
+        return self.statistic([self._draw_pair(a, b, rng) for a, b in pairs])
+
+    def jackknife(self) -> np.ndarray:
+        """Leave-one-out values over the resampled units (for the BCa acceleration)."""
+        if self.over == "sessions":
+            if len(self.pairs) < 3:
+                return np.zeros(0)
+            return np.array([self.statistic(self.pairs[:i] + self.pairs[i + 1:]) for i in range(len(self.pairs))])
+        (a, b), = self.pairs
+        if self.over in ("conditions", "both"):
+            if a.n_conditions < 3:
+                return np.zeros(0)
+            keep = [np.delete(np.arange(a.n_conditions), i) for i in range(a.n_conditions)]
+            values = [_value_or_none(self.statistic, [(a.take_conditions(k), b.take_conditions(k))]) for k in keep]
+        else:
+            blocks = trial_blocks(a, b, self.folds)
+            values = [_value_or_none(self.statistic, [(drop_trial_block(a, j, self.folds),
+                                                       drop_trial_block(b, j, self.folds))])
+                      for j in range(blocks)]
+        values = [v for v in values if v is not None]
+        return np.asarray(values) if len(values) >= 3 else np.zeros(0)
 
 
-def _score_quietly(m: Measure, a: Representation, b: Representation) -> float:
-    return float(m.score(a, b, in_sample_warning=False))
+def _value_or_none(fn, *args):
+    try:
+        return fn(*args)
+    except DegenerateInputError:
+        return None
 
 
-def bootstrap(measure: Any, first: Any, second: Any, *, over: str = "conditions", n_boot: int = 1000,
-              ci: float = 0.95, seed: int = 0, **align_options: Any) -> BootstrapResult:
-    """Percentile bootstrap CI, resampling conditions (same draw on both sides), trials within each
-    condition (independently per side, then re-averaged), or both. Conditions drawn twice count twice."""
-    return bootstrap_aligned(get_measure(measure), *align(first, second, **align_options), over=over,
-                             n_boot=n_boot, ci=ci, seed=seed)
+def bca_interval(samples: np.ndarray, estimate: float, jackknife: np.ndarray, ci: float) -> tuple[float, float] | None:
+    """BCa interval (scipy.stats.bootstrap's definition); None when every replicate lies on one side."""
+    share = (np.sum(samples < estimate) + np.sum(samples <= estimate)) / (2.0 * len(samples))
+    if share <= 0.0 or share >= 1.0:
+        return None
+    z0 = scipy.stats.norm.ppf(share)
+    acceleration = 0.0
+    if len(jackknife) >= 3:
+        d = jackknife.mean() - jackknife
+        ss = np.sum(d ** 2)
+        acceleration = float(np.sum(d ** 3) / (6.0 * ss ** 1.5)) if ss > 0 else 0.0
+    z = scipy.stats.norm.ppf([(1 - ci) / 2, (1 + ci) / 2])
+    levels = scipy.stats.norm.cdf(z0 + (z0 + z) / (1 - acceleration * (z0 + z)))
+    low, high = np.percentile(samples, 100 * levels)
+    return float(low), float(high)
 
 
-def bootstrap_aligned(m: Measure, a: Representation, b: Representation, *, over: str = "conditions",
-                      n_boot: int = 1000, ci: float = 0.95, seed: int = 0) -> BootstrapResult:
-    """:func:`bootstrap` on already aligned representations."""
-    check_option("over", over, ("conditions", "trials", "both"))
-    if over != "conditions" and a.trials is None and b.trials is None:
-        raise DegenerateInputError(f"bootstrap over={over!r} needs trial-level data on at least one side")
-    estimate = _score_quietly(m, a, b)
-    samples = _robust_values(lambda rng: _score_quietly(m, *_resample(a, b, over, rng)), n_boot,
-                             np.random.default_rng(seed), "bootstrap resamples")
-    low, high = np.quantile(samples, [(1 - ci) / 2, (1 + ci) / 2])
-    return BootstrapResult(estimate, float(low), float(high), ci, over, samples)
+def bootstrap(measure: Any, first: Any, second: Any, *, over: str = "auto", n_boot: int = 1000,
+              ci: float = 0.95, seed: int = 0, interval: str | None = None, n_jobs: int | None = 1,
+              backend: str = "threads", **align_options: Any) -> BootstrapResult:
+    """Bootstrap confidence interval of a measure, by default BCa.
+
+    Parameters
+    ----------
+    over : what is resampled, with replacement:
+        ``"conditions"`` (the same draw on both sides; a condition drawn twice counts twice),
+        ``"trials"`` (within each condition, independently per side, then re-averaged; fold-based
+        estimators draw within each fold), ``"both"`` (hierarchical: conditions, then trials within
+        them), ``"sessions"`` (multi-session input: sessions, then trials within them).
+        ``"auto"``: sessions for multi-session input, trials for estimators that use trial folds
+        (``cross_validated=True``, crossnobis), conditions otherwise. Resampling conditions
+        underestimates fitted distances (duplicates are easier to align); resampling trials keeps
+        the conditions, so the interval is about trial noise for this set of conditions.
+    interval : ``"bca"`` (default for every measure, see :class:`BootstrapResult`), ``"basic"`` or
+        ``"percentile"``; ``None`` uses the measure's ``interval`` attribute.
+    n_jobs, backend : parallel replicates in threads or processes. Replicate i draws from its own stream
+        ``SeedSequence(seed).spawn(n_boot)[i]``, so the numbers are identical at every ``n_jobs``.
+    second, first : either may be multi-session (see :mod:`neurokpflow.compare.sessions`): the measure is
+        computed per session and averaged.
+
+    Warns (:class:`BootstrapBiasWarning`) when |bias| > ``BIAS_WARNING_FRACTION`` x se, naming the
+    bias-corrected estimate.
+    """
+    m = get_measure(measure)
+    pairs = aligned_sessions(first, second, **align_options)
+    return bootstrap_aligned(m, pairs, over=over, n_boot=n_boot, ci=ci, seed=seed, interval=interval,
+                             n_jobs=n_jobs, backend=backend)
+
+
+def aligned_sessions(first: Any, second: Any, **align_options: Any) -> list[tuple[Representation, Representation]]:
+    """One aligned pair per session (a single pair for single-session inputs)."""
+    multi = [is_multi_session(x) for x in (first, second)]
+    if multi[0] and multi[1]:
+        raise ValueError("both inputs have several sessions; give the model as one recording and the data as a "
+                         "multi-session input")
+    if not any(multi):
+        return [align(first, second, **align_options)]
+    if multi[1]:
+        return [align(first, part, **align_options) for part in split_sessions(second)[1]]
+    return [align(part, second, **align_options) for part in split_sessions(first)[1]]
+
+
+def resolve_over(m: Measure, pairs, over: str) -> str:
+    check_option("over", over, OVERS + ("auto",))
+    if over == "auto":
+        if len(pairs) > 1:
+            return "sessions"
+        has_trials = any(rep.trials is not None for rep in pairs[0])
+        return "trials" if has_trials and getattr(m, "trial_folds", 1) > 1 else "conditions"
+    if over == "sessions" and len(pairs) < 2:
+        raise DegenerateInputError("bootstrap over='sessions' needs multi-session input (a DataTree with one child "
+                                   "per session, or a 'session' dim); use over='trials' or 'conditions'")
+    if over != "sessions" and len(pairs) > 1:
+        raise ValueError(f"multi-session input is resampled over='sessions' (then trials), not over={over!r}")
+    if over in ("trials", "both") and all(rep.trials is None for rep in pairs[0]):
+        raise DegenerateInputError(f"bootstrap over={over!r} needs trial-level data on at least one side; "
+                                   "use over='conditions'")
+    return over
+
+
+def bootstrap_aligned(m: Measure, pairs, *, over: str = "auto", n_boot: int = 1000, ci: float = 0.95,
+                      seed: int = 0, interval: str | None = None, n_jobs: int | None = 1,
+                      backend: str = "threads") -> BootstrapResult:
+    """:func:`bootstrap` on already aligned representations: ``pairs`` is one (first, second) pair or a
+    list of them (one per session)."""
+    if isinstance(pairs, tuple) and len(pairs) == 2 and isinstance(pairs[0], Representation):
+        pairs = [pairs]
+    over = resolve_over(m, pairs, over)
+    interval = interval or m.interval
+    check_option("interval", interval, INTERVALS)
+    design = _Design(m, list(pairs), over)
+    per_session = np.array([_score_quietly(m, a, b) for a, b in design.pairs])
+    estimate = float(per_session.mean())
+    samples = kept_values(run_replicates(design, seed, n_boot, n_jobs=n_jobs, backend=backend),
+                          "bootstrap resamples")
+    bias, se = float(samples.mean() - estimate), float(samples.std(ddof=1))
+    q_low, q_high = np.percentile(samples, [50 * (1 - ci), 50 * (1 + ci)])
+    method = interval
+    if interval == "bca":
+        bounds = bca_interval(samples, estimate, design.jackknife(), ci)
+        if bounds is None:
+            method = "basic (BCa undefined: every replicate lies on one side of the estimate)"
+            warnings.warn(f"{m.estimator}: every bootstrap replicate lies on one side of the estimate, so BCa is "
+                          "undefined; reporting the basic interval. The estimator is strongly biased under this "
+                          "resampling; prefer a noise-corrected estimator (cross_validated=True) or over='trials'",
+                          BootstrapBiasWarning, stacklevel=3)
+            interval = "basic"
+        else:
+            low, high = bounds
+    if interval == "basic":
+        low, high = 2 * estimate - q_high, 2 * estimate - q_low
+    elif interval == "percentile":
+        low, high = q_low, q_high
+    if se > 0 and abs(bias) > BIAS_WARNING_FRACTION * se:
+        warnings.warn(f"{m.estimator}: bootstrap bias {bias:+.3g} is {abs(bias) / se:.2f} SE (> "
+                      f"{BIAS_WARNING_FRACTION} SE); bias-corrected estimate {estimate - bias:.4g} "
+                      f"(estimate {estimate:.4g})", BootstrapBiasWarning, stacklevel=3)
+    return BootstrapResult(estimate, bias, se, float(low), float(high), method, ci, over, samples,
+                           per_session if len(per_session) > 1 else None)
 
 
 @dataclass(frozen=True)
 class PermutationResult:
-    """``p_value`` = (1 + #null at least as extreme as observed) / (1 + n_perm), one-sided towards
+    """``p_value`` = (k + 1) / (n + 1), k the number of the n null values at least as extreme as the
+    observed one (the observed labelling counts as one of the permutations, so p > 0), one-sided towards
     more similar (larger similarities/scores, smaller distances/angles)."""
 
     observed: float
@@ -196,24 +381,47 @@ def _permute(b: Representation, over: str, block_length: int | None, rng: np.ran
     return b.take_times(np.concatenate([blocks[i] for i in order]))
 
 
+class _Permuted:
+    """One permutation replicate (picklable for process workers): the second input of every pair
+    (session) permuted, the measure averaged over the pairs."""
+
+    def __init__(self, m, pairs, over, block_length):
+        self.m, self.pairs, self.over, self.block_length = m, pairs, over, block_length
+
+    def __call__(self, rng: np.random.Generator) -> float:
+        return float(np.mean([_score_quietly(self.m, a, _permute(b, self.over, self.block_length, rng))
+                              for a, b in self.pairs]))
+
+
 def permutation_test(measure: Any, first: Any, second: Any, *, over: str = "conditions", n_perm: int = 1000,
-                     block_length: int | None = None, seed: int = 0, **align_options: Any) -> PermutationResult:
+                     block_length: int | None = None, seed: int = 0, n_jobs: int | None = 1,
+                     backend: str = "threads", **align_options: Any) -> PermutationResult:
     """Null distribution by shuffling the second input's condition labels, or the order of contiguous
-    time blocks of ``block_length`` bins (default n_times // 10), and recomputing the measure."""
-    return permutation_aligned(get_measure(measure), *align(first, second, **align_options), over=over,
-                               n_perm=n_perm, block_length=block_length, seed=seed)
+    time blocks of ``block_length`` bins (default n_times // 10), and recomputing the measure.
+    Multi-session input: every session is shuffled and the mean over sessions compared.
+    ``n_jobs``/``backend`` as in :func:`bootstrap` (same seed, same null at every n_jobs)."""
+    return permutation_aligned(get_measure(measure), aligned_sessions(first, second, **align_options), over=over,
+                               n_perm=n_perm, block_length=block_length, seed=seed, n_jobs=n_jobs, backend=backend)
 
 
-def permutation_aligned(m: Measure, a: Representation, b: Representation, *, over: str = "conditions",
-                        n_perm: int = 1000, block_length: int | None = None, seed: int = 0) -> PermutationResult:
-    """:func:`permutation_test` on already aligned representations."""
+def permutation_aligned(m: Measure, pairs, b: Representation | None = None, *, over: str = "conditions",
+                        n_perm: int = 1000, block_length: int | None = None, seed: int = 0,
+                        n_jobs: int | None = 1, backend: str = "threads") -> PermutationResult:
+    """:func:`permutation_test` on already aligned representations: ``(a, b)`` or a list of pairs."""
+    if b is not None:
+        pairs = [(pairs, b)]
+    elif isinstance(pairs, tuple):
+        pairs = [pairs]
     check_option("over", over, ("conditions", "time_blocks"))
-    units = b.n_conditions if over == "conditions" else b.n_times // (block_length or max(1, b.n_times // 10))
-    if units < 2:
-        raise DegenerateInputError(f"a permutation over {over} needs at least 2 {over.replace('_', ' ')}, got {units}")
-    observed = _score_quietly(m, a, b)
-    null = _robust_values(lambda rng: _score_quietly(m, a, _permute(b, over, block_length, rng)), n_perm,
-                          np.random.default_rng(seed), "permutations")
+    for _, second in pairs:
+        units = second.n_conditions if over == "conditions" else \
+            second.n_times // (block_length or max(1, second.n_times // 10))
+        if units < 2:
+            raise DegenerateInputError(f"a permutation over {over} needs at least 2 {over.replace('_', ' ')}, "
+                                       f"got {units}")
+    observed = float(np.mean([_score_quietly(m, a, b) for a, b in pairs]))
+    null = kept_values(run_replicates(_Permuted(m, list(pairs), over, block_length), seed, n_perm, n_jobs=n_jobs,
+                                      backend=backend), "permutations")
     larger = m.convention in ("similarity", "score")
     extreme = np.sum(null >= observed - 1e-12) if larger else np.sum(null <= observed + 1e-12)
     return PermutationResult(observed, float((1 + extreme) / (1 + len(null))), over, null)
@@ -222,6 +430,10 @@ def permutation_aligned(m: Measure, a: Representation, b: Representation, *, ove
 def cross_validated(measure: Any, first: Any, second: Any, *, over: str = "conditions", n_splits: int | None = None,
                     seed: int = 0, **align_options: Any) -> Score:
     """Held-out score of a fitted measure (Procrustes, shape metric, CCA/SVCCA).
+
+    This removes the bias of *fitting* an alignment to the scored samples. The trial-noise bias is
+    removed by the estimators' own ``cross_validated=True`` option (``CKA``, ``Procrustes``), which
+    builds its products from independent trial folds.
 
     ``over="conditions"``: K-fold over conditions (K = ``n_splits``, default min(5, n_conditions)), fit the alignment on K-1 folds, evaluate on the
     held-out conditions, average the K values. ``over="trials"``: ``n_splits`` (default 5) random trial halvings,
