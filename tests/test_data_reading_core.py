@@ -251,3 +251,16 @@ def test_roi_series_gets_roi_ids_columns_and_pixel_mask_centroids():
     assert ds.dff_channel_roi_accepted.values.tolist() == [False, True]
     np.testing.assert_allclose(ds.dff_channel_roi_x.values, [11.0, 2.0])
     np.testing.assert_allclose(ds.dff_channel_roi_y.values, [1.0, 2.0])
+
+
+def test_schema_check_leaves_a_file_objects_position_alone(tmp_path):
+    from neurokpflow.data._schema import unsupported_schema_error
+
+    path = tmp_path / "s.nwb"
+    from neurokpflow.data import synthetic_nwb
+
+    synthetic_nwb(path)
+    with open(path, "rb") as handle:
+        handle.seek(123)
+        assert unsupported_schema_error(handle) is None
+        assert handle.tell() == 123

@@ -56,8 +56,13 @@ def unsupported_schema_error(source, label: str | None = None) -> UnsupportedSch
         if isinstance(source, h5py.File):
             version, array_valued = schema_version(source)
         else:
-            with h5py.File(source, "r") as h5:
-                version, array_valued = schema_version(h5)
+            position = source.tell() if hasattr(source, "tell") else None
+            try:
+                with h5py.File(source, "r") as h5:
+                    version, array_valued = schema_version(h5)
+            finally:
+                if position is not None:
+                    source.seek(position)
     except Exception:  # not HDF5, unreadable, a Zarr store, an in-memory NWBFile: not ours to explain
         return None
     match = re.match(r"(?:NWB-)?(\d+)\.(\d+)", version)
