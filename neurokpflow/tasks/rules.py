@@ -94,6 +94,11 @@ def fixed(value):
     return ("fixed", (value,))
 
 
+def at(**times):
+    """Timing table of fixed absolute times (seconds), e.g. ``at(stim1_on=0.5, go=1.5, end=2.0)``."""
+    return tuple((key, None, fixed(t)) for key, t in times.items())
+
+
 class RuleTask(Task):
     """Base class of a task of a rule-cued suite; see the module docstring for the parameters.
 

@@ -32,7 +32,7 @@ import math
 import numpy as np
 
 from .batch import Batch
-from .rules import PARAM_KEYS, RuleTask, fixed, one_of, uniform
+from .rules import PARAM_KEYS, RuleTask, at, fixed, one_of, uniform
 from .scoring import circular_distance, final_step
 
 __all__ = ["Yang19Task", "YANG19_TASKS", "PARAM_KEYS", "popvec", "score_ring_response_within"]
@@ -68,19 +68,14 @@ RANDOM_TIMING = {
 }
 
 
-def _at(**times):
-    """Grid timing at absolute times (seconds)."""
-    return tuple((key, None, fixed(t)) for key, t in times.items())
-
-
 #: the original ``mode="test"`` epoch times
 GRID_TIMING = {
-    "go": _at(stim1_on=0.5, go=1.5, end=2.0), "react": _at(go=2.0, end=2.5),
-    "delaygo": _at(stim1_on=0.5, stim1_off=1.0, go=2.0, end=2.5), "dm": _at(stim1_on=0.5, go=2.0, end=2.5),
-    "delaydm": _at(stim1_on=0.5, stim1_off=1.0, stim2_on=2.0, stim2_off=2.5, go=2.7, end=3.0),
-    "ctxdm": _at(stim1_on=0.5, go=1.5, end=2.0),
-    "ctxdelaydm": _at(stim1_on=0.5, stim1_off=1.0, stim2_on=2.0, stim2_off=2.5, go=3.0, end=3.5),
-    "dms": _at(stim1_on=0.5, stim1_off=1.0, stim2_on=2.2, end=2.7),
+    "go": at(stim1_on=0.5, go=1.5, end=2.0), "react": at(go=2.0, end=2.5),
+    "delaygo": at(stim1_on=0.5, stim1_off=1.0, go=2.0, end=2.5), "dm": at(stim1_on=0.5, go=2.0, end=2.5),
+    "delaydm": at(stim1_on=0.5, stim1_off=1.0, stim2_on=2.0, stim2_off=2.5, go=2.7, end=3.0),
+    "ctxdm": at(stim1_on=0.5, go=1.5, end=2.0),
+    "ctxdelaydm": at(stim1_on=0.5, stim1_off=1.0, stim2_on=2.0, stim2_off=2.5, go=3.0, end=3.5),
+    "dms": at(stim1_on=0.5, stim1_off=1.0, stim2_on=2.2, end=2.7),
 }
 GRID_TIMING["dmc"] = GRID_TIMING["dms"]
 
