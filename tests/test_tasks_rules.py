@@ -1,5 +1,8 @@
 """Both rule-cued suites (yang19, driscoll24): golden parity with the reference generators, explicit
-parameters that rebuild sampled batches, seeding, and the matching tasks' response rule."""
+parameters that rebuild sampled batches, seeding, the matching tasks' response rule and the
+originals' performance measures."""
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -54,3 +57,33 @@ def test_matching_tasks_respond_on_about_half_the_trials_and_complement(suite, f
     r_nogo = ~np.isnan(nogo.trials(p).meta["response_angle"])
     assert np.array_equal(r_go, ~r_nogo)
     assert 0.4 < r_go.mean() < 0.6
+
+
+@pytest.mark.parametrize("suite, inside, outside", [("yang19", 30, 40), ("driscoll24", 15, 20)])
+def test_scoring_follows_get_perf(suite, inside, outside):
+    """The originals' get_perf at the final step: tolerance 0.2π = 36° (Yang, ring population vector)
+    or 0.1π = 18° (Driscoll, atan2 of the sin/cos outputs); fixation > 0.5 means no response."""
+    task = tasks.make(f"{suite}.fdgo", dt=0.1)
+    batch = task.test_grid()
+    perfect = batch.targets.clone()
+    assert task.score(perfect, batch).all()
+    for shift, ok in ((inside, True), (outside, False)):
+        p = dict(batch.params)
+        p["stim1_direction"] = p["stim1_direction"] + math.radians(shift)
+        assert task.score(task.trials(p).targets, batch).all() == ok
+    # breaking fixation early does not matter, fixating at the end does
+    early = perfect.clone()
+    early[:, 0, 0] = 0.0
+    assert task.score(early, batch).all()
+    late = perfect.clone()
+    late[:, -1, 0] = 0.9
+    assert not task.score(late, batch).any()
+    # a no-go trial is correct when it keeps fixating
+    nogo = tasks.make(f"{suite}.dmsnogo", dt=0.1)
+    b = nogo.test_grid()
+    p = dict(b.params)
+    p["stim2_direction"] = p["stim1_direction"]
+    b2 = nogo.trials(p)
+    assert np.isnan(b2.meta["response_angle"]).all() and nogo.score(b2.targets, b2).all()
+    # ...and wrong when it responds (the targets of the responding grid, same timing)
+    assert not nogo.score(b.targets, b2).any()

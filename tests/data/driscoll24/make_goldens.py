@@ -7,8 +7,9 @@ TensorFlow, python-dotenv and reads ``$HOME_DIR`` at import time for its trainin
 script puts empty stand-ins for ``tensorflow`` / ``tensorflow.compat.v1`` (and ``dotenv`` when it is
 not installed) into ``sys.modules`` and sets ``HOME_DIR`` before the import, and restores the
 ``np.load`` that the reference replaces on import.  The task code runs unchanged.  Recording the
-per-trial parameters reuses ``load`` / ``params_of`` of ``../yang19/make_goldens.py`` (the two
-generators share ``Trial.add`` and the rule ids).
+per-trial parameters and writing the arrays reuse ``load`` / ``write_goldens`` of
+``../yang19/make_goldens.py`` (the two generators share ``Trial.add``, ``generate_trials`` and the
+rule ids).
 """
 import os
 import sys
@@ -18,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "yang19"))
-from make_goldens import load, params_of  # noqa: E402  (the yang19 golden script)
+from make_goldens import load, write_goldens  # noqa: E402  (the yang19 golden script)
 
 RULES = ["fdgo", "reactgo", "delaygo", "fdanti", "reactanti", "delayanti", "delaydm1", "delaydm2",
          "contextdelaydm1", "contextdelaydm2", "multidelaydm", "dmsgo", "dmsnogo", "dmcgo", "dmcnogo"]
@@ -49,28 +50,9 @@ def main(ref_path, out):
     np_load = np.load
     mod = load(ref_path)
     np.load = np_load
-    out.mkdir(parents=True, exist_ok=True)
-    for rule in RULES:
-        arrays = {}
-        for case, mode, dt, batch_size, seed in CASES:
-            np.random.seed(seed)  # coherences and the multisensory split draw from the global numpy generator
-            hp = {"dt": dt, "alpha": dt / 100, "sigma_x": 0.1, "n_eachring": 2, "num_ring": 2, "n_rule": 15,
-                  "rule_start": 5, "n_input": 20, "n_output": 3, "loss_type": "lsq", "ruleset": "all",
-                  "rng": np.random.RandomState(seed)}
-            kwargs = {"batch_size": batch_size} if mode == "random" else {}
-            trial = mod.generate_trials(rule, hp, mode, noise_on=False, **kwargs)
-            B, T = trial.batch_size, trial.tdim
-            keep = np.arange(B) if mode == "random" else np.linspace(0, B - 1, 8).round().astype(int)
-            p = params_of(rule, trial, dt)
-            arrays[f"{case}.dt"] = np.array(dt / 1000)
-            arrays[f"{case}.index"] = keep
-            arrays[f"{case}.x"] = trial.x.transpose(1, 0, 2)[keep]
-            arrays[f"{case}.y"] = trial.y.transpose(1, 0, 2)[keep]
-            arrays[f"{case}.c_mask"] = trial.c_mask.reshape(T, B, -1).transpose(1, 0, 2)[keep]
-            arrays[f"{case}.y_loc"] = trial.y_loc.T[keep]
-            arrays[f"{case}.param_names"] = np.array(sorted(p))
-            arrays[f"{case}.params"] = np.stack([p[k][keep] for k in sorted(p)], axis=1)
-        np.savez_compressed(out / f"{rule}.npz", **arrays)
+    # coherences and the multisensory split draw from the global numpy generator (seeded per case)
+    write_goldens(mod, out, RULES, CASES, {"sigma_x": 0.1, "n_eachring": 2, "n_rule": 15, "rule_start": 5,
+                                           "n_input": 20, "n_output": 3})
 
 
 if __name__ == "__main__":
