@@ -99,6 +99,13 @@ def test_specs_pickle_mix_and_make():
     with pytest.raises(tasks.UnsupportedEnvError, match="registered id"):
         bare.spec
     assert torch.equal(pickle.loads(pickle.dumps(bare)).sample(3, seed=0).inputs, bare.sample(3, seed=0).inputs)
+    # ...and so does one made with options that are not plain data (a timing distribution object)
+    from neurogym.utils.ngym_random import TruncExp
+    odd = tasks.from_gym(ngym.make("GoNogo-v0", timing={"delay": TruncExp(600, 300, 1500)}))
+    with pytest.raises(tasks.UnsupportedEnvError, match="not plain data"):
+        odd.spec
+    assert odd == odd and odd != bare
+    assert torch.equal(pickle.loads(pickle.dumps(odd)).sample(3, seed=0).inputs, odd.sample(3, seed=0).inputs)
     # two environments with one layout mix like any tasks
     pulse = tasks.from_gym("PulseDecisionMaking-v0", dt=0.05)
     m = tasks.mix([task, pulse])

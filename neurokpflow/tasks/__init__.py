@@ -34,8 +34,10 @@ from .scoring import (
 )
 
 __all__ = [
-    "make", "mix", "suite", "from_gym", "GymTask", "UnsupportedEnvError", "known_suites", "from_spec", "known_tasks", "Task", "Batch", "Mix", "PAD_EPOCH",
-    "DriscollTask", "Driscoll24Task", "Yang19Task", "score_ring_response_within", "popvec", "KPFlowMemoryTask", "KPFlowContextMix", "FlipFlopTask",
+    "make", "mix", "suite", "known_suites", "from_spec", "known_tasks", "Task", "Batch", "Mix", "PAD_EPOCH",
+    "from_gym", "GymTask", "UnsupportedEnvError",
+    "DriscollTask", "Driscoll24Task", "Yang19Task", "score_ring_response_within", "popvec", "KPFlowMemoryTask",
+    "KPFlowContextMix", "FlipFlopTask",
     "score_response_angle_within", "score_final_channels_within", "score_final_sign_match",
     "final_step", "circular_distance",
 ]

@@ -124,6 +124,9 @@ class GymTask(Task):
         if not (isinstance(getattr(inner, "dt", None), numbers.Real) and inner.dt > 0):
             raise UnsupportedEnvError(f"{type(inner).__name__} has no positive time step env.dt (milliseconds)")
         self.dt = float(inner.dt) / 1000.0
+        if not callable(getattr(inner, "seed", None)):
+            raise UnsupportedEnvError(f"{type(inner).__name__} has no seed(seed) method; from_gym needs it to "
+                                      f"draw reproducible trials")
         spec = getattr(env, "spec", None) or getattr(inner, "spec", None)
         self.env_id = _env_id or (spec.id if spec is not None else None)
         self.env_kwargs = dict(_env_kwargs if _env_kwargs is not None else (spec.kwargs if spec is not None else {}))
@@ -149,13 +152,20 @@ class GymTask(Task):
             options["tolerance"] = self.tolerance
         return {"name": f"gym.{self.env_id}", "options": options}
 
+    def _portable(self) -> bool:
+        try:
+            self.spec
+        except UnsupportedEnvError:
+            return False
+        return True
+
     def __reduce__(self):
-        if self.env_id is None:  # no spec: plain pickle of the environment itself
+        if not self._portable():  # no spec: plain pickle of the environment itself
             return (_rebuild_env, (self._env, self.tolerance))
         return super().__reduce__()
 
     def __eq__(self, other):
-        if self.env_id is None or getattr(other, "env_id", None) is None:
+        if not (isinstance(other, GymTask) and self._portable() and other._portable()):
             return self is other
         return super().__eq__(other)
 
