@@ -3,7 +3,8 @@
 The 15 tasks are the ``"all"`` rule set of the reference generator (``stepnet/task.py`` of
 lauradriscoll/flexible_multitask): Yang 2019's 20 tasks without the five non-delayed decision tasks
 (dm1, dm2, contextdm1, contextdm2, multidm), in that rule order.  Names are the reference's rule
-ids; the paper's names are in ``DRISCOLL24_PAPER_NAMES`` (``task.paper_name``):
+ids; the paper's names (the reference's ``rule_set_names`` in ``stepnet/tools_lnd.py``, in the same
+order) are in ``DRISCOLL24_PAPER_NAMES`` (``task.paper_name``):
 
 =================  ======================  =================  ======================
 rule               paper                   rule               paper
