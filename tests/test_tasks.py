@@ -6,6 +6,7 @@ import torch
 
 from neurokpflow import tasks
 from neurokpflow.tasks import Batch
+from neurokpflow.tasks.driscoll import DRISCOLL_TASKS
 
 DRISCOLL = ["memory_pro", "memory_anti", "delay_pro", "delay_anti", "react_pro", "react_anti"]
 
@@ -270,10 +271,28 @@ def test_spec_round_trip_and_immutability():
     rebuilt = tasks.from_spec(m.spec)
     assert rebuilt.spec == m.spec and rebuilt.mode == "per_batch"
     np.testing.assert_allclose(rebuilt.weights, [0.75, 0.25])
+    # regression: the spec kept renormalised weights, which drift in the last bit on every round trip
+    six = tasks.mix([tasks.make(n) for n in DRISCOLL_TASKS])
+    assert tasks.from_spec(six.spec).spec == six.spec and tasks.from_spec(six.spec) == six
     with pytest.raises(AttributeError, match="immutable"):
         task.dt = 0.1
     with pytest.raises(ValueError, match="not a task spec"):
         tasks.from_spec({"dt": 0.1})
+
+
+def test_batch_concat_fills_metadata_that_other_task_kinds_lack():
+    """Regression: a mix of task kinds with one I/O layout (DriscollTask has ``modality``, the suite
+    tasks ``param.*``) failed in Batch.concat."""
+    a = tasks.make("memory_pro").test_grid(n_angles=2)
+    b = tasks.make("driscoll24.delaygo").test_grid()[:3]
+    both = Batch.concat([a, b])
+    assert list(both.meta["modality"]) == list(a.meta["modality"]) + [-1] * 3
+    assert np.isnan(both.meta["param.stim1_on"][:4]).all()
+    np.testing.assert_array_equal(both.meta["param.stim1_on"][4:], b.meta["param.stim1_on"])
+    np.testing.assert_array_equal(both[4:].params["stim1_direction"], b.params["stim1_direction"])
+    odd = Batch(a.inputs, a.targets, a.mask, {**a.meta, "label": np.array(["x"] * 4)}, a.epochs, a.dt)
+    with pytest.raises(ValueError, match="'label' is missing"):
+        Batch.concat([odd, a])
 
 
 def test_batch_concat_pads_and_indexing_selects():

@@ -7,6 +7,8 @@
 >>> four = tasks.mix([tasks.make(n, dt=0.1) for n in ("memory_pro", "memory_anti")])
 >>> yang = tasks.make("yang19")               # the 20 Yang 2019 tasks as one mix (85 inputs)
 >>> dm1 = tasks.make("yang19.dm1")            # one of them; dm1.trials(params) for explicit trials
+>>> dris = tasks.make("driscoll24")           # the 15 Driscoll 2024 tasks as one mix (20 inputs)
+>>> pdm = tasks.from_gym("PerceptualDecisionMaking-v0", dt=0.02)   # a neurogym environment (extra "neurogym")
 
 Tasks are immutable configurations; every ``sample`` call draws from its own generator
 seeded by ``seed`` (no global random state).  ``task.spec`` is a plain dict that
@@ -17,6 +19,9 @@ from __future__ import annotations
 from .base import Task
 from .batch import Batch, PAD_EPOCH
 from .driscoll import DRISCOLL_TASKS, DriscollTask
+from .driscoll24 import DRISCOLL24_PAPER_NAMES, DRISCOLL24_TASKS, Driscoll24Task
+from .gym import GymTask, UnsupportedEnvError, from_gym
+from .gym import registered as _gym_registered
 from .kpflow import KPFLOW_VARIANTS, FlipFlopTask, KPFlowContextMix, KPFlowMemoryTask
 from .mix import Mix
 from .yang19 import YANG19_TASKS, Yang19Task, popvec, score_ring_response_within
@@ -30,7 +35,9 @@ from .scoring import (
 
 __all__ = [
     "make", "mix", "suite", "known_suites", "from_spec", "known_tasks", "Task", "Batch", "Mix", "PAD_EPOCH",
-    "DriscollTask", "Yang19Task", "score_ring_response_within", "popvec", "KPFlowMemoryTask", "KPFlowContextMix", "FlipFlopTask",
+    "from_gym", "GymTask", "UnsupportedEnvError",
+    "DriscollTask", "Driscoll24Task", "Yang19Task", "score_ring_response_within", "popvec", "KPFlowMemoryTask",
+    "KPFlowContextMix", "FlipFlopTask",
     "score_response_angle_within", "score_final_channels_within", "score_final_sign_match",
     "final_step", "circular_distance",
 ]
@@ -41,10 +48,12 @@ _FACTORIES = {
     "kpflow_multitask": lambda **o: KPFlowContextMix(**o),
     "flip_flop": lambda **o: FlipFlopTask(**o),
     **{f"yang19.{name}": (lambda n: lambda **o: Yang19Task(n, **o))(name) for name in YANG19_TASKS},
+    **{f"driscoll24.{name}": (lambda n: lambda **o: Driscoll24Task(n, **o))(name) for name in DRISCOLL24_TASKS},
 }
 
 #: suite name -> its task names, in the order of the suite's rule inputs
-_SUITES = {"yang19": tuple(f"yang19.{name}" for name in YANG19_TASKS)}
+_SUITES = {"yang19": tuple(f"yang19.{name}" for name in YANG19_TASKS),
+           "driscoll24": tuple(f"driscoll24.{name}" for name in DRISCOLL24_TASKS)}
 
 
 def known_suites() -> list:
@@ -57,6 +66,8 @@ def suite(name: str, **options) -> list:
 
     ``"yang19"``: the 20 tasks of Yang et al. 2019 (:class:`Yang19Task`).
     ``mix(suite("yang19"))`` has the original 85 inputs (fixation, 2 rings of 32, 20 rules).
+    ``"driscoll24"``: the 15 tasks of Driscoll et al. 2024 (:class:`Driscoll24Task`); its mix has
+    the original 20 inputs (fixation, sin/cos of 2 modalities, 15 rules).
     """
     if name not in _SUITES:
         raise ValueError(f"unknown suite {name!r}; known suites: {', '.join(known_suites())}")
@@ -74,11 +85,18 @@ def make(name: str, **options) -> Task:
     Names: memory_pro, memory_anti, delay_pro, delay_anti, react_pro, react_anti (Driscoll 2024
     I/O, :class:`DriscollTask`), kpflow_memory_pro / _anti, kpflow_delay_pro / _anti
     (:class:`KPFlowMemoryTask`), kpflow_multitask (the KPFlow 4-task context mix,
-    :class:`KPFlowContextMix`), flip_flop (:class:`FlipFlopTask`) and yang19.<rule> (the 20 Yang
-    2019 tasks, :class:`Yang19Task`).  A suite name (``"yang19"``) gives the mix of its tasks.
+    :class:`KPFlowContextMix`), flip_flop (:class:`FlipFlopTask`), yang19.<rule> (the 20 Yang
+    2019 tasks, :class:`Yang19Task`), driscoll24.<rule> (the 15 Driscoll 2024 tasks,
+    :class:`Driscoll24Task`) and gym.<registered environment id> (:func:`from_gym`).  A suite name
+    (``"yang19"``, ``"driscoll24"``) gives the mix of its tasks.
     """
     if name in _SUITES:
         return mix(suite(name, **options))
+    if isinstance(name, str) and name.startswith("gym."):  # a registered environment (see from_gym)
+        if "env_kwargs" in options:  # as stored by GymTask.spec
+            options = dict(options)
+            return _gym_registered(name[len("gym."):], dict(options.pop("env_kwargs")), **options)
+        return from_gym(name[len("gym."):], **options)
     if name not in _FACTORIES:
         raise ValueError(f"unknown task {name!r}; known tasks: {', '.join(known_tasks())}; "
                          f"suites: {', '.join(known_suites())}")

@@ -127,8 +127,9 @@ class Batch:
     def concat(batches) -> "Batch":
         """Stack trials of several batches, padding shorter ones at the end.
 
-        All batches must share ``dt`` and their channel layout.  Epoch boundary keys missing
-        from some batches are filled with -1.
+        All batches must share ``dt`` and their channel layout.  Metadata keys missing from some
+        batches (tasks of different kinds in one mix) are filled for those trials with -1 (epoch
+        boundaries and other integer keys) or NaN (float keys, e.g. ``param.*``).
         """
         batches = list(batches)
         if not batches:
@@ -150,8 +151,13 @@ class Batch:
                     parts.append(np.asarray(b.meta[k]))
                 elif k.endswith("_start") or k.endswith("_stop"):
                     parts.append(np.full(b.n_trials, -1, dtype=np.int64))
-                else:
-                    raise ValueError(f"meta key {k!r} is missing from some of the batches")
+                else:  # a per-trial quantity another task does not have: NaN (float) or -1 (int)
+                    kind = next(np.asarray(o.meta[k]).dtype.kind for o in batches if k in o.meta)
+                    if kind not in "fiu":
+                        raise ValueError(f"meta key {k!r} is missing from some of the batches and holds "
+                                         f"non-numeric values; give every batch a {k!r} entry")
+                    parts.append(np.full(b.n_trials, np.nan if kind == "f" else -1,
+                                         dtype=np.float64 if kind == "f" else np.int64))
             meta[k] = np.concatenate(parts)
         cat = lambda name, fill: torch.cat([_pad_time(getattr(b, name), T, fill) for b in batches])
         epochs = np.concatenate([_pad_time(b.epochs.astype(object), T, PAD_EPOCH) for b in batches]).astype(str)

@@ -64,7 +64,8 @@ class Mix(Task):
 
     @property
     def spec(self):
-        return {"mix": [t.spec for t in self.tasks], "weights": self.weights.tolist(), "mode": self.mode}
+        # the weights as given (not renormalised), so that spec -> from_spec -> spec is exact
+        return {"mix": [t.spec for t in self.tasks], "weights": list(self._options["weights"]), "mode": self.mode}
 
     def _with_rule(self, index, batch: Batch) -> Batch:
         rule = torch.zeros(batch.n_trials, batch.n_steps, len(self.tasks))

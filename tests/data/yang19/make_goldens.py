@@ -82,15 +82,15 @@ def params_of(rule, trial, dt):
     return {k: np.asarray(v, dtype=np.float64) for k, v in p.items()}
 
 
-def main(ref_path, out):
-    mod = load(ref_path)
+def write_goldens(mod, out, rules, cases, shape):
+    """Run the reference module ``mod`` for every rule and case and write ``<rule>.npz`` files to ``out``;
+    ``shape``: the hp entries that set the input/output layout and the input noise level."""
     out.mkdir(parents=True, exist_ok=True)
-    for rule in RULES:
+    for rule in rules:
         arrays = {}
-        for case, mode, dt, batch_size, seed in CASES:
-            np.random.seed(seed)  # multidm / multidelaydm draw from the global numpy generator
-            hp = {"dt": dt, "alpha": dt / 100, "sigma_x": 0.01, "n_eachring": 32, "num_ring": 2, "n_rule": 20,
-                  "rule_start": 65, "n_input": 85, "n_output": 33, "loss_type": "lsq", "ruleset": "all",
+        for case, mode, dt, batch_size, seed in cases:
+            np.random.seed(seed)  # some generators draw from the global numpy generator
+            hp = {"dt": dt, "alpha": dt / 100, **shape, "num_ring": 2, "loss_type": "lsq", "ruleset": "all",
                   "rng": np.random.RandomState(seed)}
             kwargs = {"batch_size": batch_size} if mode == "random" else {}
             trial = mod.generate_trials(rule, hp, mode, noise_on=False, **kwargs)
@@ -106,6 +106,12 @@ def main(ref_path, out):
             arrays[f"{case}.param_names"] = np.array(sorted(p))
             arrays[f"{case}.params"] = np.stack([p[k][keep] for k in sorted(p)], axis=1)
         np.savez_compressed(out / f"{rule}.npz", **arrays)
+
+
+def main(ref_path, out):
+    # multidm / multidelaydm draw from the global numpy generator (seeded per case)
+    write_goldens(load(ref_path), out, RULES, CASES, {"sigma_x": 0.01, "n_eachring": 32, "n_rule": 20,
+                                                      "rule_start": 65, "n_input": 85, "n_output": 33})
 
 
 if __name__ == "__main__":
