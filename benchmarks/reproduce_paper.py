@@ -12,6 +12,22 @@ of the numbers found next to the values the authors reported (kpflow-math §13.1
 
 Usage (from the repository root):
     python benchmarks/reproduce_paper.py [--out results/reproduce] [--quick | --paper]
+    python benchmarks/reproduce_paper.py --protocol reference [--quick | --paper]
+        [--reference-numbers FILE.json]
+
+``--protocol reference`` trains the paper's tanh RNN (g = 1, T = 90; ``--paper`` sweeps g) under the
+KPFlow reference's own protocol (:data:`neurokpflow.training.REFERENCE`: fixed set of 5000 noisy
+trials, batch 200, Adam 1e-3, gradient-norm clip 1e-4, stop at loss 1e-3, torch's RNN
+initialisation with W_rec × g, no leak) and ranks K and P at every checkpoint under the package's
+ER1 and the reference figure's definition, and under each one-factor change between the two
+(:mod:`neurokpflow.analysis.rank_conventions`).  It prints P's rank at the first and last
+checkpoints and the first checkpoint below half its start, K's rank over training, the same
+numbers from the reference's own code when ``--reference-numbers`` names a JSON file of them
+(``{"source": ..., "steps": [...], "P": [...], "K": [...]}``), and which factor decides collapse.
+Sizes with --protocol reference (H, steps at most, evaluation trials):
+    --quick  : H=32, 600 steps (T = 90)
+    default  : H=128, 4000 steps, 4 trials, checkpoints every 100 steps (about 25 min on 2 busy cores)
+    --paper  : H=256, 10 000 steps, g ∈ 10 values log-spaced in [1e-5, 5] (as the reference's sweep.py)
 
 Sizes (H hidden units, training steps, checkpoints, seeds):
     --quick  : a smoke run of a few minutes (H=32, 300 steps, Memory-Pro g ∈ {1, 2}, 1 GRU seed)
@@ -36,6 +52,7 @@ import torch
 
 from neurokpflow import models, tasks, training
 from neurokpflow.analysis import collapse, subtask_alignment
+from neurokpflow.analysis import rank_conventions as rc
 from neurokpflow.kpflow.ranks import threshold_rank
 from neurokpflow.viz import plot_effective_rank, plot_eigenfunctions, plot_task_matrices, plot_task_trajectories
 
@@ -226,14 +243,139 @@ def summary(size_name, size, mp, mt, seconds) -> str:
     return header + "\n".join(rows) + "\n" + notes
 
 
+REFERENCE_SIZES = {
+    "quick": dict(hidden=32, steps=600, gains=[1.0], trials=4),
+    "default": dict(hidden=128, steps=4000, gains=[1.0], trials=4),
+    "paper": dict(hidden=256, steps=10_000, gains=list(np.geomspace(1e-5, 5, 10)), trials=4),
+}
+
+
+def rank_conventions():
+    """The package's ER1, the reference figure's, and each one-factor change between them."""
+    return ([rc.PACKAGE_RANK, rc.PAPER_FIGURE_RANK] + rc.one_factor_variants(rc.PAPER_FIGURE_RANK, rc.PACKAGE_RANK)
+            + rc.one_factor_variants(rc.PACKAGE_RANK, rc.PAPER_FIGURE_RANK))
+
+
+def reference_run(size, g, out, device):
+    """Train (or resume) the tanh RNN at gain ``g`` under the reference protocol; rank its checkpoints."""
+    proto = training.REFERENCE.replace(max_steps=size["steps"])
+    task = proto.task()
+    build = lambda: models.make("rnn", task.n_inputs, size["hidden"], task.n_outputs, seed=0,  # noqa: E731
+                                **proto.model_options(g))
+    run = out / f"memory_pro_T90_g{g:.3g}"
+    t0 = time.perf_counter()
+    if training.list_checkpoints(run):
+        training.resume(run, progress=False, device=device)
+    else:
+        training.train(build(), task, proto.max_steps, run, progress=False, device=device, **proto.train_options())
+    t1 = time.perf_counter()
+    path = run / "ranks.nc"
+    if path.exists():
+        import xarray as xr
+        ds = xr.load_dataset(path)
+    else:
+        cks = [(0, build())] + training.list_checkpoints(run)
+        ds = rc.convention_ranks(cks, task.test_grid(n_angles=size["trials"]), rank_conventions(), task=task)
+        tmp = path.with_suffix(".tmp.nc")
+        ds.to_netcdf(tmp)
+        tmp.replace(path)
+    print(f"g={g:.3g}: train {t1 - t0:.0f} s, ranks {time.perf_counter() - t1:.0f} s", flush=True)
+    return ds
+
+
+def _fmt_curve(values, fmt=".2f"):
+    return "[" + ", ".join(format(v, fmt) for v in values) + "]"
+
+
+def _curve_lines(label, steps, P, K):
+    P, K, steps = np.asarray(P, float), np.asarray(K, float), np.asarray(steps)
+    below = np.nonzero(P < P[0] / 2)[0]
+    half = f"step {int(steps[below[0]])} (checkpoint {int(below[0])})" if below.size else "never"
+    return [f"| {label}: P first → last | {P[0]:.2f} → {P[-1]:.2f} |",
+            f"| {label}: first checkpoint with P below half its start | {half} |",
+            f"| {label}: K over training | {_fmt_curve(K)} |"]
+
+
+def reference_summary(size_name, size, results, reference_numbers, seconds) -> str:
+    g1 = min(results, key=lambda g: abs(g - 1.0))
+    ds = results[g1]
+    steps = ds.step.values
+    rows = [f"# KPFlow collapse under the reference protocol ({size_name} size)", "",
+            f"tanh RNN, H={size['hidden']}, T=90, g={g1:.3g}, at most {size['steps']} steps "
+            f"(stopped at step {int(steps[-1])}); {size['trials']} noise-free evaluation trials; "
+            f"checkpoints at steps {int(steps[0])}..{int(steps[-1])} ({len(steps)}); total {seconds / 60:.1f} min.", "",
+            "| quantity | value |", "|---|---|",
+            f"| final loss / accuracy on the evaluation trials | {float(ds.loss[-1]):.4g} / {float(ds.accuracy[-1]):.2f} |"]
+    for conv, label in ((rc.PAPER_FIGURE_RANK.name, "reference figure's rank"), (rc.PACKAGE_RANK.name, "package ER1")):
+        rows += _curve_lines(f"{label}, this run", steps, ds.effective_rank.sel(convention=conv, operator="P").values,
+                             ds.effective_rank.sel(convention=conv, operator="K").values)
+    if reference_numbers is not None:
+        rows += _curve_lines(f"reference code ({reference_numbers.get('source', 'file')})", reference_numbers["steps"],
+                             reference_numbers["P"], reference_numbers["K"])
+    else:
+        rows.append("| reference code's own numbers | not given (--reference-numbers) |")
+    rows += ["", "## One factor at a time (collapse = P's last rank ≤ first / 3 and K ≤ 3 throughout)", "",
+             "| rank convention | P first → last | K max | collapse |", "|---|---|---|---|"]
+    for c in ds.convention.values:
+        s = rc.collapse_summary(ds, str(c))
+        rows.append(f"| {c} | {s['P_first']:.2f} → {s['P_last']:.2f} | {s['K_max']:.2f} | {'yes' if s['collapsed'] else 'no'} |")
+    fig = rc.deciding_factors(ds, rc.PAPER_FIGURE_RANK, rc.PACKAGE_RANK)
+    pkg = rc.deciding_factors(ds, rc.PACKAGE_RANK, rc.PAPER_FIGURE_RANK)
+    learned = float(ds.loss[-1]) < 0.5 * float(ds.loss[1]) if len(ds.loss) > 1 else False
+    rows += ["", "## Summary", ""]
+    rows.append(f"- Training {'left' if learned else 'did not leave'} the loss plateau of the untrained network "
+                f"(loss {float(ds.loss[1]):.3g} at the first trained checkpoint, {float(ds.loss[-1]):.3g} at the last).")
+    rows.append(f"- Reference figure's rank: collapse {'yes' if rc.collapse_summary(ds, rc.PAPER_FIGURE_RANK.name)['collapsed'] else 'no'}; "
+                "the single change to the package's value that flips it: "
+                + (", ".join(f"{k} (collapse {'yes' if v else 'no'})" for k, v in fig.items()) or "none") + ".")
+    rows.append(f"- Package ER1: collapse {'yes' if rc.collapse_summary(ds, rc.PACKAGE_RANK.name)['collapsed'] else 'no'}; "
+                "the single change to the reference figure's value that flips it: "
+                + (", ".join(f"{k} (collapse {'yes' if v else 'no'})" for k, v in pkg.items()) or "none") + ".")
+    deciding = sorted(set(fig) & set(pkg))
+    rows.append("- Factor that decides collapse (flips it in both directions): "
+                + (", ".join(deciding) if deciding else "no single rank-definition factor; see the table") + ".")
+    if len(results) > 1:
+        rows += ["", "## Over g (reference figure's rank)", "", "| g | P first → last | K max | final loss |", "|---|---|---|---|"]
+        for g, d in results.items():
+            s = rc.collapse_summary(d, rc.PAPER_FIGURE_RANK.name)
+            rows.append(f"| {g:.3g} | {s['P_first']:.2f} → {s['P_last']:.2f} | {s['K_max']:.2f} | {float(d.loss[-1]):.3g} |")
+    return "\n".join(rows) + "\n"
+
+
+def main_reference(args, size_name):
+    import json
+    size = REFERENCE_SIZES[size_name]
+    out = Path(args.out) / f"reference_{size_name}"
+    out.mkdir(parents=True, exist_ok=True)
+    numbers = None
+    if args.reference_numbers:
+        numbers = json.loads(Path(args.reference_numbers).read_text())
+        missing = {"steps", "P", "K"} - set(numbers)
+        if missing:
+            raise SystemExit(f"--reference-numbers: {args.reference_numbers} lacks the key(s) {sorted(missing)}")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    t0 = time.perf_counter()
+    results = {float(g): reference_run(size, float(g), out, device) for g in size["gains"]}
+    text = reference_summary(size_name, size, results, numbers, time.perf_counter() - t0)
+    (out / "summary.md").write_text(text)
+    print(text)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="results/reproduce_paper", help="output folder (resumable)")
+    parser.add_argument("--protocol", choices=["package", "reference"], default="package",
+                        help="training protocol: the package's trainer defaults, or the KPFlow reference's")
+    parser.add_argument("--reference-numbers", default=None,
+                        help="JSON file with the reference code's rank curves (keys steps, P, K, source)")
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--paper", action="store_true", help="paper-sized run (hours; a GPU helps)")
     group.add_argument("--quick", action="store_true", help="a few-minute smoke run")
     args = parser.parse_args()
     size_name = "paper" if args.paper else "quick" if args.quick else "default"
+    if args.protocol == "reference":
+        torch.set_num_threads(max(torch.get_num_threads(), 1))
+        return main_reference(args, size_name)
     size = SIZES[size_name]
     out = Path(args.out) / size_name
     out.mkdir(parents=True, exist_ok=True)

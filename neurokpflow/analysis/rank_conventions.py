@@ -43,7 +43,7 @@ from ._common import json_attr, readout_outputs, resolve_dtype
 from ._inputs import resolve_checkpoints
 
 __all__ = ["RankConvention", "PACKAGE_RANK", "PAPER_FIGURE_RANK", "paper_era_operators", "reduced_spectra",
-           "rank_from_spectrum", "convention_ranks", "one_factor_variants"]
+           "rank_from_spectrum", "convention_ranks", "one_factor_variants", "collapse_summary", "deciding_factors"]
 
 _TIME_INDEX = ("package", "paper_era")
 _K_FORMS = ("K", "KK*")
@@ -232,3 +232,37 @@ def convention_ranks(checkpoints, batch, conventions, *, dtype=torch.float64, bu
                                          for c in conventions})
     ds["effective_rank"].attrs["long_name"] = "effective rank of the reduced K (or K K*) and P P*"
     return ds
+
+
+def collapse_summary(ds: xr.Dataset, convention: str, factor: float = 3.0) -> dict:
+    """P's and K's rank curves of one convention in a :func:`convention_ranks` result, summarised.
+
+    Returns ``P_first``, ``P_last``, ``P_min``, ``half_step`` (first step where P's rank is below
+    half its first value, or None), ``K`` (the K ranks, a list), ``K_max`` and ``collapsed``:
+    P's last rank is at least ``factor`` times below its first while K's stays at most ``factor``.
+    """
+    if convention not in ds.convention.values:
+        raise KeyError(f"convention {convention!r} is not in the result; it has {list(ds.convention.values)}")
+    P = ds.effective_rank.sel(convention=convention, operator="P").values
+    K = ds.effective_rank.sel(convention=convention, operator="K").values
+    steps = ds.step.values
+    below = np.nonzero(P < P[0] / 2)[0]
+    return {"P_first": float(P[0]), "P_last": float(P[-1]), "P_min": float(P.min()),
+            "half_step": int(steps[below[0]]) if below.size else None, "K": [float(k) for k in K],
+            "K_max": float(K.max()), "collapsed": bool(P[-1] * factor <= P[0] and K.max() <= factor)}
+
+
+def deciding_factors(ds: xr.Dataset, base: RankConvention, other: RankConvention, factor: float = 3.0) -> dict:
+    """Which single field of ``base`` flips its collapse verdict when set to ``other``'s value.
+
+    ``ds`` must hold ``base`` and :func:`one_factor_variants` ``(base, other)``.  Returns
+    ``{field: collapsed_after_change}`` for the fields whose change flips ``base``'s verdict.
+    """
+    verdict = collapse_summary(ds, base.name, factor)["collapsed"]
+    out = {}
+    for v in one_factor_variants(base, other):
+        field = v.name[len(base.name) + 2:].split("=")[0]
+        after = collapse_summary(ds, v.name, factor)["collapsed"]
+        if after != verdict:
+            out[field] = after
+    return out
