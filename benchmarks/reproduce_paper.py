@@ -342,6 +342,38 @@ def reference_summary(size_name, size, results, reference_numbers, seconds) -> s
     return "\n".join(rows) + "\n"
 
 
+def reference_figure(ds, numbers, path):
+    """P's and K's ranks over training under both definitions (and the reference code's, if given), with the loss."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    for conv, label, style in ((rc.PAPER_FIGURE_RANK.name, "reference figure's rank (this package)", "-o"),
+                               (rc.PACKAGE_RANK.name, "package ER1", "-s")):
+        for ax, op in zip(axes[:2], ("P", "K")):
+            ax.plot(ds.step, ds.effective_rank.sel(convention=conv, operator=op), style, ms=3, label=label)
+    if numbers is not None:
+        for ax, op in zip(axes[:2], ("P", "K")):
+            ax.plot(numbers["steps"], numbers[op], "-^", ms=3, color="k",
+                    label=f"reference code ({numbers.get('label', numbers.get('source', 'file'))})")
+    axes[0].set_title("P (ranked through P P*)")
+    axes[1].set_title("K")
+    for ax in axes[:2]:
+        ax.set_xlabel("training step")
+        ax.set_ylabel("effective rank")
+    axes[0].legend(fontsize=7)
+    axes[2].semilogy(ds.step, ds.loss, "-o", ms=3, label="this package")
+    if numbers is not None and "loss" in numbers:
+        axes[2].semilogy(numbers["steps"], numbers["loss"], "-^", ms=3, color="k", label="reference code")
+    axes[2].set_title("evaluation loss")
+    axes[2].set_xlabel("training step")
+    axes[2].legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main_reference(args, size_name):
     import json
     size = REFERENCE_SIZES[size_name]
@@ -359,6 +391,9 @@ def main_reference(args, size_name):
     text = reference_summary(size_name, size, results, numbers, time.perf_counter() - t0)
     (out / "summary.md").write_text(text)
     print(text)
+    g1 = min(results, key=lambda g: abs(g - 1.0))
+    figure_dir = Path(args.figures) if args.figures else out
+    reference_figure(results[g1], numbers, figure_dir / f"collapse_reference_protocol_{size_name}.png")
 
 
 def main():
@@ -368,6 +403,7 @@ def main():
                         help="training protocol: the package's trainer defaults, or the KPFlow reference's")
     parser.add_argument("--reference-numbers", default=None,
                         help="JSON file with the reference code's rank curves (keys steps, P, K, source)")
+    parser.add_argument("--figures", default=None, help="folder for the --protocol reference figure (default: --out)")
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--paper", action="store_true", help="paper-sized run (hours; a GPU helps)")
     group.add_argument("--quick", action="store_true", help="a few-minute smoke run")
