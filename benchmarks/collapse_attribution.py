@@ -38,6 +38,10 @@ TRAINING_VARIANTS = {
     "batch_64": {"batch_size": 64},
     "package": {"dataset_size": None, "batch_size": 64, "clip_grad_norm": None, "init": "normal",
                 "target_loss": None, "log_every": 10},
+    # which part of the initialisation: the recurrent scale alone (torch init at spectral radius ≈ 1, normal
+    # init at the torch init's radius ≈ 0.577)
+    "torch_init_g1.73": {"g": 3 ** 0.5},
+    "normal_init_g0.577": {"init": "normal", "g": 3 ** -0.5},
 }
 
 
@@ -59,11 +63,13 @@ def half_step(steps, values):
 
 
 def train_variant(name, changes, args, out):
+    changes = dict(changes)
+    g = changes.pop("g", args.g)
     proto = training.REFERENCE.replace(name=name, max_steps=args.steps, period=args.period,
                                        checkpoint_every=args.checkpoint_every, **changes)
     task = proto.task()
     build = lambda: models.make("rnn", task.n_inputs, args.hidden, task.n_outputs, seed=0,  # noqa: E731
-                                **proto.model_options(args.g))
+                                **proto.model_options(g))
     run = out / name
     t0 = time.perf_counter()
     if training.list_checkpoints(run):
@@ -98,7 +104,7 @@ def table(name, ds, seconds):
     return "\n".join(lines)
 
 
-def figures(results, out_dir):
+def figures(results, out_dir, label):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -111,8 +117,8 @@ def figures(results, out_dir):
         if c in ref.convention.values:
             axes[0].plot(ref.step, ref.effective_rank.sel(convention=c, operator="P"), marker=".", label=c)
             axes[1].plot(ref.step, ref.effective_rank.sel(convention=c, operator="K"), marker=".", label=c)
-    axes[0].set_title("P (through P P*), reference protocol")
-    axes[1].set_title("K, reference protocol")
+    axes[0].set_title(f"P (through P P*), reference protocol, {label}", fontsize=9)
+    axes[1].set_title(f"K, reference protocol, {label}", fontsize=9)
     for ax in axes:
         ax.set_xlabel("training step")
         ax.set_ylabel("effective rank")
@@ -127,6 +133,7 @@ def figures(results, out_dir):
         ax.plot(ds.step, ds.effective_rank.sel(convention="paper_figure", operator="P"), marker=".", label=name)
     ax.set_xlabel("training step")
     ax.set_ylabel("P effective rank (reference figure's definition)")
+    ax.set_title(f"one training factor changed at a time, {label}", fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out_dir / "collapse_training_factors.png", dpi=110)
@@ -164,7 +171,7 @@ def main():
         "K": {c: ds.effective_rank.sel(convention=c, operator="K").values.tolist() for c in ds.convention.values}}
         for n, ds in results.items()}, indent=1))
     if args.figures and "reference" in results:
-        figures(results, Path(args.figures))
+        figures(results, Path(args.figures), f"tanh RNN H={args.hidden}, T={3 * args.period}")
 
 
 if __name__ == "__main__":

@@ -26,7 +26,8 @@ numbers from the reference's own code when ``--reference-numbers`` names a JSON 
 (``{"source": ..., "steps": [...], "P": [...], "K": [...]}``), and which factor decides collapse.
 Sizes with --protocol reference (H, steps at most, evaluation trials):
     --quick  : H=32, 600 steps (T = 90)
-    default  : H=128, 4000 steps, 4 trials, checkpoints every 100 steps (about 25 min on 2 busy cores)
+    default  : H=128, 2500 steps, 4 trials, checkpoints every 100 steps, every other one ranked
+               (about 40 min of CPU time; far longer on a loaded machine)
     --paper  : H=256, 10 000 steps, g ∈ 10 values log-spaced in [1e-5, 5] (as the reference's sweep.py)
 
 Sizes (H hidden units, training steps, checkpoints, seeds):
@@ -244,10 +245,14 @@ def summary(size_name, size, mp, mt, seconds) -> str:
 
 
 REFERENCE_SIZES = {
-    "quick": dict(hidden=32, steps=600, gains=[1.0], trials=4),
-    "default": dict(hidden=128, steps=4000, gains=[1.0], trials=4),
-    "paper": dict(hidden=256, steps=10_000, gains=list(np.geomspace(1e-5, 5, 10)), trials=4),
+    "quick": dict(hidden=32, steps=600, gains=[1.0], trials=4, rank_every=1),
+    "default": dict(hidden=128, steps=2500, gains=[1.0], trials=4, rank_every=2),
+    "paper": dict(hidden=256, steps=10_000, gains=list(np.geomspace(1e-5, 5, 10)), trials=4, rank_every=1),
 }
+
+
+#: evaluation loss below which a Memory-Pro run has left the untrained network's plateau (≈ 0.11)
+PLATEAU_EXIT = 0.1
 
 
 def rank_conventions():
@@ -265,7 +270,7 @@ def reference_run(size, g, out, device):
     run = out / f"memory_pro_T90_g{g:.3g}"
     t0 = time.perf_counter()
     if training.list_checkpoints(run):
-        training.resume(run, progress=False, device=device)
+        training.resume(run, steps=size["steps"], progress=False, device=device)
     else:
         training.train(build(), task, proto.max_steps, run, progress=False, device=device, **proto.train_options())
     t1 = time.perf_counter()
@@ -274,13 +279,20 @@ def reference_run(size, g, out, device):
         import xarray as xr
         ds = xr.load_dataset(path)
     else:
-        cks = [(0, build())] + training.list_checkpoints(run)
+        saved = training.list_checkpoints(run)
+        cks = [(0, build())] + saved[size["rank_every"] - 1::size["rank_every"]]
+        if saved[-1] not in cks:
+            cks.append(saved[-1])
         ds = rc.convention_ranks(cks, task.test_grid(n_angles=size["trials"]), rank_conventions(), task=task)
         tmp = path.with_suffix(".tmp.nc")
         ds.to_netcdf(tmp)
         tmp.replace(path)
     print(f"g={g:.3g}: train {t1 - t0:.0f} s, ranks {time.perf_counter() - t1:.0f} s", flush=True)
     return ds
+
+
+def args_file_label(numbers):
+    return numbers.get("label", "given file")
 
 
 def _fmt_curve(values, fmt=".2f"):
@@ -310,21 +322,24 @@ def reference_summary(size_name, size, results, reference_numbers, seconds) -> s
         rows += _curve_lines(f"{label}, this run", steps, ds.effective_rank.sel(convention=conv, operator="P").values,
                              ds.effective_rank.sel(convention=conv, operator="K").values)
     if reference_numbers is not None:
-        rows += _curve_lines(f"reference code ({reference_numbers.get('source', 'file')})", reference_numbers["steps"],
+        rows.append(f"| reference code: source | {reference_numbers.get('source', args_file_label(reference_numbers))} |")
+        rows += _curve_lines(f"reference code ({reference_numbers.get('label', 'file')})", reference_numbers["steps"],
                              reference_numbers["P"], reference_numbers["K"])
     else:
         rows.append("| reference code's own numbers | not given (--reference-numbers) |")
-    rows += ["", "## One factor at a time (collapse = P's last rank ≤ first / 3 and K ≤ 3 throughout)", "",
+    rows += ["", "## One factor at a time (collapse = P's rank ≤ first / 3 at each of the last 3 checkpoints, K ≤ 3 "
+             "throughout)", "",
              "| rank convention | P first → last | K max | collapse |", "|---|---|---|---|"]
     for c in ds.convention.values:
         s = rc.collapse_summary(ds, str(c))
         rows.append(f"| {c} | {s['P_first']:.2f} → {s['P_last']:.2f} | {s['K_max']:.2f} | {'yes' if s['collapsed'] else 'no'} |")
     fig = rc.deciding_factors(ds, rc.PAPER_FIGURE_RANK, rc.PACKAGE_RANK)
     pkg = rc.deciding_factors(ds, rc.PACKAGE_RANK, rc.PAPER_FIGURE_RANK)
-    learned = float(ds.loss[-1]) < 0.5 * float(ds.loss[1]) if len(ds.loss) > 1 else False
+    left = np.nonzero(ds.loss.values[1:] < PLATEAU_EXIT)[0]
     rows += ["", "## Summary", ""]
-    rows.append(f"- Training {'left' if learned else 'did not leave'} the loss plateau of the untrained network "
-                f"(loss {float(ds.loss[1]):.3g} at the first trained checkpoint, {float(ds.loss[-1]):.3g} at the last).")
+    rows.append(f"- Evaluation loss {float(ds.loss[1]):.3g} at the first trained checkpoint (the plateau of predicting the "
+                f"fixation only is ≈ 0.11), {float(ds.loss[-1]):.3g} at the last; first below {PLATEAU_EXIT}: "
+                + (f"step {int(steps[1:][left[0]])}" if left.size else "never") + ".")
     rows.append(f"- Reference figure's rank: collapse {'yes' if rc.collapse_summary(ds, rc.PAPER_FIGURE_RANK.name)['collapsed'] else 'no'}; "
                 "the single change to the package's value that flips it: "
                 + (", ".join(f"{k} (collapse {'yes' if v else 'no'})" for k, v in fig.items()) or "none") + ".")
@@ -332,8 +347,19 @@ def reference_summary(size_name, size, results, reference_numbers, seconds) -> s
                 "the single change to the reference figure's value that flips it: "
                 + (", ".join(f"{k} (collapse {'yes' if v else 'no'})" for k, v in pkg.items()) or "none") + ".")
     deciding = sorted(set(fig) & set(pkg))
-    rows.append("- Factor that decides collapse (flips it in both directions): "
+    rows.append("- Factor that decides collapse on this run (flips it in both directions): "
                 + (", ".join(deciding) if deciding else "no single rank-definition factor; see the table") + ".")
+    on_ref = (reference_numbers or {}).get("package_ranks_on_reference_checkpoints")
+    if on_ref:
+        rds = rc.ranks_dataset(on_ref["steps"], on_ref["conventions"])
+        ref_fig = rc.deciding_factors(rds, rc.PAPER_FIGURE_RANK, rc.PACKAGE_RANK)
+        s_fig = rc.collapse_summary(rds, rc.PAPER_FIGURE_RANK.name)
+        rows.append(f"- On the reference code's trained checkpoints (steps {on_ref['steps'][0]}..{on_ref['steps'][-1]}, "
+                    f"ranked with this package): reference figure's rank {s_fig['P_first']:.2f} → {s_fig['P_last']:.2f}, "
+                    f"collapse {'yes' if s_fig['collapsed'] else 'no'}; the single rank factor that flips it: "
+                    + (", ".join(f"{k} (P {rc.collapse_summary(rds, rc.PAPER_FIGURE_RANK.name + ', ' + k + '=' + str(getattr(rc.PACKAGE_RANK, k)))['P_first']:.2f} → "
+                                 f"{rc.collapse_summary(rds, rc.PAPER_FIGURE_RANK.name + ', ' + k + '=' + str(getattr(rc.PACKAGE_RANK, k)))['P_last']:.2f})"
+                                 for k in ref_fig) or "none") + ".")
     if len(results) > 1:
         rows += ["", "## Over g (reference figure's rank)", "", "| g | P first → last | K max | final loss |", "|---|---|---|---|"]
         for g, d in results.items():

@@ -98,3 +98,21 @@ def test_reference_protocol_training_collapses_P_under_the_reference_figures_ran
     assert fig["P_first"] > 20 and fig["P_last"] * 3 <= fig["P_first"] and fig["K_max"] <= 3 and fig["collapsed"]
     pkg = rc.collapse_summary(ds, rc.PACKAGE_RANK.name)
     assert pkg["P_last"] * 2 > pkg["P_first"] and not pkg["collapsed"]
+
+
+def test_deciding_factors_from_recorded_curves():
+    variants = rc.one_factor_variants(rc.PAPER_FIGURE_RANK, rc.PACKAGE_RANK)
+    flat, fall = [57.0, 56.0, 50.0, 48.0, 47.0], [57.0, 56.0, 3.0, 2.0, 3.0]
+    curves = {rc.PAPER_FIGURE_RANK.name: {"P": fall, "K": [0.95] * 5}}
+    for v in variants:
+        curves[v.name] = {"P": flat if "squared" in v.name else fall, "K": [0.95] * 5}
+    ds = rc.ranks_dataset([0, 100, 200, 300, 400], curves)
+    assert rc.collapse_summary(ds, rc.PAPER_FIGURE_RANK.name)["collapsed"]
+    assert rc.collapse_summary(ds, rc.PAPER_FIGURE_RANK.name)["half_step"] == 200
+    assert rc.deciding_factors(ds, rc.PAPER_FIGURE_RANK, rc.PACKAGE_RANK) == {"squared": False}
+    # a one-checkpoint dip is not a sustained collapse; nor is one with K above the factor
+    dip = rc.ranks_dataset([0, 1, 2, 3, 4], {"x": {"P": [57.0, 56, 55, 56, 2], "K": [1.0] * 5},
+                                             "y": {"P": fall, "K": [1.0, 1, 4, 1, 1]}})
+    assert not rc.collapse_summary(dip, "x")["collapsed"] and not rc.collapse_summary(dip, "y")["collapsed"]
+    with pytest.raises(KeyError, match="not in the result"):
+        rc.collapse_summary(ds, "nope")

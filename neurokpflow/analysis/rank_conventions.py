@@ -43,7 +43,8 @@ from ._common import json_attr, readout_outputs, resolve_dtype
 from ._inputs import resolve_checkpoints
 
 __all__ = ["RankConvention", "PACKAGE_RANK", "PAPER_FIGURE_RANK", "paper_era_operators", "reduced_spectra",
-           "rank_from_spectrum", "convention_ranks", "one_factor_variants", "collapse_summary", "deciding_factors"]
+           "rank_from_spectrum", "convention_ranks", "one_factor_variants", "collapse_summary", "deciding_factors",
+           "ranks_dataset"]
 
 _TIME_INDEX = ("package", "paper_era")
 _K_FORMS = ("K", "KK*")
@@ -234,12 +235,13 @@ def convention_ranks(checkpoints, batch, conventions, *, dtype=torch.float64, bu
     return ds
 
 
-def collapse_summary(ds: xr.Dataset, convention: str, factor: float = 3.0) -> dict:
+def collapse_summary(ds: xr.Dataset, convention: str, factor: float = 3.0, tail: int = 3) -> dict:
     """P's and K's rank curves of one convention in a :func:`convention_ranks` result, summarised.
 
     Returns ``P_first``, ``P_last``, ``P_min``, ``half_step`` (first step where P's rank is below
-    half its first value, or None), ``K`` (the K ranks, a list), ``K_max`` and ``collapsed``:
-    P's last rank is at least ``factor`` times below its first while K's stays at most ``factor``.
+    half its first value, or None), ``K`` (the K ranks, a list), ``K_max`` and ``collapsed``: P's
+    rank at each of the last ``tail`` checkpoints after the first (a sustained drop, not a one-checkpoint
+    transient) is at least ``factor`` times below its first while K's stays at most ``factor``.
     """
     if convention not in ds.convention.values:
         raise KeyError(f"convention {convention!r} is not in the result; it has {list(ds.convention.values)}")
@@ -249,7 +251,17 @@ def collapse_summary(ds: xr.Dataset, convention: str, factor: float = 3.0) -> di
     below = np.nonzero(P < P[0] / 2)[0]
     return {"P_first": float(P[0]), "P_last": float(P[-1]), "P_min": float(P.min()),
             "half_step": int(steps[below[0]]) if below.size else None, "K": [float(k) for k in K],
-            "K_max": float(K.max()), "collapsed": bool(P[-1] * factor <= P[0] and K.max() <= factor)}
+            "K_max": float(K.max()),
+            "collapsed": bool(P[-min(tail, len(P) - 1):].max() * factor <= P[0] and K.max() <= factor)}
+
+
+def ranks_dataset(steps, curves: dict) -> xr.Dataset:
+    """A :func:`convention_ranks`-shaped Dataset from plain curves ``{convention: {"P": [...], "K": [...]}}``
+    (e.g. ranks recorded elsewhere and stored as JSON)."""
+    names = list(curves)
+    ranks = np.stack([[np.asarray(curves[c][op], dtype=float) for op in ("K", "P")] for c in names]).transpose(2, 0, 1)
+    return xr.Dataset({"effective_rank": (("step", "convention", "operator"), ranks)},
+                      coords={"step": np.asarray(steps), "convention": names, "operator": ["K", "P"]})
 
 
 def deciding_factors(ds: xr.Dataset, base: RankConvention, other: RankConvention, factor: float = 3.0) -> dict:
