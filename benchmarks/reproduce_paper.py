@@ -373,7 +373,8 @@ def reference_figure(ds, numbers, path):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    on_ref = (numbers or {}).get("package_ranks_on_reference_checkpoints")
+    fig, axes = plt.subplots(1, 4 if on_ref else 3, figsize=(19 if on_ref else 14, 4))
     for conv, label, style in ((rc.PAPER_FIGURE_RANK.name, "reference figure's rank (this package)", "-o"),
                                (rc.PACKAGE_RANK.name, "package ER1", "-s")):
         for ax, op in zip(axes[:2], ("P", "K")):
@@ -387,7 +388,14 @@ def reference_figure(ds, numbers, path):
     for ax in axes[:2]:
         ax.set_xlabel("training step")
         ax.set_ylabel("effective rank")
-    axes[0].legend(fontsize=7)
+    axes[0].legend(fontsize=7, loc="center left")
+    if on_ref:
+        for name, curve in on_ref["conventions"].items():
+            axes[3].plot(on_ref["steps"], curve["P"], "-o", ms=3, label=name)
+        axes[3].set_title("P on the reference code's checkpoints,\nranked by this package, one rank factor at a time",
+                          fontsize=9)
+        axes[3].set_xlabel("training step")
+        axes[3].legend(fontsize=6)
     axes[2].semilogy(ds.step, ds.loss, "-o", ms=3, label="this package")
     if numbers is not None and "loss" in numbers:
         axes[2].semilogy(numbers["steps"], numbers["loss"], "-^", ms=3, color="k", label="reference code")
