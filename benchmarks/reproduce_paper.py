@@ -291,10 +291,6 @@ def reference_run(size, g, out, device):
     return ds
 
 
-def args_file_label(numbers):
-    return numbers.get("label", "given file")
-
-
 def _fmt_curve(values, fmt=".2f"):
     return "[" + ", ".join(format(v, fmt) for v in values) + "]"
 
@@ -308,6 +304,19 @@ def _curve_lines(label, steps, P, K):
             f"| {label}: K over training | {_fmt_curve(K)} |"]
 
 
+def _verdict(ds, base, other, label):
+    """One summary line: does ``base`` show a sustained collapse, and which single field of ``other`` flips it."""
+    flips = rc.deciding_factors(ds, base, other)
+    s = rc.collapse_summary(ds, base.name)
+    changed = []
+    for field in flips:
+        v = rc.collapse_summary(ds, f"{base.name}, {field}={getattr(other, field)}")
+        changed.append(f"{field} (P {v['P_first']:.2f} → {v['P_last']:.2f})")
+    return (f"- {label}: P {s['P_first']:.2f} → {s['P_last']:.2f}, collapse {'yes' if s['collapsed'] else 'no'}; "
+            "the single change to the other definition's value that flips it: " + (", ".join(changed) or "none") + ".",
+            flips)
+
+
 def reference_summary(size_name, size, results, reference_numbers, seconds) -> str:
     g1 = min(results, key=lambda g: abs(g - 1.0))
     ds = results[g1]
@@ -317,12 +326,13 @@ def reference_summary(size_name, size, results, reference_numbers, seconds) -> s
             f"(stopped at step {int(steps[-1])}); {size['trials']} noise-free evaluation trials; "
             f"checkpoints at steps {int(steps[0])}..{int(steps[-1])} ({len(steps)}); total {seconds / 60:.1f} min.", "",
             "| quantity | value |", "|---|---|",
-            f"| final loss / accuracy on the evaluation trials | {float(ds.loss[-1]):.4g} / {float(ds.accuracy[-1]):.2f} |"]
+            "| final loss / accuracy on the evaluation trials | "
+            f"{float(ds.loss[-1]):.4g} / {float(ds.accuracy[-1]):.2f} |"]
     for conv, label in ((rc.PAPER_FIGURE_RANK.name, "reference figure's rank"), (rc.PACKAGE_RANK.name, "package ER1")):
         rows += _curve_lines(f"{label}, this run", steps, ds.effective_rank.sel(convention=conv, operator="P").values,
                              ds.effective_rank.sel(convention=conv, operator="K").values)
     if reference_numbers is not None:
-        rows.append(f"| reference code: source | {reference_numbers.get('source', args_file_label(reference_numbers))} |")
+        rows.append(f"| reference code: source | {reference_numbers.get('source', 'not given')} |")
         rows += _curve_lines(f"reference code ({reference_numbers.get('label', 'file')})", reference_numbers["steps"],
                              reference_numbers["P"], reference_numbers["K"])
     else:
@@ -332,34 +342,25 @@ def reference_summary(size_name, size, results, reference_numbers, seconds) -> s
              "| rank convention | P first → last | K max | collapse |", "|---|---|---|---|"]
     for c in ds.convention.values:
         s = rc.collapse_summary(ds, str(c))
-        rows.append(f"| {c} | {s['P_first']:.2f} → {s['P_last']:.2f} | {s['K_max']:.2f} | {'yes' if s['collapsed'] else 'no'} |")
-    fig = rc.deciding_factors(ds, rc.PAPER_FIGURE_RANK, rc.PACKAGE_RANK)
-    pkg = rc.deciding_factors(ds, rc.PACKAGE_RANK, rc.PAPER_FIGURE_RANK)
+        rows.append(f"| {c} | {s['P_first']:.2f} → {s['P_last']:.2f} | {s['K_max']:.2f} | "
+                    f"{'yes' if s['collapsed'] else 'no'} |")
     left = np.nonzero(ds.loss.values[1:] < PLATEAU_EXIT)[0]
-    rows += ["", "## Summary", ""]
-    rows.append(f"- Evaluation loss {float(ds.loss[1]):.3g} at the first trained checkpoint (the plateau of predicting the "
-                f"fixation only is ≈ 0.11), {float(ds.loss[-1]):.3g} at the last; first below {PLATEAU_EXIT}: "
-                + (f"step {int(steps[1:][left[0]])}" if left.size else "never") + ".")
-    rows.append(f"- Reference figure's rank: collapse {'yes' if rc.collapse_summary(ds, rc.PAPER_FIGURE_RANK.name)['collapsed'] else 'no'}; "
-                "the single change to the package's value that flips it: "
-                + (", ".join(f"{k} (collapse {'yes' if v else 'no'})" for k, v in fig.items()) or "none") + ".")
-    rows.append(f"- Package ER1: collapse {'yes' if rc.collapse_summary(ds, rc.PACKAGE_RANK.name)['collapsed'] else 'no'}; "
-                "the single change to the reference figure's value that flips it: "
-                + (", ".join(f"{k} (collapse {'yes' if v else 'no'})" for k, v in pkg.items()) or "none") + ".")
-    deciding = sorted(set(fig) & set(pkg))
+    rows += ["", "## Summary", "",
+             f"- Evaluation loss {float(ds.loss[1]):.3g} at the first trained checkpoint (the plateau of predicting "
+             f"the fixation only is ≈ 0.11), {float(ds.loss[-1]):.3g} at the last; first below {PLATEAU_EXIT}: "
+             + (f"step {int(steps[1:][left[0]])}" if left.size else "never") + "."]
+    fig = _verdict(ds, rc.PAPER_FIGURE_RANK, rc.PACKAGE_RANK, "Reference figure's rank")
+    pkg = _verdict(ds, rc.PACKAGE_RANK, rc.PAPER_FIGURE_RANK, "Package ER1")
+    rows += [fig[0], pkg[0]]
+    deciding = sorted(set(fig[1]) & set(pkg[1]))
     rows.append("- Factor that decides collapse on this run (flips it in both directions): "
                 + (", ".join(deciding) if deciding else "no single rank-definition factor; see the table") + ".")
     on_ref = (reference_numbers or {}).get("package_ranks_on_reference_checkpoints")
     if on_ref:
         rds = rc.ranks_dataset(on_ref["steps"], on_ref["conventions"])
-        ref_fig = rc.deciding_factors(rds, rc.PAPER_FIGURE_RANK, rc.PACKAGE_RANK)
-        s_fig = rc.collapse_summary(rds, rc.PAPER_FIGURE_RANK.name)
-        rows.append(f"- On the reference code's trained checkpoints (steps {on_ref['steps'][0]}..{on_ref['steps'][-1]}, "
-                    f"ranked with this package): reference figure's rank {s_fig['P_first']:.2f} → {s_fig['P_last']:.2f}, "
-                    f"collapse {'yes' if s_fig['collapsed'] else 'no'}; the single rank factor that flips it: "
-                    + (", ".join(f"{k} (P {rc.collapse_summary(rds, rc.PAPER_FIGURE_RANK.name + ', ' + k + '=' + str(getattr(rc.PACKAGE_RANK, k)))['P_first']:.2f} → "
-                                 f"{rc.collapse_summary(rds, rc.PAPER_FIGURE_RANK.name + ', ' + k + '=' + str(getattr(rc.PACKAGE_RANK, k)))['P_last']:.2f})"
-                                 for k in ref_fig) or "none") + ".")
+        label = (f"On the reference code's trained checkpoints (steps {on_ref['steps'][0]}..{on_ref['steps'][-1]}, "
+                 "ranked with this package), reference figure's rank")
+        rows.append(_verdict(rds, rc.PAPER_FIGURE_RANK, rc.PACKAGE_RANK, label)[0])
     if len(results) > 1:
         rows += ["", "## Over g (reference figure's rank)", "", "| g | P first → last | K max | final loss |", "|---|---|---|---|"]
         for g, d in results.items():

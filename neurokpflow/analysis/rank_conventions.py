@@ -29,6 +29,7 @@ batch small (the reference used 4 trials).  A partial trace over units is estima
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 from dataclasses import dataclass
 
@@ -82,7 +83,8 @@ class RankConvention:
         if self.top_k is not None:
             k = tuple(self.top_k)
             if len(k) != 2 or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in k):
-                raise ValueError(f"RankConvention.top_k must be None or (k_K, k_P), two positive ints, got {self.top_k!r}")
+                raise ValueError(f"RankConvention.top_k must be None or (k_K, k_P), two positive ints, "
+                                 f"got {self.top_k!r}")
             object.__setattr__(self, "top_k", k)
         if not 0 < self.threshold < 1:
             raise ValueError(f"RankConvention.threshold must lie in (0, 1), got {self.threshold!r}")
@@ -116,6 +118,18 @@ def one_factor_variants(base: RankConvention, other: RankConvention) -> list:
     return out
 
 
+def _trajectory(model, inputs, dtype):
+    """A copy of the model's cell in ``dtype``, the inputs, ``h0`` and the noise-free states ``z(1..T)``."""
+    cell = copy.deepcopy(model.cell).to(dtype)
+    x = inputs.to(dtype)
+    h0 = model.initial_state(x.shape[0]).detach().to(dtype)
+    with torch.no_grad():
+        h = [h0]
+        for t in range(x.shape[1]):
+            h.append(cell(x[:, t], h[-1]))
+    return cell, x, h0, torch.stack(h[1:], 1)
+
+
 def paper_era_operators(model, inputs, dtype=torch.float64):
     """KPFlow operators with the Jacobians at ``(z(t), x(t))`` (the reference code of the paper's time).
 
@@ -124,32 +138,15 @@ def paper_era_operators(model, inputs, dtype=torch.float64):
     repeats ``z(T)``).  Only the linearisation points change; this is **not** the linearisation
     of the model (kpflow-math §12.2) and exists to reproduce the reference's numbers.
     """
-    cell = _model_cell(model, dtype)
-    x = inputs.to(dtype)
-    with torch.no_grad():
-        h = [model.initial_state(x.shape[0]).to(dtype)]
-        for t in range(x.shape[1]):
-            h.append(cell(x[:, t], h[-1]))
-    z = torch.stack(h[1:], 1)
+    cell, x, _, z = _trajectory(model, inputs, dtype)
     shifted = torch.cat([z[:, 1:], z[:, -1:]], dim=1)
     return operators(cell, x, shifted, h0=z[:, 0])
 
 
-def _model_cell(model, dtype):
-    import copy
-    cell = copy.deepcopy(model.cell).to(dtype)
-    return cell
-
-
 def _package_operators(model, inputs, dtype):
-    cell = _model_cell(model, dtype)
-    x = inputs.to(dtype)
-    h0 = model.initial_state(x.shape[0]).to(dtype).detach()
-    with torch.no_grad():
-        h = [h0]
-        for t in range(x.shape[1]):
-            h.append(cell(x[:, t], h[-1]))
-    return operators(cell, x, torch.stack(h[1:], 1), h0=h0)
+    """The package's operators (Jacobians at ``(z(t−1), x(t))``) along the noise-free trajectory."""
+    cell, x, h0, z = _trajectory(model, inputs, dtype)
+    return operators(cell, x, z, h0=h0)
 
 
 def _reduce(A, keep, reduction, budget, seed):
@@ -218,7 +215,7 @@ def convention_ranks(checkpoints, batch, conventions, *, dtype=torch.float64, bu
                 spectra[conv.spectrum_key] = reduced_spectra(built[conv.time_index], conv, budget, seed)
             for a, op in enumerate(("K", "P")):
                 ranks[i, j, a] = rank_from_spectrum(spectra[conv.spectrum_key][op], conv, op)
-        ops = built.get("package") or _package_operators(model, inputs, dtype)
+        ops = built["package"] if "package" in built else _package_operators(model, inputs, dtype)
         with torch.no_grad():
             out = readout_outputs(model, ops)
             losses.append(float(((out - batch.targets.to(out.dtype)) ** 2).mean()))
