@@ -147,6 +147,6 @@ axes[0].legend()
 
 # %% [markdown]
 # P's rank drops from ≈ 28 (of 30 time steps) to ≈ 1 while K's stays below 2 once the loss leaves the plateau
-# of the untrained network (≈ 0.11, "output the fixation only"): learning to hold the stimulus creates one slow
-# mode of the propagator that dominates P P*, and the reference's squaring of the eigenvalues (σ(P)⁴) turns that
+# of the untrained network (≈ 0.11, "output the fixation only"): learning to hold the stimulus makes one direction
+# of the propagator dominate P P*, and the reference's squaring of the eigenvalues (σ(P)⁴) turns that
 # dominance into a rank near 1; the package's ER1 (σ(P)², all eigenvalues) falls too, less far and less steadily.
