@@ -4,7 +4,10 @@
 #      (the CUDA-marked ones included, which the CPU-only CI skips);
 #   2. the operator benchmark, the block eigensolver (default vs the old single-vector path, block
 #      sizes 4-32, ARPACK on the reference method) and the shared sketch, the spectral benchmark and a
-#      short training run on the GPU.
+#      short training run on the GPU;
+#   3. the KPFlow paper's collapse at paper size under the reference protocol (tanh RNN H=256, T=90,
+#      10 g values, 10 000 steps at most each; trains on the GPU, ranks the checkpoints on the CPU) — the longest part;
+#      skip it with SKIP_PAPER=1.  Pass the reference code's rank curves with REFERENCE_NUMBERS=FILE.json.
 # Each part's output goes to stdout and to $OUT (default: ./cuda-checks/).
 # Usage:  bash benchmarks/cuda_checks.sh        (from the repository root)
 set -u -o pipefail
@@ -38,4 +41,8 @@ step bench_eigsh $py benchmarks/bench_spectral.py --device cuda --repeats 3 --on
 step bench_spectral $py benchmarks/bench_spectral.py --device cuda --repeats 3 --eig-blocks
 step train $py benchmarks/train_memorypro.py --device cuda --skip mix --single-steps 1500 \
     --overhead-steps 40 --blocks 4
+if [ "${SKIP_PAPER:-0}" != 1 ]; then
+    step reproduce_reference_paper $py benchmarks/reproduce_paper.py --protocol reference --paper \
+        --out "$out/reproduce" ${REFERENCE_NUMBERS:+--reference-numbers "$REFERENCE_NUMBERS"}
+fi
 exit $status

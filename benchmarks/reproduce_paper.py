@@ -12,6 +12,23 @@ of the numbers found next to the values the authors reported (kpflow-math §13.1
 
 Usage (from the repository root):
     python benchmarks/reproduce_paper.py [--out results/reproduce] [--quick | --paper]
+    python benchmarks/reproduce_paper.py --protocol reference [--quick | --paper]
+        [--reference-numbers FILE.json]
+
+``--protocol reference`` trains the paper's tanh RNN (g = 1, T = 90; ``--paper`` sweeps g) under the
+KPFlow reference's own protocol (:data:`neurokpflow.training.REFERENCE`: fixed set of 5000 noisy
+trials, batch 200, Adam 1e-3, gradient-norm clip 1e-4, stop at loss 1e-3, torch's RNN
+initialisation with W_rec × g, no leak) and ranks K and P at every checkpoint under the package's
+ER1 and the reference figure's definition, and under each one-factor change between the two
+(:mod:`neurokpflow.analysis.rank_conventions`).  It prints P's rank at the first and last
+checkpoints and the first checkpoint below half its start, K's rank over training, the same
+numbers from the reference's own code when ``--reference-numbers`` names a JSON file of them
+(``{"source": ..., "steps": [...], "P": [...], "K": [...]}``), and which factor decides collapse.
+Sizes with --protocol reference (H, steps at most, evaluation trials):
+    --quick  : H=32, 600 steps (T = 90)
+    default  : H=128, 2500 steps, 4 trials, checkpoints every 100 steps, every other one ranked
+               (about 40 min of CPU time; far longer on a loaded machine)
+    --paper  : H=256, 10 000 steps, g ∈ 10 values log-spaced in [1e-5, 5] (as the reference's sweep.py)
 
 Sizes (H hidden units, training steps, checkpoints, seeds):
     --quick  : a smoke run of a few minutes (H=32, 300 steps, Memory-Pro g ∈ {1, 2}, 1 GRU seed)
@@ -23,7 +40,8 @@ Sizes (H hidden units, training steps, checkpoints, seeds):
 
 A tanh RNN with α = 1 does not learn the T = 90 Memory-Pro with this trainer in 3000 steps (its
 loss stays at the "output zero" plateau 0.111, at H=128, lr 1e-3 or 3e-3), which is why the
-default sweeps g at T = 30 and adds a GRU at T = 90.
+default sweeps g at T = 30 and adds a GRU at T = 90.  Under ``--protocol reference`` (torch's smaller
+initialisation, fixed data set, the 1e-4 clip) the same RNN at H=128 leaves that plateau at step 800.
 """
 from __future__ import annotations
 
@@ -36,6 +54,7 @@ import torch
 
 from neurokpflow import models, tasks, training
 from neurokpflow.analysis import collapse, subtask_alignment
+from neurokpflow.analysis import rank_conventions as rc
 from neurokpflow.kpflow.ranks import threshold_rank
 from neurokpflow.viz import plot_effective_rank, plot_eigenfunctions, plot_task_matrices, plot_task_trajectories
 
@@ -222,18 +241,214 @@ def summary(size_name, size, mp, mt, seconds) -> str:
         "- Hidden-state alignment pools by the trial mean of each task (flattened over time and units); the "
         "paper's pooling is not given.\n"
         "- Training follows the trainer's fresh-noise batches (the reference used a fixed noisy set of 5000 trials) "
-        "and Adam without the paper's 1e-4 gradient-norm clip except with --paper.\n")
+        "and Adam without the paper's 1e-4 gradient-norm clip except with --paper; --protocol reference follows the "
+        "reference's protocol and rank definition (docs/reproducing-kpflow.md).\n")
     return header + "\n".join(rows) + "\n" + notes
+
+
+REFERENCE_SIZES = {
+    "quick": dict(hidden=32, steps=600, gains=[1.0], trials=4, rank_every=1),
+    "default": dict(hidden=128, steps=2500, gains=[1.0], trials=4, rank_every=2),
+    "paper": dict(hidden=256, steps=10_000, gains=list(np.geomspace(1e-5, 5, 10)), trials=4, rank_every=1),
+}
+
+
+#: evaluation loss below which a Memory-Pro run has left the untrained network's plateau (≈ 0.11)
+PLATEAU_EXIT = 0.1
+
+
+def rank_conventions():
+    """The package's ER1, the reference figure's, and each one-factor change between them."""
+    return ([rc.PACKAGE_RANK, rc.PAPER_FIGURE_RANK] + rc.one_factor_variants(rc.PAPER_FIGURE_RANK, rc.PACKAGE_RANK)
+            + rc.one_factor_variants(rc.PACKAGE_RANK, rc.PAPER_FIGURE_RANK))
+
+
+def reference_run(size, g, out, device):
+    """Train (or resume) the tanh RNN at gain ``g`` under the reference protocol; rank its checkpoints."""
+    proto = training.REFERENCE.replace(max_steps=size["steps"])
+    task = proto.task()
+    build = lambda: models.make("rnn", task.n_inputs, size["hidden"], task.n_outputs, seed=0,  # noqa: E731
+                                **proto.model_options(g))
+    run = out / f"memory_pro_T90_g{g:.3g}"
+    t0 = time.perf_counter()
+    if training.list_checkpoints(run):
+        training.resume(run, steps=size["steps"], progress=False, device=device)
+    else:
+        training.train(build(), task, proto.max_steps, run, progress=False, device=device, **proto.train_options())
+    t1 = time.perf_counter()
+    path = run / "ranks.nc"
+    if path.exists():
+        import xarray as xr
+        ds = xr.load_dataset(path)
+    else:
+        saved = training.list_checkpoints(run)
+        cks = [(0, build())] + saved[size["rank_every"] - 1::size["rank_every"]]
+        if saved[-1] not in cks:
+            cks.append(saved[-1])
+        ds = rc.convention_ranks(cks, task.test_grid(n_angles=size["trials"]), rank_conventions(), task=task)
+        tmp = path.with_suffix(".tmp.nc")
+        ds.to_netcdf(tmp)
+        tmp.replace(path)
+    print(f"g={g:.3g}: train {t1 - t0:.0f} s, ranks {time.perf_counter() - t1:.0f} s", flush=True)
+    return ds
+
+
+def _fmt_curve(values, fmt=".2f"):
+    return "[" + ", ".join(format(v, fmt) for v in values) + "]"
+
+
+def _curve_lines(label, steps, P, K):
+    P, K, steps = np.asarray(P, float), np.asarray(K, float), np.asarray(steps)
+    below = np.nonzero(P < P[0] / 2)[0]
+    half = f"step {int(steps[below[0]])} (checkpoint {int(below[0])})" if below.size else "never"
+    return [f"| {label}: P first → last | {P[0]:.2f} → {P[-1]:.2f} |",
+            f"| {label}: first checkpoint with P below half its start | {half} |",
+            f"| {label}: K over training | {_fmt_curve(K)} |"]
+
+
+def _verdict(ds, base, other, label):
+    """One summary line: does ``base`` show a sustained collapse, and which single field of ``other`` flips it."""
+    flips = rc.deciding_factors(ds, base, other)
+    s = rc.collapse_summary(ds, base.name)
+    changed = []
+    for field in flips:
+        v = rc.collapse_summary(ds, f"{base.name}, {field}={getattr(other, field)}")
+        changed.append(f"{field} (P {v['P_first']:.2f} → {v['P_last']:.2f})")
+    return (f"- {label}: P {s['P_first']:.2f} → {s['P_last']:.2f}, collapse {'yes' if s['collapsed'] else 'no'}; "
+            "the single change to the other definition's value that flips it: " + (", ".join(changed) or "none") + ".",
+            flips)
+
+
+def reference_summary(size_name, size, results, reference_numbers, seconds) -> str:
+    g1 = min(results, key=lambda g: abs(g - 1.0))
+    ds = results[g1]
+    steps = ds.step.values
+    rows = [f"# KPFlow collapse under the reference protocol ({size_name} size)", "",
+            f"tanh RNN, H={size['hidden']}, T=90, g={g1:.3g}, at most {size['steps']} steps "
+            f"(stopped at step {int(steps[-1])}); {size['trials']} noise-free evaluation trials; "
+            f"checkpoints at steps {int(steps[0])}..{int(steps[-1])} ({len(steps)}); total {seconds / 60:.1f} min.", "",
+            "| quantity | value |", "|---|---|",
+            "| final loss / accuracy on the evaluation trials | "
+            f"{float(ds.loss[-1]):.4g} / {float(ds.accuracy[-1]):.2f} |"]
+    for conv, label in ((rc.PAPER_FIGURE_RANK.name, "reference figure's rank"), (rc.PACKAGE_RANK.name, "package ER1")):
+        rows += _curve_lines(f"{label}, this run", steps, ds.effective_rank.sel(convention=conv, operator="P").values,
+                             ds.effective_rank.sel(convention=conv, operator="K").values)
+    if reference_numbers is not None:
+        rows.append(f"| reference code: source | {reference_numbers.get('source', 'not given')} |")
+        rows += _curve_lines(f"reference code ({reference_numbers.get('label', 'file')})", reference_numbers["steps"],
+                             reference_numbers["P"], reference_numbers["K"])
+    else:
+        rows.append("| reference code's own numbers | not given (--reference-numbers) |")
+    rows += ["", "## One factor at a time (collapse = P's rank ≤ first / 3 at each of the last 3 checkpoints, K ≤ 3 "
+             "throughout)", "",
+             "| rank convention | P first → last | K max | collapse |", "|---|---|---|---|"]
+    for c in ds.convention.values:
+        s = rc.collapse_summary(ds, str(c))
+        rows.append(f"| {c} | {s['P_first']:.2f} → {s['P_last']:.2f} | {s['K_max']:.2f} | "
+                    f"{'yes' if s['collapsed'] else 'no'} |")
+    left = np.nonzero(ds.loss.values[1:] < PLATEAU_EXIT)[0]
+    rows += ["", "## Summary", "",
+             f"- Evaluation loss {float(ds.loss[1]):.3g} at the first trained checkpoint (the plateau of predicting "
+             f"the fixation only is ≈ 0.11), {float(ds.loss[-1]):.3g} at the last; first below {PLATEAU_EXIT}: "
+             + (f"step {int(steps[1:][left[0]])}" if left.size else "never") + "."]
+    fig = _verdict(ds, rc.PAPER_FIGURE_RANK, rc.PACKAGE_RANK, "Reference figure's rank")
+    pkg = _verdict(ds, rc.PACKAGE_RANK, rc.PAPER_FIGURE_RANK, "Package ER1")
+    rows += [fig[0], pkg[0]]
+    deciding = sorted(set(fig[1]) & set(pkg[1]))
+    rows.append("- Factor that decides collapse on this run (flips it in both directions): "
+                + (", ".join(deciding) if deciding else "no single rank-definition factor; see the table") + ".")
+    on_ref = (reference_numbers or {}).get("package_ranks_on_reference_checkpoints")
+    if on_ref:
+        rds = rc.ranks_dataset(on_ref["steps"], on_ref["conventions"])
+        label = (f"On the reference code's trained checkpoints (steps {on_ref['steps'][0]}..{on_ref['steps'][-1]}, "
+                 "ranked with this package), reference figure's rank")
+        rows.append(_verdict(rds, rc.PAPER_FIGURE_RANK, rc.PACKAGE_RANK, label)[0])
+    if len(results) > 1:
+        rows += ["", "## Over g (reference figure's rank)", "", "| g | P first → last | K max | final loss |", "|---|---|---|---|"]
+        for g, d in results.items():
+            s = rc.collapse_summary(d, rc.PAPER_FIGURE_RANK.name)
+            rows.append(f"| {g:.3g} | {s['P_first']:.2f} → {s['P_last']:.2f} | {s['K_max']:.2f} | {float(d.loss[-1]):.3g} |")
+    return "\n".join(rows) + "\n"
+
+
+def reference_figure(ds, numbers, path):
+    """P's and K's ranks over training under both definitions (and the reference code's, if given), with the loss."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    on_ref = (numbers or {}).get("package_ranks_on_reference_checkpoints")
+    fig, axes = plt.subplots(1, 4 if on_ref else 3, figsize=(19 if on_ref else 14, 4))
+    for conv, label, style in ((rc.PAPER_FIGURE_RANK.name, "reference figure's rank (this package)", "-o"),
+                               (rc.PACKAGE_RANK.name, "package ER1", "-s")):
+        for ax, op in zip(axes[:2], ("P", "K")):
+            ax.plot(ds.step, ds.effective_rank.sel(convention=conv, operator=op), style, ms=3, label=label)
+    if numbers is not None:
+        for ax, op in zip(axes[:2], ("P", "K")):
+            ax.plot(numbers["steps"], numbers[op], "-^", ms=3, color="k",
+                    label=f"reference code ({numbers.get('label', numbers.get('source', 'file'))})")
+    axes[0].set_title("P (ranked through P P*)")
+    axes[1].set_title("K")
+    for ax in axes[:2]:
+        ax.set_xlabel("training step")
+        ax.set_ylabel("effective rank")
+    axes[0].legend(fontsize=7, loc="center left")
+    if on_ref:
+        for name, curve in on_ref["conventions"].items():
+            axes[3].plot(on_ref["steps"], curve["P"], "-o", ms=3, label=name)
+        axes[3].set_title("P on the reference code's checkpoints,\nranked by this package, one rank factor at a time",
+                          fontsize=9)
+        axes[3].set_xlabel("training step")
+        axes[3].legend(fontsize=6)
+    axes[2].semilogy(ds.step, ds.loss, "-o", ms=3, label="this package")
+    if numbers is not None and "loss" in numbers:
+        axes[2].semilogy(numbers["steps"], numbers["loss"], "-^", ms=3, color="k", label="reference code")
+    axes[2].set_title("evaluation loss")
+    axes[2].set_xlabel("training step")
+    axes[2].legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main_reference(args, size_name):
+    import json
+    size = REFERENCE_SIZES[size_name]
+    out = Path(args.out) / f"reference_{size_name}"
+    out.mkdir(parents=True, exist_ok=True)
+    numbers = None
+    if args.reference_numbers:
+        numbers = json.loads(Path(args.reference_numbers).read_text())
+        missing = {"steps", "P", "K"} - set(numbers)
+        if missing:
+            raise SystemExit(f"--reference-numbers: {args.reference_numbers} lacks the key(s) {sorted(missing)}")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    t0 = time.perf_counter()
+    results = {float(g): reference_run(size, float(g), out, device) for g in size["gains"]}
+    text = reference_summary(size_name, size, results, numbers, time.perf_counter() - t0)
+    (out / "summary.md").write_text(text)
+    print(text)
+    g1 = min(results, key=lambda g: abs(g - 1.0))
+    figure_dir = Path(args.figures) if args.figures else out
+    reference_figure(results[g1], numbers, figure_dir / f"collapse_reference_protocol_{size_name}.png")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="results/reproduce_paper", help="output folder (resumable)")
+    parser.add_argument("--protocol", choices=["package", "reference"], default="package",
+                        help="training protocol: the package's trainer defaults, or the KPFlow reference's")
+    parser.add_argument("--reference-numbers", default=None,
+                        help="JSON file with the reference code's rank curves (keys steps, P, K, source)")
+    parser.add_argument("--figures", default=None, help="folder for the --protocol reference figure (default: --out)")
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--paper", action="store_true", help="paper-sized run (hours; a GPU helps)")
     group.add_argument("--quick", action="store_true", help="a few-minute smoke run")
     args = parser.parse_args()
     size_name = "paper" if args.paper else "quick" if args.quick else "default"
+    if args.protocol == "reference":
+        torch.set_num_threads(max(torch.get_num_threads(), 1))
+        return main_reference(args, size_name)
     size = SIZES[size_name]
     out = Path(args.out) / size_name
     out.mkdir(parents=True, exist_ok=True)

@@ -9,13 +9,17 @@
 * :func:`similarity_flow` — the first-order change of a model–recording similarity score under
   one gradient step, ⟨∇_z S, −η P K P* Err⟩, split by sub-task, condition and time, as realised
   (P K P*) and direct (P P*), optionally Adam-preconditioned, with a real-step check.
+* :func:`convention_ranks` — effective ranks of K and P over training under named
+  :class:`RankConvention` s (the package's ER1, the KPFlow reference figure's, anything between);
 * :func:`find_fixed_points` / :func:`slow_points` — fixed and slow points of a cell for a constant
   input (or along an input interpolation), batched Levenberg–Marquardt (module ``fixed_points``).
 """
 from .dynamic_collapse import collapse
 from .fixed_points import find_fixed_points, slow_points
+from .rank_conventions import PACKAGE_RANK, PAPER_FIGURE_RANK, RankConvention, convention_ranks
 from .similarity_flow import FlowError, FlowOptions, cumulative_flow, similarity_flow
 from .subtask import interference_decomposition, subtask_alignment
 
 __all__ = ["collapse", "subtask_alignment", "interference_decomposition", "similarity_flow", "cumulative_flow",
-           "FlowOptions", "FlowError", "find_fixed_points", "slow_points"]
+           "FlowOptions", "FlowError", "find_fixed_points", "slow_points", "convention_ranks", "RankConvention",
+           "PACKAGE_RANK", "PAPER_FIGURE_RANK"]

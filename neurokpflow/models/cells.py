@@ -30,8 +30,12 @@ __all__ = [
     "LSTMCell",
     "StateLinearization",
     "ACTIVATIONS",
+    "INITS",
     "unroll",
 ]
+
+#: initialisation schemes of :class:`LeakyRNNCell`
+INITS = ("normal", "torch")
 
 
 def _retanh(a):
@@ -139,20 +143,33 @@ class LeakyRNNCell(RecurrentCell):
     form : {"rate", "state"}
     bias : bool
     g : float
-        Initial recurrent scale: ``W_rec ~ N(0, g²/H)``.
+        Initial recurrent scale: ``W_rec ~ N(0, g²/H)`` (``init="normal"``) or ``g ×`` torch's
+        default draw (``init="torch"``).
+    init : {"normal", "torch"}
+        ``"normal"``: ``W_in ~ N(0, 1/I)``, ``W_rec ~ N(0, g²/H)``, bias 0.  ``"torch"``: the
+        initialisation of torch's ``nn.RNN`` (the KPFlow reference code): ``W_in``, ``W_rec`` and
+        the two bias vectors ``b_ih``, ``b_hh`` uniform on ``±1/sqrt(H)``, then ``W_rec`` multiplied
+        by ``g``; the single bias here is ``b_ih + b_hh`` (the same function).  With ``"torch"``
+        ``g = 1`` gives a recurrent spectral radius of about ``1/sqrt(3)``.
     dale : float or None
         Fraction of excitatory units for Dale's law.  The effective recurrent matrix is
         ``|W_raw| · diag(sign)`` (column j is presynaptic unit j, excitatory columns positive).
     """
 
     def __init__(self, input_size, hidden_size, alpha=1.0, activation="tanh", form="rate", bias=True,
-                 g=1.0, dale=None, generator: torch.Generator | None = None, dtype=None, device=None):
+                 g=1.0, dale=None, generator: torch.Generator | None = None, dtype=None, device=None,
+                 init="normal"):
         super().__init__()
         if not 0 < alpha <= 1:
             raise ValueError(f"alpha = dt/tau must lie in (0, 1], got {alpha}")
         if form not in ("rate", "state"):
             raise ValueError(f"form must be 'rate' (F1, rate-leak) or 'state' (F2, state-leak), got {form!r}")
         _activation(activation)
+        if init not in INITS:
+            raise ValueError(f"init must be one of {INITS}, got {init!r}")
+        if init == "torch" and dale is not None:
+            raise ValueError("init='torch' has no Dale's-law variant; use init='normal' with dale")
+        self.init = init
         self.input_size, self.hidden_size, self.state_size = int(input_size), int(hidden_size), int(hidden_size)
         self.alpha, self.activation, self.form, self.g = float(alpha), activation, form, float(g)
         kw = dict(dtype=dtype, device=device)
@@ -173,6 +190,14 @@ class LeakyRNNCell(RecurrentCell):
     @torch.no_grad()
     def reset_parameters(self, generator=None):
         H, I = self.hidden_size, self.input_size
+        if self.init == "torch":
+            bound = 1 / math.sqrt(H)
+            uniform = lambda *shape: (torch.rand(*shape, generator=generator) * 2 - 1) * bound  # noqa: E731
+            self.weight_ih.copy_(uniform(H, I))
+            self.weight_hh.copy_(uniform(H, H) * self.g)
+            if self.bias is not None:
+                self.bias.copy_(uniform(H) + uniform(H))
+            return
         self.weight_ih.copy_(torch.randn(H, I, generator=generator) / math.sqrt(max(I, 1)))
         w = torch.randn(H, H, generator=generator) * (self.g / math.sqrt(H))
         if self.dale_sign is not None:

@@ -32,7 +32,7 @@ _COMMON = {"initial_state": "zeros", "noise_std": 0.0, "bias": True, "readout_bi
            "seed": None, "dtype": "float32"}
 #: kind -> default options (beyond the common ones)
 KINDS = {
-    "rnn": {"form": "rate", "alpha": 1.0, "activation": "tanh", "dale": None},
+    "rnn": {"form": "rate", "alpha": 1.0, "activation": "tanh", "dale": None, "init": "normal"},
     "gru": {},
     "lstm": {},
 }
@@ -47,7 +47,7 @@ def make(kind: str, n_in: int, n_hidden: int, n_out: int, **options) -> "Recurre
     kind : {"rnn", "gru", "lstm"}
         ``"rnn"`` is the leaky vanilla RNN (:class:`LeakyRNNCell`) with options ``form``
         ("rate" = F1, "state" = F2), ``alpha`` (= dt/τ), ``activation``, ``dale`` (excitatory
-        fraction or None).
+        fraction or None), ``init`` ("normal" or "torch", see :class:`LeakyRNNCell`).
     n_in, n_hidden, n_out : int
     initial_state : {"zeros", "learned"}
     noise_std : float
@@ -99,7 +99,8 @@ class RecurrentModel(nn.Module):
         kind, n_in, H = cfg["kind"], cfg["n_in"], cfg["n_hidden"]
         if kind == "rnn":
             self.cell = LeakyRNNCell(n_in, H, alpha=cfg["alpha"], activation=cfg["activation"], form=cfg["form"],
-                                     bias=cfg["bias"], g=cfg["g"], dale=cfg["dale"], generator=gen)
+                                     bias=cfg["bias"], g=cfg["g"], dale=cfg["dale"], generator=gen,
+                                     init=cfg["init"])
         else:
             cls = GRUCell if kind == "gru" else LSTMCell
             self.cell = cls(n_in, H, bias=cfg["bias"], g=cfg["g"], generator=gen)

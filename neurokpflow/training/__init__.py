@@ -15,7 +15,9 @@ from .checkpoint import (
     read_checkpoint,
 )
 from .loss import MASK_MODES, masked_mse
-from .trainer import DEFAULTS, LOG_FILE, TrainResult, evaluate, resume, train
+from .protocol import PACKAGE, PROTOCOLS, REFERENCE, Protocol
+from .trainer import DEFAULTS, LOG_FILE, TrainResult, batch_indices, evaluate, fixed_dataset, resume, train
 
 __all__ = ["train", "resume", "TrainResult", "evaluate", "DEFAULTS", "LOG_FILE", "masked_mse", "MASK_MODES",
+           "Protocol", "REFERENCE", "PACKAGE", "PROTOCOLS", "batch_indices", "fixed_dataset",
            "list_checkpoints", "load_checkpoint", "read_checkpoint", "CheckpointError", "CheckpointMismatchError"]

@@ -4,6 +4,12 @@ Reproducibility: the batch of step ``s`` is ``task.sample(batch_size, seed=SeedS
 and its recurrent noise comes from a generator seeded from ``(seed, s, 1)``, so a run depends only
 on its seed, the model's initial parameters and the optimiser state — which is what makes
 :func:`resume` continue bit-identically (on the CPU) from any checkpoint.
+
+With ``dataset_size=N`` the trials are instead a fixed noisy set ``task.sample(N, seed=
+SeedSequence([seed, 2]))`` drawn once (the KPFlow reference protocol); it is shuffled once per
+epoch by a permutation seeded from ``(seed, epoch, 3)`` and cut into ``ceil(N / batch_size)``
+consecutive batches (the last one smaller when ``batch_size`` does not divide ``N``), so every
+epoch covers the set exactly once and the batch of a step again depends only on ``(seed, step)``.
 """
 from __future__ import annotations
 
@@ -22,7 +28,7 @@ from .. import models, tasks as tasks_mod
 from .checkpoint import FORMAT, VERSION, atomic_write, checkpoint_path, list_checkpoints, read_checkpoint
 from .loss import MASK_MODES, masked_mse
 
-__all__ = ["train", "resume", "TrainResult", "DEFAULTS", "evaluate"]
+__all__ = ["train", "resume", "TrainResult", "DEFAULTS", "evaluate", "batch_indices", "fixed_dataset"]
 
 #: saved training options and their defaults
 DEFAULTS = {
@@ -42,6 +48,7 @@ DEFAULTS = {
     "target_loss": None,        # stop when (previous + current logged loss) / 2 < target (KPFlow)
     "log_every": 10,
     "seed": 0,
+    "dataset_size": None,       # None: fresh trials every step; N: a fixed noisy set of N trials (epochs)
 }
 #: options that only affect how a run executes, not what it computes (not saved)
 RUNTIME = {"device": "auto", "progress": True, "callback": None}
@@ -81,6 +88,19 @@ def _check_options(options):
     for key in ("batch_size", "checkpoint_every", "log_every"):
         if not isinstance(opts[key], int) or opts[key] < 1:
             raise ValueError(f"{key} must be a positive int, got {opts[key]!r}")
+    n = opts["dataset_size"]
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+        raise ValueError(f"dataset_size must be a positive int (trials in the fixed set) or None, got {n!r}")
+    if n is not None and opts["batch_size"] > n:
+        raise ValueError(f"batch_size={opts['batch_size']} exceeds dataset_size={n}; lower batch_size or raise "
+                         "dataset_size")
+    lr = opts["lr"]
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr >= 0:
+        raise ValueError(f"lr must be a number >= 0, got {lr!r}")
+    for key in ("clip_grad_norm", "clip_grad_value", "target_loss"):
+        v = opts[key]
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0):
+            raise ValueError(f"{key} must be a positive number or None, got {v!r}")
     if opts["eval_every"] is not None and (not isinstance(opts["eval_every"], int) or opts["eval_every"] < 1):
         raise ValueError(f"eval_every must be a positive int or None, got {opts['eval_every']!r}")
     return opts
@@ -106,6 +126,26 @@ def _optimizer(model, opts):
 
 def _step_seed(seed, step, stream):
     return np.random.SeedSequence([int(seed), int(step), stream])
+
+
+def fixed_dataset(task, opts):
+    """The fixed training set of a run with ``dataset_size`` (``None`` without one)."""
+    if opts.get("dataset_size") is None:
+        return None
+    return task.sample(opts["dataset_size"], seed=np.random.SeedSequence([int(opts["seed"]), 2]))
+
+
+def batch_indices(step: int, dataset_size: int, batch_size: int, seed: int) -> np.ndarray:
+    """Trial indices into the fixed set for optimiser step ``step`` (0-based).
+
+    Epoch ``e`` shuffles the set with a permutation seeded from ``(seed, e, 3)`` and takes
+    ``ceil(dataset_size / batch_size)`` consecutive slices of it; a step's batch therefore depends
+    only on ``(seed, step)`` and each epoch visits every trial exactly once.
+    """
+    per_epoch = -(-dataset_size // batch_size)
+    epoch, k = divmod(int(step), per_epoch)
+    perm = np.random.default_rng(_step_seed(seed, epoch, 3)).permutation(dataset_size)
+    return perm[k * batch_size:(k + 1) * batch_size]
 
 
 @torch.no_grad()
@@ -185,7 +225,8 @@ def train(model, task, steps: int, out_dir, **options) -> TrainResult:
     (defaults in ``DEFAULTS``): ``batch_size``, ``optimizer`` ("adam"/"sgd"), ``lr``,
     ``momentum``, ``weight_decay``, ``clip_grad_norm``, ``clip_grad_value``, ``mask_mode``,
     ``noise``, ``checkpoint_every``, ``eval_every``, ``eval_grid``, ``target_accuracy``,
-    ``target_loss``, ``log_every``, ``seed``; and, not saved, ``device`` ("auto" = CUDA when
+    ``target_loss``, ``log_every``, ``seed``, ``dataset_size`` (a fixed noisy training set, module
+    docstring); :class:`neurokpflow.training.Protocol` bundles a whole protocol; and, not saved, ``device`` ("auto" = CUDA when
     available, or e.g. "cpu"), ``progress`` (tqdm bar with loss and per-task accuracy) and
     ``callback(step, loss, model)`` (called after every step; a truthy return stops the run).
 
@@ -275,6 +316,7 @@ def _run(model, task, optimizer, opts, steps, start, log, out_dir, device, runti
     eval_batch = task.test_grid(**opts["eval_grid"]).to(device)
     noise = bool(opts["noise"]) and model.noise_std > 0
     callback = runtime["callback"]
+    trials = fixed_dataset(task, opts)
     pending = []
     stop_reason, postfix = "steps", {}
     t0 = time.perf_counter() - elapsed0
@@ -283,7 +325,10 @@ def _run(model, task, optimizer, opts, steps, start, log, out_dir, device, runti
     step = start
     try:
         while step < steps:
-            batch = task.sample(opts["batch_size"], seed=_step_seed(opts["seed"], step, 0)).to(device)
+            if trials is None:
+                batch = task.sample(opts["batch_size"], seed=_step_seed(opts["seed"], step, 0)).to(device)
+            else:
+                batch = trials[batch_indices(step, trials.n_trials, opts["batch_size"], opts["seed"])].to(device)
             gen = None
             if noise:
                 gen = torch.Generator().manual_seed(int(_step_seed(opts["seed"], step, 1).generate_state(1)[0]))
