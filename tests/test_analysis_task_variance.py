@@ -6,6 +6,7 @@ import xarray as xr
 
 from neurokpflow import models, tasks
 from neurokpflow.analysis import task_variance as tv
+from neurokpflow.analysis.fixed_points import FixedPointOptions
 from neurokpflow.analysis.task_variance import TaskVarianceError, VarianceOptions
 
 
@@ -26,6 +27,7 @@ def activity(groups, n_trials=12, n_steps=10, n_units=None, seed=0, epochs=None,
 
 
 PLANTED = {"A": list(range(10)), "B": list(range(10, 20)), "C": list(range(20, 30))}
+FAST = VarianceOptions(k_range=(2, 10), n_init=5)  # fewer candidates and restarts than Yang's (2..29, 20)
 
 
 def test_variance_closed_form_and_alignment():
@@ -61,14 +63,14 @@ def test_planted_clusters_are_recovered_and_silhouette_picks_k():
         assert bool(ds["uses_cluster"].sel(cluster_id=c, task=task))
     np.testing.assert_allclose(ds["cluster_overlap"].values, np.eye(3))
     four = dict(PLANTED, D=list(range(30, 40)))
-    assert tv.cluster_units(activity(four, tasks_=("A", "B", "C", "D"))).attrs["n_clusters"] == 4
+    assert tv.cluster_units(activity(four, tasks_=("A", "B", "C", "D")), FAST).attrs["n_clusters"] == 4
     agg = tv.cluster_units(act, VarianceOptions(method="agglomerative", linkage="average"))
     assert agg.attrs["n_clusters"] == 3 and "average linkage" in agg.attrs["method"]
 
 
 def test_shared_units_give_overlap():
     groups = {"A": list(range(10)) + list(range(20, 30)), "B": list(range(10, 30)), "C": list(range(30, 40))}
-    ds = tv.cluster_units(activity(groups))
+    ds = tv.cluster_units(activity(groups), FAST)
     overlap = ds["cluster_overlap"]
     assert float(overlap.sel(task_i="A", task_j="B")) > 0 and float(overlap.sel(task_i="A", task_j="C")) == 0
     assert np.allclose(overlap.values, overlap.values.T)
@@ -78,9 +80,9 @@ def test_shared_units_give_overlap():
 
 def test_normalisation_invariances():
     act = activity(PLANTED, seed=1)
-    base = tv.cluster_units(act)
+    base = tv.cluster_units(act, FAST)
     scale = xr.DataArray(np.linspace(0.5, 4.0, act.sizes["unit"]), dims="unit")
-    rescaled = tv.cluster_units(act * scale + 7.0)  # per-unit gain and offset
+    rescaled = tv.cluster_units(act * scale + 7.0, FAST)  # per-unit gain and offset
     np.testing.assert_allclose(rescaled["normalized_variance"], base["normalized_variance"], rtol=1e-9, atol=1e-12)
     assert np.array_equal(rescaled["cluster"], base["cluster"])
     # trial order within a task does not matter; unit order permutes the result
@@ -88,11 +90,11 @@ def test_normalisation_invariances():
     shuffled = act.isel(trial=perm)
     xr.testing.assert_allclose(tv.task_variance(shuffled).sel(task=["A", "B", "C"]), tv.task_variance(act),
                                rtol=1e-12)
-    upermuted = tv.cluster_units(act.isel(unit=np.random.default_rng(1).permutation(act.sizes["unit"])))
+    upermuted = tv.cluster_units(act.isel(unit=np.random.default_rng(1).permutation(act.sizes["unit"])), FAST)
     assert np.array_equal(upermuted["cluster"].sortby("unit").values, base["cluster"].sortby("unit").values)
     # "max": every active unit's maximum over tasks is 1
     np.testing.assert_allclose(base["normalized_variance"].max("task"), 1.0)
-    s = tv.cluster_units(act, VarianceOptions(normalization="sum"))
+    s = tv.cluster_units(act, VarianceOptions(normalization="sum", k_range=(2, 10), n_init=5))
     np.testing.assert_allclose(s["normalized_variance"].sum("task"), 1.0)
 
 
@@ -108,7 +110,7 @@ def test_motifs_find_periods_that_share_units():
     x[n_trials:, 5:, 20:30] = rng.normal(size=(n_trials, 5, 10))
     act = xr.DataArray(x, dims=("trial", "time", "unit"),
                        coords={"task": ("trial", np.repeat(["A", "B"], n_trials)), "epoch": (("trial", "time"), epochs)})
-    m = tv.motifs(act)
+    m = tv.motifs(act, FAST)
     assert m.attrs["n_clusters"] == 3
     shared = m["shared_motifs"]
     assert int(shared.sel(period="A:stim1", period_other="B:stim1")) == 1
@@ -185,7 +187,7 @@ def test_lesioned_units_reach_nothing(kind):
 
 def test_motif_table_puts_pairs_side_by_side():
     act = activity(PLANTED)
-    clusters = tv.cluster_units(act)
+    clusters = tv.cluster_units(act, FAST)
     names = ["A", "B", "C"]
     rng = np.random.default_rng(0)
     pair = {"task_i": names, "task_j": names}
@@ -223,3 +225,39 @@ def test_errors_are_typed_and_name_the_fix():
         tv.lesion(model, [2, 6])
     with pytest.raises(TaskVarianceError, match="int unit indices"):
         tv.lesion(model, [0.5])
+
+
+def test_fixed_point_summary_of_a_feedforward_network():
+    # no recurrence: F(h) = relu(W_in u + b) whatever h, so exactly one fixed point per input, stable (J = 0)
+    mix, model = react_network()
+    with torch.no_grad():
+        _, states = model(mix.test_grid(n_angles=4).inputs)
+    inputs = {}
+    for name in mix.task_names:
+        u = np.zeros(mix.n_inputs)
+        u[0] = u[mix.input_names.index(f"rule_{name}")] = 1.0
+        inputs[name] = u
+    summary = tv.fixed_point_summary(model, inputs, states, FixedPointOptions(n_initial=64))
+    assert summary["n_points"].sel(stability="stable").values.tolist() == [1, 1]
+    assert summary["n_fixed_points"].values.tolist() == [1, 1]
+    with pytest.raises(TypeError, match="inputs_by_task"):
+        tv.fixed_point_summary(model, [], states)
+
+
+def test_plots_of_clusters_motifs_and_lesions():
+    from neurokpflow import viz
+
+    clusters = tv.cluster_units(activity(PLANTED), FAST)
+    fig = viz.plot_task_variance(clusters)
+    heat = fig.axes[0]
+    assert [t.get_text() for t in heat.get_yticklabels()] == ["A", "B", "C"]
+    assert len(heat.lines) == 2  # boundaries between the 3 clusters
+    assert fig.axes[1].get_title() == "k = 3"
+    mix, model = react_network()
+    grid = mix.test_grid(n_angles=8)
+    effects = tv.lesion_effects(model, mix, grid, {"pro path": range(8), "none": []})
+    assert effects["lesion"].values.tolist() == ["intact", "pro path", "none"]
+    fig = viz.plot_lesion_effects(effects)
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["intact", "pro path", "none"]
+    with pytest.raises(TypeError, match="cluster_units or motifs"):
+        viz.plot_task_variance(effects)

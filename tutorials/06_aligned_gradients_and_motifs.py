@@ -72,7 +72,7 @@ print(result.log["accuracy"].isel(eval_step=-1).to_series().round(3))
 activity = models.record(result.model, grid)
 clusters = tv.cluster_units(activity)
 print(clusters.attrs["n_clusters"], "clusters of", clusters.sizes["unit"], "active units")
-print(clusters["uses_cluster"].to_pandas().astype(int))
+print(clusters["uses_cluster"].to_pandas().T.astype(int))  # tasks x clusters
 viz.plot_task_variance(clusters)
 
 # %% [markdown]
@@ -81,7 +81,7 @@ viz.plot_task_variance(clusters)
 
 # %%
 effects = tv.lesion_effects(result.model, six, six.sample(64 * len(names), seed=1), clusters)
-print(effects["performance_change"].to_pandas().round(2))
+print(effects["performance_change"].to_pandas().T.round(2))  # tasks x lesions
 viz.plot_lesion_effects(effects)
 
 # %% [markdown]
@@ -135,17 +135,18 @@ print(points["n_points"].to_pandas())
 
 # %%
 table = tv.motif_table(alignment, clusters, points)
-print(table.round(3).to_string(index=False))
+print(table.to_string(index=False, float_format="{:.3g}".format))
 
 # %% [markdown]
 # Rank correlations over the task pairs answer the question for this network: does a stronger alignment of
-# the sub-task gradients go with more shared clusters?
+# the sub-task gradients go with more shared clusters?  (A pair of tasks that use no cluster at all has an
+# undefined overlap, NaN, and is left out.)
 
 # %%
 for a, b in (("alignment", "cluster_overlap"), ("gradient_alignment", "variance_similarity")):
-    rho, p = spearmanr(table[a], table[b])
+    rho, p = spearmanr(table[a], table[b], nan_policy="omit")
     print(f"Spearman({a}, {b}) = {rho:+.2f}  (p = {p:.2g}, {len(table)} ordered pairs)")
 motif_pairs = tv.motif_table(alignment, motifs)
-rho, p = spearmanr(motif_pairs["alignment"], motif_pairs["motif_overlap"])
+rho, p = spearmanr(motif_pairs["alignment"], motif_pairs["motif_overlap"], nan_policy="omit")
 print(f"Spearman(alignment, motif_overlap) = {rho:+.2f}  (p = {p:.2g})")
 plt.show()
