@@ -8,8 +8,10 @@ fresh evaluation set and on the original ``mode="test"`` grids, then the task-va
 the trained network (Yang's analysis: :func:`neurokpflow.analysis.task_variance.cluster_units`) and
 the effect of lesioning each cluster.
 
-The evaluation sets are random trials drawn as in training (``mode="random"`` distributions, input
-noise on, recurrent noise off), ``--eval-trials`` per task in expectation, fixed across evaluations.
+The evaluation sets are random trials from the training distributions (``mode="random"``, input noise on,
+recurrent noise off) but with the epoch timings drawn per trial rather than once per task and batch (so
+that one evaluation covers many timings), ``--eval-trials`` per task in expectation, fixed across
+evaluations; the final evaluation uses 256 fresh trials per task.
 The curve is also appended to ``OUT/curve.csv``; a run stopped early continues with ``--resume``.
 
     python benchmarks/bench_yang19.py                         # GRU 128, dt = 100 ms, until 90 %
@@ -42,9 +44,14 @@ def short(name):
     return name.split(".", 1)[-1]
 
 
+def eval_task(task):
+    """The same suite with epoch timings drawn per trial (evaluation only)."""
+    return tasks.mix([tasks.make(t.name, **{**t.options, "sample_timing": "per_trial"}) for t in task.tasks])
+
+
 def train(args, task, out):
     curve_file = out / "curve.csv"
-    eval_batch = task.sample(args.eval_trials * len(task.tasks), seed=EVAL_SEED)
+    eval_batch = eval_task(task).sample(args.eval_trials * len(task.tasks), seed=EVAL_SEED)
     start = time.perf_counter()
     state = {"last": None}
 
@@ -83,7 +90,7 @@ def train(args, task, out):
 
 
 def final_report(model, task):
-    fresh = task.sample(256 * len(task.tasks), seed=FINAL_SEED)
+    fresh = eval_task(task).sample(256 * len(task.tasks), seed=FINAL_SEED)
     acc = evaluate(model, task, fresh)
     grid = task.test_grid()
     acc_grid = evaluate(model, task, grid)
@@ -103,6 +110,8 @@ def clusters_report(model, task, grid):
     print(f"\ntask-variance clusters (Yang 2019): {clusters.sizes['unit']} active units of "
           f"{activity.sizes['unit']} (total variance > {clusters.attrs['active_threshold']:g}), {k} clusters "
           f"chosen by silhouette ({clusters.attrs['method']})")
+    best = clusters["silhouette"].sortby(clusters["silhouette"], ascending=False)[:5]
+    print("  silhouette by k (best 5): " + ", ".join(f"k={int(k)} {float(v):.3f}" for k, v in zip(best["k"], best)))
     nv = clusters["normalized_variance"]
     for c in range(k):
         members = nv.where(clusters["cluster"] == c, drop=True)
@@ -110,7 +119,8 @@ def clusters_report(model, task, grid):
         top = [short(t) for t in mean.sortby(mean, ascending=False)["task"].values[:4]]
         print(f"  cluster {c:2d}: {members.sizes['unit']:3d} units; highest normalised variance in "
               + ", ".join(f"{t} ({float(mean.sel(task='yang19.' + t)):.2f})" for t in top))
-    lesions = tv.lesion_effects(model, task, task.sample(64 * len(task.tasks), seed=FINAL_SEED + 1), clusters)
+    lesions = tv.lesion_effects(model, task, eval_task(task).sample(64 * len(task.tasks), seed=FINAL_SEED + 1),
+                                clusters)
     change = lesions["performance_change"]
     print("\nlargest performance drop per lesioned cluster")
     for lesion in change["lesion"].values:
