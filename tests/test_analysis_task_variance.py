@@ -64,6 +64,9 @@ def test_planted_clusters_are_recovered_and_silhouette_picks_k():
     np.testing.assert_allclose(ds["cluster_overlap"].values, np.eye(3))
     four = dict(PLANTED, D=list(range(30, 40)))
     assert tv.cluster_units(activity(four, tasks_=("A", "B", "C", "D")), FAST).attrs["n_clusters"] == 4
+    # a precomputed (unit, task) variance gives the same clusters
+    again = tv.cluster_units(tv.task_variance(act))
+    assert np.array_equal(again["cluster"], ds["cluster"]) and again.attrs["excluded_units"] == [30, 31, 32, 33]
     agg = tv.cluster_units(act, VarianceOptions(method="agglomerative", linkage="average"))
     assert agg.attrs["n_clusters"] == 3 and "average linkage" in agg.attrs["method"]
 
