@@ -49,6 +49,7 @@ import torch
 import xarray as xr
 
 from ..tasks.batch import PAD_EPOCH
+from ._common import json_attr
 
 __all__ = ["VarianceOptions", "TaskVarianceError", "task_variance", "cluster_units", "motifs", "lesion",
            "lesion_effects", "fixed_point_summary", "motif_table"]
@@ -208,7 +209,7 @@ def task_variance(activity, *, by: str = "task", options: VarianceOptions | None
     return xr.DataArray(np.stack(columns, axis=1), dims=("unit", dim), coords=coords, name="variance",
                         attrs={"long_name": "variance across trials at each aligned step, averaged over steps",
                                "aligned_on": "trial start" if by == "task" else "epoch onset",
-                               "exclude_epochs": list(opt.exclude_epochs)})
+                               "exclude_epochs": json_attr(list(opt.exclude_epochs))})
 
 
 # ---------------------------------------------------------------------------------------------- clustering
@@ -301,8 +302,8 @@ def _cluster(var: xr.DataArray, opt: VarianceOptions, label: str) -> xr.Dataset:
                             else f"agglomerative ({opt.linkage} linkage)")
                     + (", k by maximum silhouette" if opt.n_clusters is None else ", k fixed"),
                     n_units_total=int(len(values)),
-                    excluded_units=[int(u) for u in var["unit"].values[~active]],
-                    exclude_epochs=list(opt.exclude_epochs))
+                    excluded_units=json_attr([int(u) for u in var["unit"].values[~active]]),
+                    exclude_epochs=json_attr(list(opt.exclude_epochs)))
     return ds
 
 
@@ -335,7 +336,8 @@ def cluster_units(activity, options: VarianceOptions | None = None) -> xr.Datase
     ``normalized_variance`` and ``variance`` (unit, task), the coordinate ``cluster`` (unit),
     ``cluster_usage`` / ``uses_cluster`` (cluster_id, task), ``cluster_size`` (cluster_id),
     ``silhouette`` (k), ``cluster_overlap`` and ``variance_similarity`` (task_i, task_j); attributes
-    ``n_clusters``, ``method``, ``excluded_units`` (inactive units), thresholds.
+    ``n_clusters``, ``method``, ``excluded_units`` (the inactive units, a JSON list), thresholds.  The
+    Dataset round-trips through netCDF.
     """
     opt = options or VarianceOptions()
     ds = _cluster(_variance_input(activity, "task", opt), opt, "cluster")
