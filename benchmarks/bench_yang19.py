@@ -14,6 +14,13 @@ that one evaluation covers many timings), ``--eval-trials`` per task in expectat
 evaluations; the final evaluation uses 256 fresh trials per task.
 The curve is also appended to ``OUT/curve.csv``; a run stopped early continues with ``--resume``.
 
+Measured on a shared 2-core CPU (one thread, seed 0): the GRU of 128 units reached the 90 % criterion at
+step 5,750 (17.8 min; 0.920 on 256 fresh trials per task, 0.945 on the test grids), with 2 task-variance
+clusters (Go-like and Anti-like; silhouette 0.264 at k = 2, at most 0.209 elsewhere).  A Yang-style rectified
+network (``--kind rnn --hidden 256``: softplus, α = 1 at dt = τ = 100 ms) reached it at step 11,500 (43 min;
+0.910 fresh, 0.939 grid) and formed 14 clusters, as in Yang 2019 (silhouette 0.256 at k = 14).  The weakest
+tasks are the context decisions (0.65-0.70 on fresh trials for both networks).
+
     python benchmarks/bench_yang19.py                         # GRU 128, dt = 100 ms, until 90 %
     python benchmarks/bench_yang19.py --max-minutes 60 --out runs/yang19
     python benchmarks/bench_yang19.py --out runs/yang19 --resume --max-minutes 30
