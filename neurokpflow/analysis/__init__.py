@@ -13,13 +13,17 @@
   :class:`RankConvention` s (the package's ER1, the KPFlow reference figure's, anything between);
 * :func:`find_fixed_points` / :func:`slow_points` — fixed and slow points of a cell for a constant
   input (or along an input interpolation), batched Levenberg–Marquardt (module ``fixed_points``).
+* module ``task_variance`` — Yang 2019 task-variance clusters of units (:func:`cluster_units`) and their
+  lesions (:func:`lesion_effects`), Driscoll 2024 motifs over task periods (:func:`motifs`), and the
+  table beside sub-task interference and fixed points (``task_variance.motif_table``).
 """
 from .dynamic_collapse import collapse
 from .fixed_points import find_fixed_points, slow_points
 from .rank_conventions import PACKAGE_RANK, PAPER_FIGURE_RANK, RankConvention, convention_ranks
 from .similarity_flow import FlowError, FlowOptions, cumulative_flow, similarity_flow
 from .subtask import interference_decomposition, subtask_alignment
+from .task_variance import VarianceOptions, cluster_units, lesion_effects, motifs
 
 __all__ = ["collapse", "subtask_alignment", "interference_decomposition", "similarity_flow", "cumulative_flow",
            "FlowOptions", "FlowError", "find_fixed_points", "slow_points", "convention_ranks", "RankConvention",
-           "PACKAGE_RANK", "PAPER_FIGURE_RANK"]
+           "PACKAGE_RANK", "PAPER_FIGURE_RANK", "cluster_units", "motifs", "lesion_effects", "VarianceOptions"]

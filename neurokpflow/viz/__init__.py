@@ -6,10 +6,13 @@
 * :func:`plot_task_trajectories` — task-pair trajectories over training;
 * :func:`plot_similarity_flow` — cumulative predicted vs measured similarity gain per sub-task.
 * :func:`plot_fixed_points` — fixed / slow points by stability in the PCA space of trajectories.
+* :func:`plot_task_variance` — normalised task (period) variance by unit cluster / motif, silhouette, shared motifs;
+* :func:`plot_lesion_effects` — performance change of every task with each cluster lesioned.
 """
 from .fixed_points import plot_fixed_points
 from .kpflow import plot_effective_rank, plot_eigenfunctions, plot_task_matrices, plot_task_trajectories
 from .similarity import plot_similarity_flow
+from .task_variance import plot_lesion_effects, plot_task_variance
 
 __all__ = ["plot_effective_rank", "plot_eigenfunctions", "plot_task_matrices", "plot_task_trajectories",
-           "plot_similarity_flow", "plot_fixed_points"]
+           "plot_similarity_flow", "plot_fixed_points", "plot_task_variance", "plot_lesion_effects"]
