@@ -8,6 +8,7 @@ it (separate groups, so concurrent workers never write the same files), and the 
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
@@ -18,25 +19,33 @@ import numpy as np
 import xarray as xr
 
 from ._zarrio import _zarr, read_group, write_group
-from .run import execute_run
-from .spec import RUN_FIELDS, Sweep, run_id
+from .run import execute_run, recording
+from .spec import RUN_FIELDS, Sweep, SweepSpecError, run_id
 
 __all__ = ["run_sweep", "open_sweep", "STORE"]
 
 STORE = "sweep.zarr"
 
 
-def _group_done(store, rid):
+def _analysis_id(analysis: dict) -> str:
+    return hashlib.sha256(json.dumps(analysis, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _group_done(store, rid, analysis_id):
+    """True when run ``rid`` finished with the same analyses (a changed [compute] or [recordings]
+    recomputes them; the training itself is then resumed from its last checkpoint, i.e. not redone)."""
     try:
-        ds = read_group(store, f"runs/{rid}")
+        zarr = _zarr()
+        attrs = json.loads(zarr.open_group(str(store), mode="r")[f"runs/{rid}"].attrs.get("attrs", "{}"))
     except (FileNotFoundError, KeyError, ValueError, OSError):
         return False
-    return ds.attrs.get("status") == "done"
+    return attrs.get("status") == "done" and attrs.get("analysis") == analysis_id
 
 
-def _run_and_store(run, out, compute, threads):
+def _run_and_store(run, out, analysis, threads):
     """The unit of work shipped to a worker: only plain values in, a small summary out."""
-    ds = execute_run(run, out, compute, threads)
+    ds = execute_run(run, out, analysis, threads)
+    ds.attrs["analysis"] = _analysis_id(analysis)
     store = Path(out) / STORE
     write_group(ds, store, f"runs/{ds.attrs['run_id']}")
     return {k: ds.attrs[k] for k in ("run_id", "status", "error", "threads", "seconds")}
@@ -86,14 +95,17 @@ def run_sweep(sweep: Sweep, out, *, scheduler=None, n_workers=None, progress=Tru
     """
     if not isinstance(sweep, Sweep):
         raise TypeError(f"sweep must be a neurokpflow.sweep.Sweep (or load('spec.toml')), got {type(sweep).__name__}")
+    analysis = sweep.analysis()
+    check_recordings(sweep)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     zarr = _zarr()
     store = out / STORE
     root = zarr.open_group(str(store), mode="a")
     root.require_group("runs")
-    todo = [r for r in sweep.runs() if not _group_done(store, run_id(r))]
-    compute, threads = dict(sweep.compute), sweep.threads
+    aid = _analysis_id(analysis)
+    todo = [r for r in sweep.runs() if not _group_done(store, run_id(r), aid)]
+    compute, threads = analysis, sweep.threads
     summaries = []
     from tqdm.auto import tqdm
     bar = tqdm(total=len(todo), desc="runs", disable=not progress, dynamic_ncols=True)
@@ -113,6 +125,18 @@ def run_sweep(sweep: Sweep, out, *, scheduler=None, n_workers=None, progress=Tru
         for rid, err in failed:
             print(f"  {rid}: {err}", file=sys.stderr)
     return ds
+
+
+def check_recordings(sweep: Sweep) -> None:
+    """Read every recording of ``sweep`` once here, before any run starts; a recording that cannot be
+    compared (unreadable, no trials table, no such condition column, one condition) raises
+    :class:`SweepSpecError` naming it in one line.  Workers read them again by path or URL."""
+    for name, options in sweep.recording_options().items():
+        try:
+            recording(options)
+        except Exception as err:
+            text = " ".join(str(err).split())
+            raise SweepSpecError(f"sweep field recordings.{name}: {type(err).__name__}: {text}") from err
 
 
 def _run_distributed(todo, out, compute, threads, scheduler, n_workers, retries, bar):
@@ -146,10 +170,25 @@ def _run_distributed(todo, out, compute, threads, scheduler, n_workers, retries,
     return summaries
 
 
-def open_sweep(path) -> xr.Dataset:
-    """The combined Dataset of a finished sweep in ``path`` (the ``--out`` folder or its ``sweep.zarr``)."""
+def open_sweep(path, *, grid: bool = False) -> xr.Dataset:
+    """The combined Dataset of a finished sweep in ``path`` (the ``--out`` folder or its ``sweep.zarr``).
+
+    ``grid=False``: one ``run`` dimension with the hyperparameters as ``run`` coordinates.
+    ``grid=True``: ``run`` unstacked into one dimension per grid axis that takes several values
+    (e.g. ``ds.score.sel(measure="cka", session="chewie")`` over ``lr`` × ``seed`` × ``compare_step``);
+    the run ids (``run_id``), ``status``, ``error``, ``threads`` and ``seconds`` then vary along those dims.
+    """
     path = Path(path)
     store = path if path.name.endswith(".zarr") else path / STORE
     if not store.exists():
         raise FileNotFoundError(f"no sweep results at {store}; run `neurokpflow sweep SPEC --out {path}` first")
-    return read_group(store, "combined")
+    ds = read_group(store, "combined")
+    if not grid:
+        return ds
+    axes = [k for k in RUN_FIELDS if k in ds.coords and np.unique(ds[k].values).size > 1]
+    if not axes:
+        return ds.isel(run=0)
+    ds = ds.assign_coords(run_id=("run", ds["run"].values)).drop_vars("run")
+    if len(axes) == 1:
+        return ds.swap_dims(run=axes[0])
+    return ds.set_index(run=axes).unstack("run")
