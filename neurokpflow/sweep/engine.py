@@ -174,7 +174,8 @@ def open_sweep(path, *, grid: bool = False) -> xr.Dataset:
     """The combined Dataset of a finished sweep in ``path`` (the ``--out`` folder or its ``sweep.zarr``).
 
     ``grid=False``: one ``run`` dimension with the hyperparameters as ``run`` coordinates.
-    ``grid=True``: ``run`` unstacked into one dimension per grid axis that takes several values
+    ``grid=True``: ``run`` unstacked into one dimension per grid axis that takes several values (first,
+    in grid order)
     (e.g. ``ds.score.sel(measure="cka", session="chewie")`` over ``lr`` × ``seed`` × ``compare_step``);
     the run ids (``run_id``), ``status``, ``error``, ``threads`` and ``seconds`` then vary along those dims.
     """
@@ -191,4 +192,4 @@ def open_sweep(path, *, grid: bool = False) -> xr.Dataset:
     ds = ds.assign_coords(run_id=("run", ds["run"].values)).drop_vars("run")
     if len(axes) == 1:
         return ds.swap_dims(run=axes[0])
-    return ds.set_index(run=axes).unstack("run")
+    return ds.set_index(run=axes).unstack("run").transpose(*axes, ...)

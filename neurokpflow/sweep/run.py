@@ -148,10 +148,16 @@ def execute_run(run: dict, out_dir, analysis: dict, threads: int = 1) -> xr.Data
     """Run one sweep run and return its results as a Dataset (``status`` "done" or "failed",
     ``error``, ``threads``, training ``loss`` at every step, collapse and comparison variables when
     asked).  ``analysis`` is :meth:`Sweep.analysis`: plain values only."""
+    from ..cli.runs import torch_threads
+
+    with torch_threads(int(threads)):  # explicit for this run, restored afterwards
+        return _execute(run, out_dir, analysis)
+
+
+def _execute(run, out_dir, analysis):
     compute = analysis["compute"]
     rid = run_id(run)
     run_dir = Path(out_dir) / "runs" / rid
-    torch.set_num_threads(int(threads))
     t0 = time.perf_counter()
     attrs = {"run_id": rid, "spec": json.dumps(run, sort_keys=True), "threads": torch.get_num_threads()}
     try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import os
 import json
 import tomllib
 from dataclasses import dataclass, field
@@ -251,5 +252,5 @@ def _relative_to(rec, folder):
     entry = {"path": rec} if isinstance(rec, str) else rec
     if not isinstance(entry, dict) or not isinstance(entry.get("path"), str) or is_remote(entry["path"]):
         return rec
-    full = str((folder / entry["path"]).resolve()) if not Path(entry["path"]).is_absolute() else entry["path"]
+    full = os.path.abspath(folder / entry["path"])
     return full if isinstance(rec, str) else {**rec, "path": full}
