@@ -323,3 +323,24 @@ def test_concurrent_runs_in_one_process_equal_each_run_alone(tmp_path):
         assert result.step == 4
         for k, v in alone[s].items():
             assert torch.equal(v, result.model.state_dict()[k]), (s, k)
+
+
+# ---------------------------------------------------------------- progress
+def test_progress_counts_checkpoints_and_runs(tmp_path, capsys):
+    from neurokpflow.sweep.engine import Progress
+
+    sweep = Sweep(grid={**TINY, "steps": 5, "seed": [0, 1]})  # checkpoints at 2, 4 and 5
+    a, b = sweep.runs()
+    train_or_resume(a, tmp_path / "runs" / run_id(a))
+    for ckpt in training.list_checkpoints(tmp_path / "runs" / run_id(a))[1:]:
+        ckpt.unlink()  # run a was interrupted after its first checkpoint
+    with Progress([a, b], tmp_path) as bar:
+        assert bar.bar.total == 2 * 3 + 2 and bar.bar.n == 1
+        train_or_resume(a, tmp_path / "runs" / run_id(a))
+        bar.refresh()
+        assert bar.bar.n == 3
+        bar.run_done(run_id(a))
+        assert bar.bar.n == 4
+        bar.write("dask dashboard: http://127.0.0.1:8787/status")
+    err = capsys.readouterr().err
+    assert "runs 1/2" in err and "4/8" in err and "dask dashboard: http://127.0.0.1:8787/status" in err

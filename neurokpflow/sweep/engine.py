@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import sys
+import threading
 from importlib import metadata
 from pathlib import Path
 
@@ -107,17 +108,13 @@ def run_sweep(sweep: Sweep, out, *, scheduler=None, n_workers=None, progress=Tru
     todo = [r for r in sweep.runs() if not _group_done(store, run_id(r), aid)]
     compute, threads = analysis, sweep.threads
     summaries = []
-    from tqdm.auto import tqdm
-    bar = tqdm(total=len(todo), desc="runs", disable=not progress, dynamic_ncols=True)
-    try:
+    with Progress(todo, out, enabled=progress) as bar:
         if scheduler == "inline":
             for run in todo:
                 summaries.append(_run_and_store(run, str(out), compute, threads))
-                bar.update(1)
+                bar.run_done()
         else:
             summaries = _run_distributed(todo, str(out), compute, threads, scheduler, n_workers, retries, bar)
-    finally:
-        bar.close()
     ds = _combine(sweep, out)
     failed = [(s["run_id"], s["error"]) for s in summaries if s["status"] != "done"]
     if failed and progress:
@@ -125,6 +122,71 @@ def run_sweep(sweep: Sweep, out, *, scheduler=None, n_workers=None, progress=Tru
         for rid, err in failed:
             print(f"  {rid}: {err}", file=sys.stderr)
     return ds
+
+
+def _expected_checkpoints(run) -> int:
+    every, steps = int(run["checkpoint_every"]), int(run["steps"])
+    return len(set(range(every, steps + 1, every)) | {steps})
+
+
+class Progress:
+    """One progress bar over the checkpoints of every run to do plus one unit per run for its analyses,
+    with tqdm's rate and ETA.  Checkpoints are counted from the run folders (written by whichever
+    worker trains the run, on the shared filesystem) by a polling thread, so no message has to come
+    back from the workers; a run's units are complete when its result group is stored."""
+
+    def __init__(self, todo, out, enabled=True, interval=0.5):
+        from tqdm.auto import tqdm
+
+        self.folders = {run_id(r): Path(out) / "runs" / run_id(r) for r in todo}
+        self.expected = {run_id(r): _expected_checkpoints(r) for r in todo}
+        self.finished, self.interval = set(), interval
+        total = sum(self.expected.values()) + len(todo)
+        self.bar = tqdm(total=total, initial=self._count(), desc="sweep", unit="ckpt", disable=not enabled,
+                        dynamic_ncols=True, postfix=f"runs 0/{len(todo)}")
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True) if enabled else None
+
+    def _count(self) -> int:
+        from ..training.checkpoint import list_checkpoints
+
+        done = 0
+        for rid, folder in self.folders.items():
+            n = self.expected[rid] + 1 if rid in self.finished else len(list_checkpoints(folder))
+            done += min(n, self.expected[rid] + 1)
+        return done
+
+    def refresh(self):
+        self.bar.n = self._count()
+        self.bar.set_postfix_str(f"runs {len(self.finished)}/{len(self.folders)}", refresh=False)
+        self.bar.refresh()
+
+    def run_done(self, rid=None):
+        """Mark a run finished (its id; ``None``: the first unfinished one, for serial execution)."""
+        if rid is None:
+            rid = next(r for r in self.folders if r not in self.finished)
+        self.finished.add(rid)
+        self.refresh()
+
+    def write(self, message: str):
+        """A line on stderr above the bar (always printed, also without a bar)."""
+        self.bar.write(message, file=sys.stderr)
+
+    def _poll(self):
+        while not self._stop.wait(self.interval):
+            self.refresh()
+
+    def __enter__(self):
+        if self._thread is not None:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self.refresh()
+        self.bar.close()
 
 
 def check_recordings(sweep: Sweep) -> None:
@@ -155,14 +217,14 @@ def _run_distributed(todo, out, compute, threads, scheduler, n_workers, retries,
     try:
         try:
             import bokeh  # noqa: F401  (the dashboard needs it)
-            print(f"dask dashboard: {client.dashboard_link}", file=sys.stderr)
+            bar.write(f"dask dashboard: {client.dashboard_link}")
         except ImportError:
-            print(f"dask scheduler: {client.scheduler.address} (dashboard: install bokeh>=3.1)", file=sys.stderr)
+            bar.write(f"dask scheduler: {client.scheduler.address} (for the dashboard: pip install 'bokeh>=3.1')")
         futures = [client.submit(_run_and_store, run, out, compute, threads, key=f"run-{run_id(run)}",
                                  pure=False, retries=retries) for run in todo]
         for fut in as_completed(futures):
             summaries.append(fut.result())
-            bar.update(1)
+            bar.run_done(summaries[-1]["run_id"])
     finally:
         client.close()
         if cluster is not None:
