@@ -344,3 +344,80 @@ def test_progress_counts_checkpoints_and_runs(tmp_path, capsys):
         bar.write("dask dashboard: http://127.0.0.1:8787/status")
     err = capsys.readouterr().err
     assert "runs 1/2" in err and "4/8" in err and "dask dashboard: http://127.0.0.1:8787/status" in err
+
+
+# ---------------------------------------------------------------- Ctrl-C and rerun
+_STEP_HOOK = '''
+import os
+if os.environ.get("NEUROKPFLOW_TEST_STEP_LOG"):
+    from neurokpflow.training import trainer as _trainer
+
+    _original = _trainer._step_seed
+
+    def _counting(seed, step, stream):
+        if stream == 0:  # one batch per training step
+            with open(os.environ["NEUROKPFLOW_TEST_STEP_LOG"], "a") as fh:
+                fh.write(f"{int(seed)} {int(step)}\\n")
+        return _original(seed, step, stream)
+
+    _trainer._step_seed = _counting
+'''
+
+
+def _steps_by_seed(log):
+    out = {}
+    for line in log.read_text().split("\n") if log.exists() else []:
+        if line:
+            seed, step = map(int, line.split())
+            out.setdefault(seed, []).append(step)
+    return out
+
+
+def test_ctrl_c_then_rerun_completes_only_the_missing_steps(tmp_path):
+    """SIGINT to a running `neurokpflow sweep` (a real LocalCluster), then the same command again: the
+    second attempt trains exactly the steps after each run's last checkpoint, counted in every process
+    (driver and dask workers) through a sitecustomize hook, and the results equal an uninterrupted sweep."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import REPO_ROOT
+
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(_STEP_HOOK)
+    steps = 20
+    spec = tmp_path / "spec.toml"
+    spec.write_text(f"[grid]\nhidden = 8\nbatch_size = 8\nsteps = {steps}\ncheckpoint_every = 5\nseed = [0, 1]\n")
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": f"{hook}{os.pathsep}{REPO_ROOT}", "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "neurokpflow.cli.main", "sweep", str(spec), "--out", str(out), "--workers", "1",
+               "-q"]  # one worker: at the interrupt one run is part-way, the other not started
+    logs = [tmp_path / "first.log", tmp_path / "second.log"]
+    first = subprocess.Popen(command, env={**env, "NEUROKPFLOW_TEST_STEP_LOG": str(logs[0])},
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not list(out.glob("runs/*/checkpoints/step_*.pt")):
+        time.sleep(0.05)
+    first.send_signal(signal.SIGINT)  # Ctrl-C
+    _, err = first.communicate(timeout=120)
+    assert first.returncode == 130, err.decode()[-2000:]
+    assert "interrupted" in err.decode()
+    last = {}
+    for run in load(spec).runs():
+        found = training.list_checkpoints(out / "runs" / run_id(run))
+        last[run["seed"]] = int(found[-1].stem.split("_")[-1]) if found else 0
+    assert min(last.values()) < steps, "the sweep finished before it was interrupted"
+    done_before = _steps_by_seed(logs[0])
+    for seed, step in last.items():
+        assert set(range(step)) <= set(done_before.get(seed, []))
+    second = subprocess.run(command, env={**env, "NEUROKPFLOW_TEST_STEP_LOG": str(logs[1])}, capture_output=True,
+                            timeout=300)
+    assert second.returncode == 0, second.stderr.decode()[-2000:]
+    redone = _steps_by_seed(logs[1])
+    for seed, step in last.items():
+        assert sorted(redone.get(seed, [])) == list(range(step, steps)), seed
+    reference = run_sweep(load(spec), tmp_path / "reference", scheduler="inline", progress=False)
+    _same_numbers(reference, open_sweep(out))
+    assert not list(out.rglob(".*.tmp-*"))
