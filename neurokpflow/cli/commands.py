@@ -17,7 +17,7 @@ STATS = ("bootstrap", "permutation", "noise_ceiling", "cross_validated")
 
 def register(sub, common):
     """Add every sub-command to the ``add_subparsers`` object ``sub``."""
-    for add in (_add_info, _add_train, _add_analyze, _add_compare, _add_demo, _add_sweep):
+    for add in (_add_info, _add_train, _add_analyze, _add_compare, _add_demo, _add_sweep, _add_report):
         add(sub, common)
 
 
@@ -300,4 +300,31 @@ def run_sweep(args):
                          progress=not args.quiet)
     done = int((ds["status"].values == "done").sum())
     Console(args.quiet).say(f"{done} of {ds.sizes['run']} run(s) done; results in {Path(args.out) / sweep.STORE}")
+    return 0
+
+
+# --------------------------------------------------------------------------------------- report
+def _add_report(sub, common):
+    p = sub.add_parser(
+        "report", parents=[common], formatter_class=FORMATTER,
+        help="HTML report across a sweep's results (effective ranks, similarity, sub-task alignment)",
+        description=_doc("Write RESULTS/report.html for the sweep in RESULTS (the --out folder of "
+                         "'neurokpflow sweep'): the runs and their failures, effective ranks over training per "
+                         "group of runs, similarity to each recording over training with the spread over seeds, "
+                         "and the sub-task alignment matrix averaged over seeds, each when the sweep computed it.",
+                         examples=["neurokpflow report results/"]))
+    p.add_argument("results", metavar="RESULTS", help="the sweep's results folder (holding sweep.zarr)")
+    p.add_argument("--out", default=None, metavar="FILE.html", help="report path (default: RESULTS/report.html)")
+    p.set_defaults(handler=run_report)
+
+
+def run_report(args):
+    from .. import sweep
+    from .sweep_report import write_sweep_report
+
+    results = Path(args.results)
+    if not (results / sweep.STORE).exists():
+        raise CLIError(f"{results} holds no {sweep.STORE}; pass the --out folder of 'neurokpflow sweep'", EXIT_MISSING)
+    path = write_sweep_report(results, args.out)
+    Console(args.quiet).say(f"report: {path}")
     return 0

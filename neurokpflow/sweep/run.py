@@ -133,6 +133,18 @@ def compare_run(run: dict, run_dir, analysis: dict) -> xr.Dataset | None:
     return out
 
 
+def _subtask(run, run_dir, compute):
+    from ..analysis import subtask_alignment
+
+    steps = sorted(compute.get("subtask_at", []))
+    if not steps:
+        return None
+    pairs, task = _models_at(run_dir, steps)
+    result = subtask_alignment(pairs, task.test_grid(), lr=float(run["lr"]), progress=False)
+    result = result.rename({"step": "subtask_step"})
+    return result.drop_vars([v for v in result.data_vars if result[v].dtype.kind not in "fiub"])
+
+
 def _collapse(run, run_dir, compute):
     from ..analysis import collapse
     steps = compute.get("collapse_at", [])
@@ -172,6 +184,9 @@ def _execute(run, out_dir, analysis):
             col = col.rename({d: f"collapse_{d}" for d in col.dims if d in ("step",)})
             col = col.drop_vars([v for v in col.data_vars if col[v].dtype.kind not in "fiub"])
             ds = xr.merge([ds, col], compat="override", combine_attrs="drop")
+        alignment = _subtask(run, run_dir, compute)
+        if alignment is not None:
+            ds = xr.merge([ds, alignment], compat="override", combine_attrs="drop")
         scores = compare_run(run, run_dir, analysis)
         if scores is not None:
             ds = xr.merge([ds, scores], compat="override", combine_attrs="drop")

@@ -42,6 +42,7 @@ RUN_FIELDS = {
 COMPUTE_FIELDS = {
     "collapse_at": (list, [], int),
     "definitions": (list, ["ER1"], str),
+    "subtask_at": (list, [], int),         # checkpoints of sub-task alignment (task mixes only; 0 = untrained)
     "compare_at": (list, [], int),         # checkpoints compared with every recording (0 = untrained)
     "measures": (list, ["cka"], str),      # names from neurokpflow.compare.MEASURES
     "stats": (list, [], str),              # statistics of neurokpflow.compare.compare
@@ -89,7 +90,8 @@ class Sweep:
     """A validated sweep: ``grid`` maps run fields (:data:`RUN_FIELDS`) to a value or a list of
     values (the product is taken; for ``task`` a list of lists gives several mixes),
     ``compute`` holds ``collapse_at`` (checkpoint steps; empty = no collapse), ``definitions``
-    (effective-rank ids), ``compare_at`` (checkpoint steps compared with every recording; 0 = the
+    (effective-rank ids), ``subtask_at`` (checkpoint steps of the sub-task alignment of a task
+    mix), ``compare_at`` (checkpoint steps compared with every recording; 0 = the
     untrained network), ``measures``, ``stats``, ``n_boot`` and ``n_perm`` (see
     :func:`neurokpflow.compare.compare`); ``recordings`` maps a session name to a path or URL, or
     to a table of :data:`RECORDING_FIELDS`; ``threads`` is the torch thread count of every run."""
@@ -130,6 +132,12 @@ class Sweep:
                 _fail(f"sweep field compute.{key}: must be positive, got {self.compute[key]!r}")
         self._check_steps("collapse_at", minimum=1)
         self._check_steps("compare_at", minimum=0)
+        self._check_steps("subtask_at", minimum=0)
+        if self.compute.get("subtask_at"):
+            single = [r["task"] for r in self.runs() if isinstance(r["task"], str) or len(r["task"]) < 2]
+            if single:
+                _fail(f"sweep field compute.subtask_at: sub-task alignment needs a task mix, but a run trains "
+                      f"{single[0]!r} alone; give grid.task as a list of task names")
         for name, rec in self.recordings.items():
             _check_recording(name, rec)
         self._check_comparison()
