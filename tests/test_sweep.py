@@ -421,3 +421,43 @@ def test_ctrl_c_then_rerun_completes_only_the_missing_steps(tmp_path):
     reference = run_sweep(load(spec), tmp_path / "reference", scheduler="inline", progress=False)
     _same_numbers(reference, open_sweep(out))
     assert not list(out.rglob(".*.tmp-*"))
+
+
+# ---------------------------------------------------------------- batch systems (dask-jobqueue)
+@pytest.mark.parametrize("kind, directive", [("slurm", "#SBATCH"), ("pbs", "#PBS")])
+def test_jobqueue_cluster_writes_a_single_threaded_worker_job_script(kind, directive):
+    pytest.importorskip("dask_jobqueue")
+    from neurokpflow.sweep.clusters import jobqueue_cluster
+
+    with jobqueue_cluster(kind, queue="short", walltime="00:30:00", memory="2GB") as cluster:
+        script = cluster.job_script()  # built, never submitted: nothing is scaled
+        assert len(cluster.workers) == 0
+    assert directive in script and "short" in script and "00:30:00" in script
+    assert "--nthreads 1" in script and "export OMP_NUM_THREADS=1" in script
+    with pytest.raises(ValueError, match="slurm, pbs"):
+        jobqueue_cluster("lsf")
+
+
+def test_jobqueue_needs_its_extra(monkeypatch):
+    import sys
+
+    from neurokpflow.sweep.clusters import jobqueue_cluster
+
+    monkeypatch.setitem(sys.modules, "dask_jobqueue", None)
+    with pytest.raises(ImportError, match=r"install neurokpflow\[jobqueue\]"):
+        jobqueue_cluster("slurm")
+
+
+def test_cli_cluster_options_are_parsed_and_checked(tmp_path, capsys):
+    from neurokpflow.cli.commands import _key_value
+    from neurokpflow.cli.main import main
+
+    assert _key_value("queue=short") == ("queue", "short")
+    assert _key_value("walltime=02:00:00") == ("walltime", "02:00:00")
+    assert _key_value('job_extra_directives=["--gres=gpu:1"]') == ("job_extra_directives", ["--gres=gpu:1"])
+    assert _key_value("cores=2") == ("cores", 2)
+    spec = tmp_path / "spec.toml"
+    spec.write_text("[grid]\nhidden = 8\n")
+    assert main(["sweep", str(spec), "--out", str(tmp_path / "o"), "--cluster-option", "queue=x"]) == 2
+    assert "--cluster-option needs --cluster" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

@@ -281,23 +281,47 @@ def _add_sweep(sub, common):
                          "worker process per core) or an existing scheduler. Results: OUT/sweep.zarr, read "
                          "with neurokpflow.sweep.open_sweep(OUT).",
                          examples=["neurokpflow sweep spec.toml --out results/",
-                                   "neurokpflow sweep spec.toml --out results/ --scheduler tcp://10.0.0.1:8786"]))
+                                   "neurokpflow sweep spec.toml --out results/ --scheduler tcp://10.0.0.1:8786",
+                                   "neurokpflow sweep spec.toml --out results/ --cluster slurm --workers 16 "
+                                   "--cluster-option queue=short --cluster-option walltime=02:00:00"]))
     p.add_argument("spec", metavar="SPEC.toml", help="the sweep specification")
     p.add_argument("--out", required=True, metavar="DIR", help="results folder (run folders and sweep.zarr)")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="address of an existing dask scheduler (default: start a LocalCluster); 'inline' runs "
                         "serially in this process")
     p.add_argument("--workers", type=_positive_int, default=None, metavar="N",
-                   help="LocalCluster workers (default: one per core)")
+                   help="LocalCluster workers (default: one per core), or batch jobs with --cluster (default 1)")
+    p.add_argument("--cluster", choices=("slurm", "pbs"), default=None,
+                   help="submit the workers as SLURM or PBS jobs through dask-jobqueue (extra neurokpflow[jobqueue])")
+    p.add_argument("--cluster-option", action="append", default=[], metavar="KEY=VALUE", type=_key_value,
+                   help="a keyword of the dask-jobqueue cluster (queue, account, memory, walltime, ...); VALUE is "
+                        "read as TOML when it parses (numbers, [\"lists\"]), else as text; repeatable")
     p.set_defaults(handler=run_sweep)
+
+
+def _key_value(text):
+    import tomllib
+
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        parsed = tomllib.loads(f"v = {value}")["v"]
+    except tomllib.TOMLDecodeError:
+        parsed = value
+    if not isinstance(parsed, (int, float, str, list, dict)):  # e.g. TOML times: walltime=02:00:00 stays text
+        parsed = value
+    return key.strip(), parsed
 
 
 def run_sweep(args):
     from .. import sweep
 
     spec = sweep.load(_existing_file(args.spec))
+    if args.cluster_option and args.cluster is None:
+        raise CLIError("--cluster-option needs --cluster slurm|pbs")
     ds = sweep.run_sweep(spec, args.out, scheduler=args.scheduler, n_workers=args.workers,
-                         progress=not args.quiet)
+                         progress=not args.quiet, cluster=args.cluster, cluster_options=dict(args.cluster_option))
     done = int((ds["status"].values == "done").sum())
     Console(args.quiet).say(f"{done} of {ds.sizes['run']} run(s) done; results in {Path(args.out) / sweep.STORE}")
     return 0

@@ -85,17 +85,25 @@ def _combine(sweep: Sweep, out: Path) -> xr.Dataset:
     return ds
 
 
-def run_sweep(sweep: Sweep, out, *, scheduler=None, n_workers=None, progress=True, retries=2) -> xr.Dataset:
+def run_sweep(sweep: Sweep, out, *, scheduler=None, n_workers=None, progress=True, retries=2, cluster=None,
+              cluster_options=None) -> xr.Dataset:
     """Run every unfinished run of ``sweep`` and return the combined Dataset.
 
     ``scheduler``: ``None`` starts a ``LocalCluster`` (``n_workers`` processes, default one per
     core, one thread each); ``"tcp://host:port"`` uses that cluster; ``"inline"`` runs serially in
-    this process.  Runs whose group already says ``status == "done"`` are skipped; others are
+    this process.  ``cluster="slurm"`` or ``"pbs"`` (with ``scheduler=None``) submits ``n_workers``
+    batch jobs of one single-threaded worker each through dask-jobqueue, with ``cluster_options``
+    passed to :func:`neurokpflow.sweep.clusters.jobqueue_cluster`.  Runs whose group already says ``status == "done"`` are skipped; others are
     trained or resumed from their checkpoints.  A run failing for its own reason is recorded as
     failed (``status``/``error`` coordinates) and the sweep goes on.
     """
     if not isinstance(sweep, Sweep):
         raise TypeError(f"sweep must be a neurokpflow.sweep.Sweep (or load('spec.toml')), got {type(sweep).__name__}")
+    if cluster is not None and scheduler is not None:
+        raise ValueError("give either scheduler= (an existing cluster, or 'inline') or cluster= (a batch system), "
+                         "not both")
+    if cluster_options and cluster is None:
+        raise ValueError("cluster_options apply to cluster='slurm' or 'pbs' only")
     analysis = sweep.analysis()
     check_recordings(sweep)
     out = Path(out)
@@ -114,7 +122,8 @@ def run_sweep(sweep: Sweep, out, *, scheduler=None, n_workers=None, progress=Tru
                 summaries.append(_run_and_store(run, str(out), compute, threads))
                 bar.run_done()
         else:
-            summaries = _run_distributed(todo, str(out), compute, threads, scheduler, n_workers, retries, bar)
+            summaries = _run_distributed(todo, str(out), compute, threads, scheduler, n_workers, retries, bar,
+                                         cluster, cluster_options)
     ds = _combine(sweep, out)
     failed = [(s["run_id"], s["error"]) for s in summaries if s["status"] != "done"]
     if failed and progress:
@@ -201,13 +210,19 @@ def check_recordings(sweep: Sweep) -> None:
             raise SweepSpecError(f"sweep field recordings.{name}: {type(err).__name__}: {text}") from err
 
 
-def _run_distributed(todo, out, compute, threads, scheduler, n_workers, retries, bar):
+def _run_distributed(todo, out, compute, threads, scheduler, n_workers, retries, bar, kind=None, options=None):
     try:
         from dask.distributed import Client, LocalCluster, as_completed
     except ImportError:
         raise ImportError("install neurokpflow[sweep] (dask[distributed]) to run sweeps on a cluster") from None
     cluster = None
-    if scheduler is None:
+    if kind is not None:
+        from .clusters import jobqueue_cluster
+
+        cluster = jobqueue_cluster(kind, **(options or {}))
+        cluster.scale(jobs=n_workers or 1)
+        client = Client(cluster)
+    elif scheduler is None:
         cluster = LocalCluster(n_workers=n_workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
                                dashboard_address=":0")
         client = Client(cluster)
