@@ -30,6 +30,8 @@ def _tiny(**grid):
     ("[compute]\nfoo = [1]\n", "compute.foo"),
     ("gird = 1\n", "gird"),
     ("threads = 0\n", "threads"),
+    ("device = 'tpu'\n", "device"),
+    ("[compute]\nsubtask_at = [0]\n", "compute.subtask_at"),                # a single task is not a mix
     ("[compute]\nmeasures = ['cka', 'nope']\n", "compute.measures"),
     ("[compute]\nstats = 'bootstrap'\n", "compute.stats"),
     ("[compute]\nn_boot = 1.5\n", "compute.n_boot"),

@@ -210,7 +210,11 @@ def check_recordings(sweep: Sweep) -> None:
             raise SweepSpecError(f"sweep field recordings.{name}: {type(err).__name__}: {text}") from err
 
 
-def _run_distributed(todo, out, compute, threads, scheduler, n_workers, retries, bar, kind=None, options=None):
+def _run_distributed(todo, out, compute, threads, scheduler, n_workers, retries, bar, kind=None, options=None,
+                     work=None):
+    """Submit one task per run (``work``: the unit of work, default :func:`_run_and_store`; the scale
+    benchmark passes a no-op one) and collect the summaries."""
+    work = _run_and_store if work is None else work
     try:
         from dask.distributed import Client, LocalCluster, as_completed
     except ImportError:
@@ -235,7 +239,7 @@ def _run_distributed(todo, out, compute, threads, scheduler, n_workers, retries,
             bar.write(f"dask dashboard: {client.dashboard_link}")
         except ImportError:
             bar.write(f"dask scheduler: {client.scheduler.address} (for the dashboard: pip install 'bokeh>=3.1')")
-        futures = [client.submit(_run_and_store, run, out, compute, threads, key=f"run-{run_id(run)}",
+        futures = [client.submit(work, run, out, compute, threads, key=f"run-{run_id(run)}",
                                  pure=False, retries=retries) for run in todo]
         for fut in as_completed(futures):
             summaries.append(fut.result())

@@ -54,16 +54,16 @@ def _model(run, task):
     return models.make(run["cell"], task.n_inputs, int(run["hidden"]), task.n_outputs, **options)
 
 
-def train_or_resume(run: dict, run_dir) -> training.TrainResult:
+def train_or_resume(run: dict, run_dir, device: str = "cpu") -> training.TrainResult:
     """Train the run in ``run_dir``, or resume it from its last checkpoint (idempotent: a finished
     run is returned as it is).  Stale temporary files of a killed attempt are removed first."""
     run_dir = Path(run_dir)
     remove_stale_temporaries(run_dir)
     if list_checkpoints(run_dir):
-        return training.resume(run_dir, progress=False)
+        return training.resume(run_dir, progress=False, device=device)
     task = _task(run)
     model = _model(run, task)
-    return training.train(model, task, int(run["steps"]), run_dir, progress=False, device="cpu",
+    return training.train(model, task, int(run["steps"]), run_dir, progress=False, device=device,
                           optimizer=run["optimizer"], lr=float(run["lr"]), batch_size=int(run["batch_size"]),
                           checkpoint_every=int(run["checkpoint_every"]), seed=int(run["seed"]))
 
@@ -173,7 +173,7 @@ def _execute(run, out_dir, analysis):
     t0 = time.perf_counter()
     attrs = {"run_id": rid, "spec": json.dumps(run, sort_keys=True), "threads": torch.get_num_threads()}
     try:
-        result = train_or_resume(run, run_dir)
+        result = train_or_resume(run, run_dir, analysis.get("device", "cpu"))
         loss = np.asarray(result.log["loss"].values, dtype=float)
         if not np.all(np.isfinite(loss)):
             raise FloatingPointError(f"training loss diverged (non-finite at step "

@@ -58,7 +58,7 @@ RECORDING_FIELDS = {
     "smooth": ((float, int), 0.05),        # Gaussian SD in s (0: none)
 }
 STATS = ("bootstrap", "permutation", "noise_ceiling", "cross_validated")
-TOP_FIELDS = {"name", "grid", "compute", "threads", "recordings"}
+TOP_FIELDS = {"name", "grid", "compute", "threads", "recordings", "device"}
 
 
 def _fail(msg):
@@ -94,13 +94,16 @@ class Sweep:
     mix), ``compare_at`` (checkpoint steps compared with every recording; 0 = the
     untrained network), ``measures``, ``stats``, ``n_boot`` and ``n_perm`` (see
     :func:`neurokpflow.compare.compare`); ``recordings`` maps a session name to a path or URL, or
-    to a table of :data:`RECORDING_FIELDS`; ``threads`` is the torch thread count of every run."""
+    to a table of :data:`RECORDING_FIELDS`; ``threads`` is the torch thread count of every run;
+    ``device`` ("cpu" or "cuda") is where runs train (with dask-cuda's ``LocalCUDACluster`` each
+    worker sees its own GPU as "cuda"); analyses run on the CPU."""
 
     grid: dict = field(default_factory=dict)
     compute: dict = field(default_factory=dict)
     name: str = "sweep"
     threads: int = 1
     recordings: dict = field(default_factory=dict)
+    device: str = "cpu"
 
     def __post_init__(self):
         if not isinstance(self.grid, dict):
@@ -111,6 +114,8 @@ class Sweep:
             _fail(f"sweep field recordings: expected a table, got {type(self.recordings).__name__}")
         if isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1:
             _fail(f"sweep field threads: expected a positive int, got {self.threads!r}")
+        if self.device not in ("cpu", "cuda"):
+            _fail(f"sweep field device: 'cpu' or 'cuda', got {self.device!r}")
         for key, value in self.grid.items():
             if key not in RUN_FIELDS:
                 _fail(f"unknown sweep field grid.{key}; accepted: {', '.join(RUN_FIELDS)}")
@@ -179,7 +184,10 @@ class Sweep:
     def analysis(self) -> dict:
         """What is computed per run (compute fields with defaults, and the recordings): plain values."""
         compute = {k: self.compute.get(k, default) for k, (_, default, _) in COMPUTE_FIELDS.items()}
-        return {"compute": compute, "recordings": self.recording_options()}
+        out = {"compute": compute, "recordings": self.recording_options()}
+        if self.device != "cpu":  # absent for CPU, so CPU sweeps keep their analysis ids
+            out["device"] = self.device
+        return out
 
     @staticmethod
     def _is_axis(key, value):
@@ -203,7 +211,7 @@ class Sweep:
 
     def to_dict(self) -> dict:
         return {"name": self.name, "threads": self.threads, "grid": self.grid, "compute": self.compute,
-                "recordings": self.recordings}
+                "recordings": self.recordings, "device": self.device}
 
 
 def _check_recording(name, rec):
