@@ -84,7 +84,7 @@ def simulated(n: int, tmp: Path, template: Path, client):
     out = tmp / f"sim{n}"
     _zarr().open_group(str(out / "sweep.zarr"), mode="a").require_group("runs")
     t0 = time.perf_counter()
-    futures = [client.submit(noop_run_and_store, r, str(out), str(template), 1, key=f"run-{run_id(r)}", pure=False)
+    futures = [client.submit(noop_run_and_store, r, str(out), str(template), 1, key=f"run-{run_id(r)}-{n}", pure=False)
                for r in runs]
     for fut in as_completed(futures):
         fut.result()

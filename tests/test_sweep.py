@@ -463,3 +463,18 @@ def test_cli_cluster_options_are_parsed_and_checked(tmp_path, capsys):
     assert main(["sweep", str(spec), "--out", str(tmp_path / "o"), "--cluster-option", "queue=x"]) == 2
     assert "--cluster-option needs --cluster" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_two_sweeps_of_one_spec_on_one_scheduler_both_run(tmp_path):
+    """Regression: task keys were ``run-<id>``, so while another client of the same scheduler held a
+    sweep's futures (the same spec swept into another folder at the same time), a second sweep got
+    those results back without running anything and found no groups in its own store."""
+    from dask.distributed import Client, LocalCluster
+
+    sweep = Sweep(grid={**TINY, "steps": 2, "seed": [0, 1]})
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
+            Client(cluster) as other:
+        held = [other.submit(lambda: {"status": "done"}, key=f"run-{run_id(r)}", pure=False) for r in sweep.runs()]
+        other.gather(held)  # the other user's results stay held while this sweep runs
+        ds = run_sweep(sweep, tmp_path, scheduler=cluster.scheduler_address, progress=False)
+    assert ds.sizes["run"] == 2 and set(ds.status.values.tolist()) == {"done"}

@@ -13,6 +13,7 @@ import json
 import os
 import sys
 import threading
+import uuid
 from importlib import metadata
 from pathlib import Path
 
@@ -239,7 +240,10 @@ def _run_distributed(todo, out, compute, threads, scheduler, n_workers, retries,
             bar.write(f"dask dashboard: {client.dashboard_link}")
         except ImportError:
             bar.write(f"dask scheduler: {client.scheduler.address} (for the dashboard: pip install 'bokeh>=3.1')")
-        futures = [client.submit(work, run, out, compute, threads, key=f"run-{run_id(run)}",
+        # keys name the run (dashboard) and this submission: a key still known to a long-lived scheduler
+        # from an earlier sweep would otherwise return that sweep's result without running anything
+        attempt = uuid.uuid4().hex[:8]
+        futures = [client.submit(work, run, out, compute, threads, key=f"run-{run_id(run)}-{attempt}",
                                  pure=False, retries=retries) for run in todo]
         for fut in as_completed(futures):
             summaries.append(fut.result())
