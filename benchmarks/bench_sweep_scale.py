@@ -11,6 +11,9 @@
    combine (read every group, concatenate along ``run``, write and consolidate).
 3. Each phase is fitted as a + b*N (least squares over the Ns) and extrapolated to 10^4 runs.
 
+``--empty-only`` times just the scheduler: N tasks that do nothing, submitted and gathered the way
+the engine does (one future per run, ``as_completed``), for the default sizes 1000, 3000, 10000.
+
 Usage (from the repository root): python -m benchmarks.bench_sweep_scale [--sizes 100 300 1000]
 """
 from __future__ import annotations
@@ -114,12 +117,36 @@ def simulated(n: int, tmp: Path, template: Path, client):
             "store MB": store_bytes / 1e6, "store files": store_files}
 
 
+def _nothing(i):
+    return None
+
+
+def empty_tasks(sizes, workers):
+    from dask.distributed import Client, LocalCluster, as_completed
+
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
+            Client(cluster) as client:
+        client.gather([client.submit(_nothing, i, pure=False) for i in range(10)])  # warm
+        print(f"empty tasks through a {workers}-worker LocalCluster ({os.cpu_count()} CPU cores)")
+        for n in sizes:
+            t0 = time.perf_counter()
+            futures = [client.submit(_nothing, i, key=f"empty-{n}-{i}", pure=False) for i in range(n)]
+            for fut in as_completed(futures):
+                fut.result()
+            seconds = time.perf_counter() - t0
+            print(f"{n:>8} tasks: {seconds:7.2f} s   {1e3 * seconds / n:6.2f} ms per task")
+            del futures
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 300, 1000])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--target", type=int, default=10_000)
+    parser.add_argument("--empty-only", action="store_true", help="time N empty tasks through the scheduler only")
     args = parser.parse_args()
+    if args.empty_only:
+        return empty_tasks(args.sizes if args.sizes != [100, 300, 1000] else [1000, 3000, 10_000], args.workers)
     import torch
     from dask.distributed import Client, LocalCluster
 
