@@ -478,3 +478,22 @@ def test_two_sweeps_of_one_spec_on_one_scheduler_both_run(tmp_path):
         other.gather(held)  # the other user's results stay held while this sweep runs
         ds = run_sweep(sweep, tmp_path, scheduler=cluster.scheduler_address, progress=False)
     assert ds.sizes["run"] == 2 and set(ds.status.values.tolist()) == {"done"}
+
+
+def test_every_worker_reads_the_recordings_before_any_run(tmp_path, shared_data_dir):
+    """Run seconds measure the run: workers import the run code and read each recording when they
+    start (a worker plugin), so the worker that runs nothing has read it too."""
+    from dask.distributed import Client, LocalCluster
+
+    sweep = Sweep(grid={**TINY, "steps": 2}, compute={"compare_at": [0]},
+                  recordings={"chewie": {"path": str(shared_data_dir / CHEWIE), "condition": "target"}})
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
+            Client(cluster) as client:
+        ds = run_sweep(sweep, tmp_path, scheduler=cluster.scheduler_address, progress=False)
+
+        def cached():
+            from neurokpflow.sweep import run
+            return run._recording.cache_info().currsize
+
+        assert list(client.run(cached).values()) == [1, 1]
+    assert ds.status.values.tolist() == ["done"]

@@ -240,6 +240,9 @@ def _run_distributed(todo, out, compute, threads, scheduler, n_workers, retries,
             bar.write(f"dask dashboard: {client.dashboard_link}")
         except ImportError:
             bar.write(f"dask scheduler: {client.scheduler.address} (for the dashboard: pip install 'bokeh>=3.1')")
+        from ._plugin import Preload
+
+        client.register_plugin(Preload(compute.get("recordings", {})))
         # keys name the run (dashboard) and this submission: a key still known to a long-lived scheduler
         # from an earlier sweep would otherwise return that sweep's result without running anything
         attempt = uuid.uuid4().hex[:8]
