@@ -17,7 +17,7 @@ STATS = ("bootstrap", "permutation", "noise_ceiling", "cross_validated")
 
 def register(sub, common):
     """Add every sub-command to the ``add_subparsers`` object ``sub``."""
-    for add in (_add_info, _add_train, _add_analyze, _add_compare, _add_demo, _add_sweep):
+    for add in (_add_info, _add_train, _add_analyze, _add_compare, _add_demo, _add_sweep, _add_report):
         add(sub, common)
 
 
@@ -281,23 +281,74 @@ def _add_sweep(sub, common):
                          "worker process per core) or an existing scheduler. Results: OUT/sweep.zarr, read "
                          "with neurokpflow.sweep.open_sweep(OUT).",
                          examples=["neurokpflow sweep spec.toml --out results/",
-                                   "neurokpflow sweep spec.toml --out results/ --scheduler tcp://10.0.0.1:8786"]))
+                                   "neurokpflow sweep spec.toml --out results/ --scheduler tcp://10.0.0.1:8786",
+                                   "neurokpflow sweep spec.toml --out results/ --cluster slurm --workers 16 "
+                                   "--cluster-option queue=short --cluster-option walltime=02:00:00"]))
     p.add_argument("spec", metavar="SPEC.toml", help="the sweep specification")
     p.add_argument("--out", required=True, metavar="DIR", help="results folder (run folders and sweep.zarr)")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="address of an existing dask scheduler (default: start a LocalCluster); 'inline' runs "
                         "serially in this process")
     p.add_argument("--workers", type=_positive_int, default=None, metavar="N",
-                   help="LocalCluster workers (default: one per core)")
+                   help="LocalCluster workers (default: one per core), or batch jobs with --cluster (default 1)")
+    p.add_argument("--cluster", choices=("slurm", "pbs"), default=None,
+                   help="submit the workers as SLURM or PBS jobs through dask-jobqueue (extra neurokpflow[jobqueue])")
+    p.add_argument("--cluster-option", action="append", default=[], metavar="KEY=VALUE", type=_key_value,
+                   help="a keyword of the dask-jobqueue cluster (queue, account, memory, walltime, ...); VALUE is "
+                        "read as TOML when it parses (numbers, [\"lists\"]), else as text; repeatable")
     p.set_defaults(handler=run_sweep)
+
+
+def _key_value(text):
+    import tomllib
+
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        parsed = tomllib.loads(f"v = {value}")["v"]
+    except tomllib.TOMLDecodeError:
+        parsed = value
+    if not isinstance(parsed, (int, float, str, list, dict)):  # e.g. TOML times: walltime=02:00:00 stays text
+        parsed = value
+    return key.strip(), parsed
 
 
 def run_sweep(args):
     from .. import sweep
 
     spec = sweep.load(_existing_file(args.spec))
+    if args.cluster_option and args.cluster is None:
+        raise CLIError("--cluster-option needs --cluster slurm|pbs")
     ds = sweep.run_sweep(spec, args.out, scheduler=args.scheduler, n_workers=args.workers,
-                         progress=not args.quiet)
+                         progress=not args.quiet, cluster=args.cluster, cluster_options=dict(args.cluster_option))
     done = int((ds["status"].values == "done").sum())
     Console(args.quiet).say(f"{done} of {ds.sizes['run']} run(s) done; results in {Path(args.out) / sweep.STORE}")
+    return 0
+
+
+# --------------------------------------------------------------------------------------- report
+def _add_report(sub, common):
+    p = sub.add_parser(
+        "report", parents=[common], formatter_class=FORMATTER,
+        help="HTML report across a sweep's results (effective ranks, similarity, sub-task alignment)",
+        description=_doc("Write RESULTS/report.html for the sweep in RESULTS (the --out folder of "
+                         "'neurokpflow sweep'): the runs and their failures, effective ranks over training per "
+                         "group of runs, similarity to each recording over training with the spread over seeds, "
+                         "and the sub-task alignment matrix averaged over seeds, each when the sweep computed it.",
+                         examples=["neurokpflow report results/"]))
+    p.add_argument("results", metavar="RESULTS", help="the sweep's results folder (holding sweep.zarr)")
+    p.add_argument("--out", default=None, metavar="FILE.html", help="report path (default: RESULTS/report.html)")
+    p.set_defaults(handler=run_report)
+
+
+def run_report(args):
+    from .. import sweep
+    from .sweep_report import write_sweep_report
+
+    results = Path(args.results)
+    if not (results / sweep.STORE).exists():
+        raise CLIError(f"{results} holds no {sweep.STORE}; pass the --out folder of 'neurokpflow sweep'", EXIT_MISSING)
+    path = write_sweep_report(results, args.out)
+    Console(args.quiet).say(f"report: {path}")
     return 0

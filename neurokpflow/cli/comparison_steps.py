@@ -38,9 +38,18 @@ def _neural_variable(summary):
     return {"units": False, "series": {name: "unit"}}, name
 
 
+class _Located(str):
+    """A URL that answers ``.name`` like a path (its last segment), for messages."""
+
+    @property
+    def name(self):
+        return self.rstrip("/").rsplit("/", 1)[-1]
+
+
 def load_recording(path, *, condition="condition", align_to="start_time", window=None, bin_size=0.05,
                    smooth_sigma=0.05, min_trials_per_condition=2) -> xr.DataArray:
-    """Trial-aligned neural activity of an NWB file, ready for :func:`neurokpflow.compare.compare`.
+    """Trial-aligned neural activity of an NWB file (a path or an http(s)/s3 URL), ready for
+    :func:`neurokpflow.compare.compare`.
 
     Returns a DataArray (trial, time, unit) with a per-trial ``condition`` coordinate (copied from
     the trials column ``condition``), restricted to the time bins every trial covers and smoothed in
@@ -49,8 +58,9 @@ def load_recording(path, *, condition="condition", align_to="start_time", window
     condition, or fewer than ``min_trials_per_condition`` trials in some condition.
     """
     from ..data import describe_nwb, read_nwb, smooth
+    from ..data.sources import is_remote
 
-    path = Path(path)
+    path = _Located(path) if is_remote(path) else Path(path)
     summary = describe_nwb(path)
     trials = [t for t in summary.intervals if t.path.rstrip("/").endswith("trials")]
     if not trials:

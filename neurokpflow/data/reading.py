@@ -50,6 +50,7 @@ def read_nwb(
     non_overlapping: bool = False,
     lazy: bool = False,
     units_per_chunk: int = 64,
+    _portable: bool = True,
 ) -> xr.Dataset:
     """Read spikes and/or series from an NWB file onto one trial-aligned grid.
 
@@ -105,7 +106,10 @@ def read_nwb(
     lazy : bool
         Return dask-backed variables computed on access, with the file kept open until
         ``ds.close()`` (or the end of a ``with`` block).  Bad spike times then raise at compute time,
-        and unsorted units are sorted then without being listed in ``attrs``.
+        and unsorted units are sorted then without being listed in ``attrs``.  The dask graph holds
+        only the source and these options (see :mod:`neurokpflow.data._lazy`), so the Dataset can be
+        computed under a ``dask.distributed`` Client or sent to a worker, which reopens the file by
+        its path or URL (a file object or an ``NWBFile`` cannot leave this process).
     units_per_chunk : int
         Units binned per read (memory bound; one dask chunk in lazy mode; also trials per dask
         chunk of a series).
@@ -144,11 +148,18 @@ def read_nwb(
     except BaseException:
         close()
         raise
-    if lazy:
-        ds.set_close(close)
-    else:
+    if not lazy:
         close()
-    return ds
+        return ds
+    if not _portable:
+        ds.set_close(close)
+        return ds
+    from ._lazy import Recipe, portable
+
+    options = dict(align_to=align_to, window=window, bin_size=bin_size, series=series, units=units,
+                   intervals=intervals, trial_ids=trial_ids, unit_ids=unit_ids, resample=resample,
+                   clip_to_trial=clip_to_trial, non_overlapping=non_overlapping, units_per_chunk=units_per_chunk)
+    return portable(ds, Recipe(source, options), close)
 
 
 def _choose_trials(nwbfile, intervals, label: str, extra: dict):

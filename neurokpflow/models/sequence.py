@@ -104,7 +104,9 @@ class RecurrentModel(nn.Module):
         else:
             cls = GRUCell if kind == "gru" else LSTMCell
             self.cell = cls(n_in, H, bias=cfg["bias"], g=cfg["g"], generator=gen)
-        self.readout = nn.Linear(H, cfg["n_out"], bias=cfg["readout_bias"])
+        # skip_init: no default initialisation, so building a seeded model draws nothing from (and does
+        # not advance) the process-global torch RNG; the parameters are set just below
+        self.readout = nn.utils.skip_init(nn.Linear, H, cfg["n_out"], bias=cfg["readout_bias"])
         with torch.no_grad():
             bound = 1 / math.sqrt(H)
             for p in self.readout.parameters():

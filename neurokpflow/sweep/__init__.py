@@ -6,7 +6,7 @@ Dataset with a ``run`` dimension and the hyperparameters as ``run`` coordinates.
 """
 from .spec import RUN_FIELDS, Sweep, SweepSpecError, load, run_id
 from .run import execute_run, remove_stale_temporaries, train_or_resume
-from .engine import STORE, open_sweep, run_sweep
+from .engine import STORE, check_recordings, open_sweep, run_sweep
 
 __all__ = ["Sweep", "SweepSpecError", "load", "run_id", "RUN_FIELDS", "execute_run", "train_or_resume",
-           "remove_stale_temporaries", "run_sweep", "open_sweep", "STORE"]
+           "remove_stale_temporaries", "run_sweep", "open_sweep", "check_recordings", "STORE"]

@@ -8,9 +8,12 @@ it (separate groups, so concurrent workers never write the same files), and the 
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
+import threading
+import uuid
 from importlib import metadata
 from pathlib import Path
 
@@ -18,25 +21,33 @@ import numpy as np
 import xarray as xr
 
 from ._zarrio import _zarr, read_group, write_group
-from .run import execute_run
-from .spec import RUN_FIELDS, Sweep, run_id
+from .run import execute_run, recording
+from .spec import RUN_FIELDS, Sweep, SweepSpecError, run_id
 
 __all__ = ["run_sweep", "open_sweep", "STORE"]
 
 STORE = "sweep.zarr"
 
 
-def _group_done(store, rid):
+def _analysis_id(analysis: dict) -> str:
+    return hashlib.sha256(json.dumps(analysis, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _group_done(store, rid, analysis_id):
+    """True when run ``rid`` finished with the same analyses (a changed [compute] or [recordings]
+    recomputes them; the training itself is then resumed from its last checkpoint, i.e. not redone)."""
     try:
-        ds = read_group(store, f"runs/{rid}")
+        zarr = _zarr()
+        attrs = json.loads(zarr.open_group(str(store), mode="r")[f"runs/{rid}"].attrs.get("attrs", "{}"))
     except (FileNotFoundError, KeyError, ValueError, OSError):
         return False
-    return ds.attrs.get("status") == "done"
+    return attrs.get("status") == "done" and attrs.get("analysis") == analysis_id
 
 
-def _run_and_store(run, out, compute, threads):
+def _run_and_store(run, out, analysis, threads):
     """The unit of work shipped to a worker: only plain values in, a small summary out."""
-    ds = execute_run(run, out, compute, threads)
+    ds = execute_run(run, out, analysis, threads)
+    ds.attrs["analysis"] = _analysis_id(analysis)
     store = Path(out) / STORE
     write_group(ds, store, f"runs/{ds.attrs['run_id']}")
     return {k: ds.attrs[k] for k in ("run_id", "status", "error", "threads", "seconds")}
@@ -75,37 +86,45 @@ def _combine(sweep: Sweep, out: Path) -> xr.Dataset:
     return ds
 
 
-def run_sweep(sweep: Sweep, out, *, scheduler=None, n_workers=None, progress=True, retries=2) -> xr.Dataset:
+def run_sweep(sweep: Sweep, out, *, scheduler=None, n_workers=None, progress=True, retries=2, cluster=None,
+              cluster_options=None) -> xr.Dataset:
     """Run every unfinished run of ``sweep`` and return the combined Dataset.
 
     ``scheduler``: ``None`` starts a ``LocalCluster`` (``n_workers`` processes, default one per
     core, one thread each); ``"tcp://host:port"`` uses that cluster; ``"inline"`` runs serially in
-    this process.  Runs whose group already says ``status == "done"`` are skipped; others are
+    this process.  ``cluster="slurm"`` or ``"pbs"`` (with ``scheduler=None``) submits ``n_workers``
+    batch jobs of one single-threaded worker each through dask-jobqueue, with ``cluster_options``
+    passed to :func:`neurokpflow.sweep.clusters.jobqueue_cluster`.  Runs whose group already says ``status == "done"`` are skipped; others are
     trained or resumed from their checkpoints.  A run failing for its own reason is recorded as
     failed (``status``/``error`` coordinates) and the sweep goes on.
     """
     if not isinstance(sweep, Sweep):
         raise TypeError(f"sweep must be a neurokpflow.sweep.Sweep (or load('spec.toml')), got {type(sweep).__name__}")
+    if cluster is not None and scheduler is not None:
+        raise ValueError("give either scheduler= (an existing cluster, or 'inline') or cluster= (a batch system), "
+                         "not both")
+    if cluster_options and cluster is None:
+        raise ValueError("cluster_options apply to cluster='slurm' or 'pbs' only")
+    analysis = sweep.analysis()
+    check_recordings(sweep)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     zarr = _zarr()
     store = out / STORE
     root = zarr.open_group(str(store), mode="a")
     root.require_group("runs")
-    todo = [r for r in sweep.runs() if not _group_done(store, run_id(r))]
-    compute, threads = dict(sweep.compute), sweep.threads
+    aid = _analysis_id(analysis)
+    todo = [r for r in sweep.runs() if not _group_done(store, run_id(r), aid)]
+    compute, threads = analysis, sweep.threads
     summaries = []
-    from tqdm.auto import tqdm
-    bar = tqdm(total=len(todo), desc="runs", disable=not progress, dynamic_ncols=True)
-    try:
+    with Progress(todo, out, enabled=progress) as bar:
         if scheduler == "inline":
             for run in todo:
                 summaries.append(_run_and_store(run, str(out), compute, threads))
-                bar.update(1)
+                bar.run_done()
         else:
-            summaries = _run_distributed(todo, str(out), compute, threads, scheduler, n_workers, retries, bar)
-    finally:
-        bar.close()
+            summaries = _run_distributed(todo, str(out), compute, threads, scheduler, n_workers, retries, bar,
+                                         cluster, cluster_options)
     ds = _combine(sweep, out)
     failed = [(s["run_id"], s["error"]) for s in summaries if s["status"] != "done"]
     if failed and progress:
@@ -115,13 +134,100 @@ def run_sweep(sweep: Sweep, out, *, scheduler=None, n_workers=None, progress=Tru
     return ds
 
 
-def _run_distributed(todo, out, compute, threads, scheduler, n_workers, retries, bar):
+def _expected_checkpoints(run) -> int:
+    every, steps = int(run["checkpoint_every"]), int(run["steps"])
+    return len(set(range(every, steps + 1, every)) | {steps})
+
+
+class Progress:
+    """One progress bar over the checkpoints of every run to do plus one unit per run for its analyses,
+    with tqdm's rate and ETA.  Checkpoints are counted from the run folders (written by whichever
+    worker trains the run, on the shared filesystem) by a polling thread, so no message has to come
+    back from the workers; a run's units are complete when its result group is stored."""
+
+    def __init__(self, todo, out, enabled=True, interval=0.5):
+        from tqdm.auto import tqdm
+
+        self.folders = {run_id(r): Path(out) / "runs" / run_id(r) for r in todo}
+        self.expected = {run_id(r): _expected_checkpoints(r) for r in todo}
+        self.finished, self.interval = set(), interval
+        total = sum(self.expected.values()) + len(todo)
+        self.bar = tqdm(total=total, initial=self._count(), desc="sweep", unit="ckpt", disable=not enabled,
+                        dynamic_ncols=True, postfix=f"runs 0/{len(todo)}")
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True) if enabled else None
+
+    def _count(self) -> int:
+        from ..training.checkpoint import list_checkpoints
+
+        done = 0
+        for rid, folder in self.folders.items():
+            n = self.expected[rid] + 1 if rid in self.finished else len(list_checkpoints(folder))
+            done += min(n, self.expected[rid] + 1)
+        return done
+
+    def refresh(self):
+        self.bar.n = self._count()
+        self.bar.set_postfix_str(f"runs {len(self.finished)}/{len(self.folders)}", refresh=False)
+        self.bar.refresh()
+
+    def run_done(self, rid=None):
+        """Mark a run finished (its id; ``None``: the first unfinished one, for serial execution)."""
+        if rid is None:
+            rid = next(r for r in self.folders if r not in self.finished)
+        self.finished.add(rid)
+        self.refresh()
+
+    def write(self, message: str):
+        """A line on stderr above the bar (always printed, also without a bar)."""
+        self.bar.write(message, file=sys.stderr)
+
+    def _poll(self):
+        while not self._stop.wait(self.interval):
+            self.refresh()
+
+    def __enter__(self):
+        if self._thread is not None:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self.refresh()
+        self.bar.close()
+
+
+def check_recordings(sweep: Sweep) -> None:
+    """Read every recording of ``sweep`` once here, before any run starts; a recording that cannot be
+    compared (unreadable, no trials table, no such condition column, one condition) raises
+    :class:`SweepSpecError` naming it in one line.  Workers read them again by path or URL."""
+    for name, options in sweep.recording_options().items():
+        try:
+            recording(options)
+        except Exception as err:
+            text = " ".join(str(err).split())
+            raise SweepSpecError(f"sweep field recordings.{name}: {type(err).__name__}: {text}") from err
+
+
+def _run_distributed(todo, out, compute, threads, scheduler, n_workers, retries, bar, kind=None, options=None,
+                     work=None):
+    """Submit one task per run (``work``: the unit of work, default :func:`_run_and_store`; the scale
+    benchmark passes a no-op one) and collect the summaries."""
+    work = _run_and_store if work is None else work
     try:
         from dask.distributed import Client, LocalCluster, as_completed
     except ImportError:
         raise ImportError("install neurokpflow[sweep] (dask[distributed]) to run sweeps on a cluster") from None
     cluster = None
-    if scheduler is None:
+    if kind is not None:
+        from .clusters import jobqueue_cluster
+
+        cluster = jobqueue_cluster(kind, **(options or {}))
+        cluster.scale(jobs=n_workers or 1)
+        client = Client(cluster)
+    elif scheduler is None:
         cluster = LocalCluster(n_workers=n_workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
                                dashboard_address=":0")
         client = Client(cluster)
@@ -131,14 +237,20 @@ def _run_distributed(todo, out, compute, threads, scheduler, n_workers, retries,
     try:
         try:
             import bokeh  # noqa: F401  (the dashboard needs it)
-            print(f"dask dashboard: {client.dashboard_link}", file=sys.stderr)
+            bar.write(f"dask dashboard: {client.dashboard_link}")
         except ImportError:
-            print(f"dask scheduler: {client.scheduler.address} (dashboard: install bokeh>=3.1)", file=sys.stderr)
-        futures = [client.submit(_run_and_store, run, out, compute, threads, key=f"run-{run_id(run)}",
+            bar.write(f"dask scheduler: {client.scheduler.address} (for the dashboard: pip install 'bokeh>=3.1')")
+        from ._plugin import Preload
+
+        client.register_plugin(Preload(compute.get("recordings", {})))
+        # keys name the run (dashboard) and this submission: a key still known to a long-lived scheduler
+        # from an earlier sweep would otherwise return that sweep's result without running anything
+        attempt = uuid.uuid4().hex[:8]
+        futures = [client.submit(work, run, out, compute, threads, key=f"run-{run_id(run)}-{attempt}",
                                  pure=False, retries=retries) for run in todo]
         for fut in as_completed(futures):
             summaries.append(fut.result())
-            bar.update(1)
+            bar.run_done(summaries[-1]["run_id"])
     finally:
         client.close()
         if cluster is not None:
@@ -146,10 +258,26 @@ def _run_distributed(todo, out, compute, threads, scheduler, n_workers, retries,
     return summaries
 
 
-def open_sweep(path) -> xr.Dataset:
-    """The combined Dataset of a finished sweep in ``path`` (the ``--out`` folder or its ``sweep.zarr``)."""
+def open_sweep(path, *, grid: bool = False) -> xr.Dataset:
+    """The combined Dataset of a finished sweep in ``path`` (the ``--out`` folder or its ``sweep.zarr``).
+
+    ``grid=False``: one ``run`` dimension with the hyperparameters as ``run`` coordinates.
+    ``grid=True``: ``run`` unstacked into one dimension per grid axis that takes several values (first,
+    in grid order)
+    (e.g. ``ds.score.sel(measure="cka", session="chewie")`` over ``lr`` × ``seed`` × ``compare_step``);
+    the run ids (``run_id``), ``status``, ``error``, ``threads`` and ``seconds`` then vary along those dims.
+    """
     path = Path(path)
     store = path if path.name.endswith(".zarr") else path / STORE
     if not store.exists():
         raise FileNotFoundError(f"no sweep results at {store}; run `neurokpflow sweep SPEC --out {path}` first")
-    return read_group(store, "combined")
+    ds = read_group(store, "combined")
+    if not grid:
+        return ds
+    axes = [k for k in RUN_FIELDS if k in ds.coords and np.unique(ds[k].values).size > 1]
+    if not axes:
+        return ds.isel(run=0)
+    ds = ds.assign_coords(run_id=("run", ds["run"].values)).drop_vars("run")
+    if len(axes) == 1:
+        return ds.swap_dims(run=axes[0])
+    return ds.set_index(run=axes).unstack("run").transpose(*axes, ...)

@@ -2,19 +2,22 @@
 
 A sweep is declared in a small TOML file (:func:`load`) or in Python (:class:`Sweep`).  The
 ``[grid]`` table holds lists whose Cartesian product gives the runs; scalars are shared by all
-runs.  ``[compute]`` names the checkpoints at which collapse statistics are computed.  The whole
-specification is validated before anything runs; an error names the field in one line.
+runs.  ``[compute]`` names the checkpoints at which collapse statistics are computed and at which
+the model is compared with the ``[recordings]`` (one session each, by path or URL) under the named
+measures and statistics.  The whole specification is validated before anything runs; an error
+names the field in one line.
 """
 from __future__ import annotations
 
 import hashlib
 import itertools
+import os
 import json
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Sweep", "SweepSpecError", "load", "RUN_FIELDS"]
+__all__ = ["Sweep", "SweepSpecError", "load", "RUN_FIELDS", "COMPUTE_FIELDS", "RECORDING_FIELDS"]
 
 
 class SweepSpecError(ValueError):
@@ -35,8 +38,27 @@ RUN_FIELDS = {
     "checkpoint_every": ((int,), 50),
     "seed": ((int,), 0),
 }
-COMPUTE_FIELDS = {"collapse_at": (list, []), "definitions": (list, ["ER1"])}
-TOP_FIELDS = {"name", "grid", "compute", "threads"}
+#: [compute] fields: accepted type, default, type of list items (None: not a list)
+COMPUTE_FIELDS = {
+    "collapse_at": (list, [], int),
+    "definitions": (list, ["ER1"], str),
+    "subtask_at": (list, [], int),         # checkpoints of sub-task alignment (task mixes only; 0 = untrained)
+    "compare_at": (list, [], int),         # checkpoints compared with every recording (0 = untrained)
+    "measures": (list, ["cka"], str),      # names from neurokpflow.compare.MEASURES
+    "stats": (list, [], str),              # statistics of neurokpflow.compare.compare
+    "n_boot": (int, 200, None),
+    "n_perm": (int, 200, None),
+}
+#: fields of one [recordings.NAME] table (a bare string is its path)
+RECORDING_FIELDS = {
+    "path": ((str,), None),                # a local path (relative: to the spec file) or an http(s)/s3 URL
+    "condition": ((str,), "condition"),    # trials column whose values label the conditions
+    "align_to": ((str,), "start_time"),
+    "bin_size": ((float, int), 0.05),
+    "smooth": ((float, int), 0.05),        # Gaussian SD in s (0: none)
+}
+STATS = ("bootstrap", "permutation", "noise_ceiling", "cross_validated")
+TOP_FIELDS = {"name", "grid", "compute", "threads", "recordings", "device"}
 
 
 def _fail(msg):
@@ -67,21 +89,33 @@ def _check_value(name, value):
 class Sweep:
     """A validated sweep: ``grid`` maps run fields (:data:`RUN_FIELDS`) to a value or a list of
     values (the product is taken; for ``task`` a list of lists gives several mixes),
-    ``compute`` holds ``collapse_at`` (checkpoint steps; empty = no collapse) and
-    ``definitions`` (effective-rank ids), ``threads`` is the torch thread count of every run."""
+    ``compute`` holds ``collapse_at`` (checkpoint steps; empty = no collapse), ``definitions``
+    (effective-rank ids), ``subtask_at`` (checkpoint steps of the sub-task alignment of a task
+    mix), ``compare_at`` (checkpoint steps compared with every recording; 0 = the
+    untrained network), ``measures``, ``stats``, ``n_boot`` and ``n_perm`` (see
+    :func:`neurokpflow.compare.compare`); ``recordings`` maps a session name to a path or URL, or
+    to a table of :data:`RECORDING_FIELDS`; ``threads`` is the torch thread count of every run;
+    ``device`` ("cpu" or "cuda") is where runs train (with dask-cuda's ``LocalCUDACluster`` each
+    worker sees its own GPU as "cuda"); analyses run on the CPU."""
 
     grid: dict = field(default_factory=dict)
     compute: dict = field(default_factory=dict)
     name: str = "sweep"
     threads: int = 1
+    recordings: dict = field(default_factory=dict)
+    device: str = "cpu"
 
     def __post_init__(self):
         if not isinstance(self.grid, dict):
             _fail(f"sweep field grid: expected a table, got {type(self.grid).__name__}")
         if not isinstance(self.compute, dict):
             _fail(f"sweep field compute: expected a table, got {type(self.compute).__name__}")
+        if not isinstance(self.recordings, dict):
+            _fail(f"sweep field recordings: expected a table, got {type(self.recordings).__name__}")
         if isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1:
             _fail(f"sweep field threads: expected a positive int, got {self.threads!r}")
+        if self.device not in ("cpu", "cuda"):
+            _fail(f"sweep field device: 'cpu' or 'cuda', got {self.device!r}")
         for key, value in self.grid.items():
             if key not in RUN_FIELDS:
                 _fail(f"unknown sweep field grid.{key}; accepted: {', '.join(RUN_FIELDS)}")
@@ -93,16 +127,67 @@ class Sweep:
         for key, value in self.compute.items():
             if key not in COMPUTE_FIELDS:
                 _fail(f"unknown sweep field compute.{key}; accepted: {', '.join(COMPUTE_FIELDS)}")
-            if not isinstance(value, list):
-                _fail(f"sweep field compute.{key}: expected a list, got {type(value).__name__}")
-        steps = self.compute.get("collapse_at", [])
-        if any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in steps):
-            _fail(f"sweep field compute.collapse_at: expected a list of step numbers, got {steps!r}")
+            kind, _, item = COMPUTE_FIELDS[key]
+            if isinstance(value, bool) or not isinstance(value, kind) or (
+                    item is not None and any(isinstance(v, bool) or not isinstance(v, item) for v in value)):
+                want = f"a list of {item.__name__}" if item is not None else kind.__name__
+                _fail(f"sweep field compute.{key}: expected {want}, got {value!r}")
+        for key in ("n_boot", "n_perm"):
+            if self.compute.get(key, 1) < 1:
+                _fail(f"sweep field compute.{key}: must be positive, got {self.compute[key]!r}")
+        self._check_steps("collapse_at", minimum=1)
+        self._check_steps("compare_at", minimum=0)
+        self._check_steps("subtask_at", minimum=0)
+        if self.compute.get("subtask_at"):
+            single = [r["task"] for r in self.runs() if isinstance(r["task"], str) or len(r["task"]) < 2]
+            if single:
+                _fail(f"sweep field compute.subtask_at: sub-task alignment needs a task mix, but a run trains "
+                      f"{single[0]!r} alone; give grid.task as a list of task names")
+        for name, rec in self.recordings.items():
+            _check_recording(name, rec)
+        self._check_comparison()
+
+    def _check_steps(self, key, minimum):
+        steps = self.compute.get(key, [])
+        if any(s < minimum for s in steps):
+            _fail(f"sweep field compute.{key}: expected checkpoint steps >= {minimum}, got {steps!r}")
         for run in self.runs():
-            bad = [s for s in steps if s != run["steps"] and s % run["checkpoint_every"]]
+            bad = [s for s in steps if s not in (0, run["steps"]) and s % run["checkpoint_every"]]
             if bad or any(s > run["steps"] for s in steps):
-                _fail(f"sweep field compute.collapse_at: steps {steps} are not all checkpoints of a run with "
+                _fail(f"sweep field compute.{key}: steps {steps} are not all checkpoints of a run with "
                       f"steps={run['steps']}, checkpoint_every={run['checkpoint_every']}")
+
+    def _check_comparison(self):
+        from ..compare import MEASURES
+
+        for m in self.compute.get("measures", []):
+            if m not in MEASURES:
+                _fail(f"sweep field compute.measures: unknown measure {m!r}; known: {', '.join(MEASURES)}")
+        for st in self.compute.get("stats", []):
+            if st not in STATS:
+                _fail(f"sweep field compute.stats: unknown statistic {st!r}; known: {', '.join(STATS)}")
+        if self.compute.get("compare_at") and not self.recordings:
+            _fail("sweep field compute.compare_at: no [recordings] to compare with; add one "
+                  "([recordings.NAME] path = ...) or remove compare_at")
+        if self.recordings and not self.compute.get("compare_at"):
+            _fail("sweep field recordings: no compute.compare_at checkpoints to compare them at; add e.g. "
+                  "compare_at = [0, STEPS]")
+
+    def recording_options(self) -> dict:
+        """Session name -> complete recording options (defaults filled in), in declaration order."""
+        out = {}
+        for name, rec in self.recordings.items():
+            rec = {"path": rec} if isinstance(rec, str) else rec
+            out[name] = {k: rec.get(k, default) for k, (_, default) in RECORDING_FIELDS.items()}
+        return out
+
+    def analysis(self) -> dict:
+        """What is computed per run (compute fields with defaults, and the recordings): plain values."""
+        compute = {k: self.compute.get(k, default) for k, (_, default, _) in COMPUTE_FIELDS.items()}
+        out = {"compute": compute, "recordings": self.recording_options()}
+        if self.device != "cpu":  # absent for CPU, so CPU sweeps keep their analysis ids
+            out["device"] = self.device
+        return out
 
     @staticmethod
     def _is_axis(key, value):
@@ -125,7 +210,32 @@ class Sweep:
         return [dict(zip(axes, combo)) for combo in itertools.product(*axes.values())]
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "threads": self.threads, "grid": self.grid, "compute": self.compute}
+        return {"name": self.name, "threads": self.threads, "grid": self.grid, "compute": self.compute,
+                "recordings": self.recordings, "device": self.device}
+
+
+def _check_recording(name, rec):
+    from ..data.sources import is_remote
+
+    where = f"recordings.{name}"
+    if isinstance(rec, str):
+        rec = {"path": rec}
+    if not isinstance(rec, dict):
+        _fail(f"sweep field {where}: expected a path, a URL or a table, got {type(rec).__name__}")
+    for key, value in rec.items():
+        if key not in RECORDING_FIELDS:
+            _fail(f"unknown sweep field {where}.{key}; accepted: {', '.join(RECORDING_FIELDS)}")
+        types, _ = RECORDING_FIELDS[key]
+        if isinstance(value, bool) or not isinstance(value, types):
+            _fail(f"sweep field {where}.{key}: expected {' or '.join(t.__name__ for t in types)}, "
+                  f"got {type(value).__name__} {value!r}")
+    if "path" not in rec:
+        _fail(f"sweep field {where}.path: missing; give the recording's path or URL")
+    if rec.get("bin_size", 1) <= 0 or rec.get("smooth", 0) < 0:
+        _fail(f"sweep field {where}: bin_size must be positive and smooth non-negative")
+    path = rec["path"]
+    if not is_remote(path) and not Path(path).exists():
+        _fail(f"sweep field {where}.path: recording {path} does not exist")
 
 
 def run_id(run: dict) -> str:
@@ -146,4 +256,17 @@ def load(path) -> Sweep:
     unknown = set(data) - TOP_FIELDS
     if unknown:
         _fail(f"unknown sweep field {sorted(unknown)[0]}; accepted: {', '.join(sorted(TOP_FIELDS))}")
+    recordings = data.get("recordings")
+    if isinstance(recordings, dict):  # relative paths are relative to the specification's folder
+        data["recordings"] = {name: _relative_to(rec, path.parent) for name, rec in recordings.items()}
     return Sweep(**data)
+
+
+def _relative_to(rec, folder):
+    from ..data.sources import is_remote
+
+    entry = {"path": rec} if isinstance(rec, str) else rec
+    if not isinstance(entry, dict) or not isinstance(entry.get("path"), str) or is_remote(entry["path"]):
+        return rec
+    full = os.path.abspath(folder / entry["path"])
+    return full if isinstance(rec, str) else {**rec, "path": full}

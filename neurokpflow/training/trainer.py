@@ -14,7 +14,6 @@ epoch covers the set exactly once and the batch of a step again depends only on 
 from __future__ import annotations
 
 import json
-import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -161,32 +160,12 @@ def evaluate(model, task, batch, mask_mode="pre_square"):
     return loss, task.accuracy(outputs, batch)
 
 
-def _rng_states():
-    states = {"torch": torch.get_rng_state(), "numpy": _numpy_state(), "python": _python_state()}
-    if torch.cuda.is_available():
-        states["cuda"] = torch.cuda.get_rng_state_all()
-    return states
-
-
-def _numpy_state():
-    name, keys, pos, has_gauss, cached = np.random.get_state()
-    return {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos), "has_gauss": int(has_gauss),
-            "cached": float(cached)}
-
-
-def _python_state():
-    version, internal, gauss = random.getstate()
-    return {"version": version, "internal": list(internal), "gauss": gauss}
-
-
-def _restore_rng(states):
-    torch.set_rng_state(states["torch"])
-    n = states["numpy"]
-    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
-    p = states["python"]
-    random.setstate((p["version"], tuple(p["internal"]), p["gauss"]))
-    if "cuda" in states and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
+def _rng_record(opts):
+    """What a checkpoint stores about random state: only the scheme.  Every random draw of a run comes
+    from ``SeedSequence([seed, step, stream])`` (batches: stream 0, noise: stream 1) through its own
+    generators, so a run neither reads nor sets process-global random state, and several runs can
+    share a process (or its threads); resuming needs nothing but the step."""
+    return {"scheme": "SeedSequence([seed, step, stream])", "seed": opts["seed"]}
 
 
 class _Log:
@@ -282,7 +261,6 @@ def resume(out_dir, steps: int | None = None, **runtime) -> TrainResult:
     model.to(device)
     optimizer = _optimizer(model, opts)
     optimizer.load_state_dict(data["optimizer_state"])
-    _restore_rng(data["rng"])
     log = _Log(task.task_names, data["log"])
     finished = data["step"] >= total or (steps is None and data.get("stop_reason", "steps") != "steps")
     if finished:
@@ -303,7 +281,7 @@ def _save(out_dir, model, optimizer, task, opts, steps, step, log, stop_reason):
             "model_state": {k: v.detach().cpu() for k, v in model.state_dict().items()},
             "optimizer_state": optimizer.state_dict(),
             "config": {"model": model.config, "task": task.spec, "train": opts, "steps": steps},
-            "log": log.state(), "rng": _rng_states(), "stop_reason": stop_reason}
+            "log": log.state(), "rng": _rng_record(opts), "stop_reason": stop_reason}
     atomic_write(checkpoint_path(out_dir, step), lambda tmp: torch.save(data, tmp))
     dataset = log.dataset(_attrs(model, task, opts, stop_reason))
     atomic_write(Path(out_dir) / LOG_FILE, lambda tmp: dataset.to_netcdf(tmp, engine="h5netcdf"))

@@ -5,14 +5,18 @@
 * :func:`plot_task_matrices` — task × task matrices at chosen steps;
 * :func:`plot_task_trajectories` — task-pair trajectories over training;
 * :func:`plot_similarity_flow` — cumulative predicted vs measured similarity gain per sub-task.
-* :func:`plot_fixed_points` — fixed / slow points by stability in the PCA space of trajectories.
+* :func:`plot_fixed_points` — fixed / slow points by stability in the PCA space of trajectories;
 * :func:`plot_task_variance` — normalised task (period) variance by unit cluster / motif, silhouette, shared motifs;
-* :func:`plot_lesion_effects` — performance change of every task with each cluster lesioned.
+* :func:`plot_lesion_effects` — performance change of every task with each cluster lesioned;
+* across a sweep (:func:`neurokpflow.open_sweep`): :func:`plot_sweep_effective_rank`,
+  :func:`plot_sweep_similarity`, :func:`plot_sweep_task_matrix` (mean and spread over seeds).
 """
 from .fixed_points import plot_fixed_points
 from .kpflow import plot_effective_rank, plot_eigenfunctions, plot_task_matrices, plot_task_trajectories
 from .similarity import plot_similarity_flow
+from .sweep import plot_sweep_effective_rank, plot_sweep_similarity, plot_sweep_task_matrix, sweep_groups
 from .task_variance import plot_lesion_effects, plot_task_variance
 
 __all__ = ["plot_effective_rank", "plot_eigenfunctions", "plot_task_matrices", "plot_task_trajectories",
-           "plot_similarity_flow", "plot_fixed_points", "plot_task_variance", "plot_lesion_effects"]
+           "plot_similarity_flow", "plot_fixed_points", "plot_task_variance", "plot_lesion_effects",
+           "plot_sweep_effective_rank", "plot_sweep_similarity", "plot_sweep_task_matrix", "sweep_groups"]
