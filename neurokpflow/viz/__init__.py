@@ -4,7 +4,7 @@
 * :func:`plot_eigenfunctions` — λ_i φ_i(t) of the unit-reduced K or P K P*, one line per trial;
 * :func:`plot_task_matrices` — task × task matrices at chosen steps;
 * :func:`plot_task_trajectories` — task-pair trajectories over training;
-* :func:`plot_similarity_flow` — cumulative predicted vs measured similarity gain per sub-task.
+* :func:`plot_similarity_flow` — cumulative predicted vs measured similarity gain per sub-task;
 * :func:`plot_fixed_points` — fixed / slow points by stability in the PCA space of trajectories;
 * :func:`plot_task_variance` — normalised task (period) variance by unit cluster / motif, silhouette, shared motifs;
 * :func:`plot_lesion_effects` — performance change of every task with each cluster lesioned;
