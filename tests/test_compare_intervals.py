@@ -140,11 +140,30 @@ def test_hierarchical_and_fold_aware_trial_resampling():
         nc.bootstrap("cka", pair.first, pair.second, over="sessions", n_boot=10)
     # trials drawn for a fold-based estimator stay in their fold: trial k of a condition keeps k % n_folds
     a, _ = nc.align(pair.first, pair.second)
-    drawn = nc.stats._trial_draw(a, np.random.default_rng(0), 4)
-    source = [int(np.flatnonzero((a.trials == t).all(-1).all(-1))[0]) for t in drawn.trials]
+    picked, cell = nc.stats._trial_draw_index(a, np.random.default_rng(0), 4)
     position = {i: k for c in range(a.n_conditions) for k, i in enumerate(np.flatnonzero(a.trial_condition == c))}
-    drawn_position = [k for c in range(a.n_conditions) for k in range(int(np.sum(drawn.trial_condition == c)))]
-    assert all(position[s] % 4 == p % 4 for s, p in zip(source, drawn_position))
+    assert all(a.trial_condition[s] == a.trial_condition[i] and position[s] % 4 == position[i] % 4
+               for i, s in enumerate(picked))
+    assert len(set(cell.tolist())) == 4 * a.n_conditions
+
+
+def test_trial_resampling_gives_cell_means_the_unbiased_variance():
+    """Plain resampling of n trials gives a cell mean the bootstrap variance (n-1)/n s^2/n (25 % short
+    at 4 trials per (condition, fold) cell); the modified residuals make it s^2/n and keep the mean."""
+    pair = simulate_pair(np.random.default_rng(3), n_conditions=2, n_times=1, units=(3, 3))
+    a, _ = nc.align(pair.first, pair.second)
+    folds = 4
+    rng = np.random.default_rng(0)
+    draws = torch.stack([nc.stats._trial_draw(a, rng, folds).trials for _ in range(2000)])   # (draw, trial, ...)
+    _, cell = nc.stats._trial_draw_index(a, rng, folds)
+    for c in np.unique(cell):
+        members = np.flatnonzero(cell == c)
+        n = len(members)
+        means = draws[:, members].mean(1)
+        s2 = a.trials[members].var(0, unbiased=True)
+        assert torch.allclose(means.mean(0), a.trials[members].mean(0), atol=6 * float(s2.max() / n) ** 0.5 / 60)
+        ratio = (means.var(0) / (s2 / n)).mean()        # 3 x 1 entries, each within ~10 % of 1 (2000 draws)
+        assert abs(float(ratio) - 1.0) < 0.1, float(ratio)
 
 
 def _session(rng, n_units, n_trials=6, conditions=("left", "right", "up", "down")):
