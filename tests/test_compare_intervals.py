@@ -101,8 +101,10 @@ def test_same_seed_same_numbers_at_every_n_jobs():
     m = nc.CKA(cross_validated=True)
     serial = _quiet(nc.bootstrap, m, pair.first, pair.second, n_boot=40, seed=5, n_jobs=1)
     threads = _quiet(nc.bootstrap, m, pair.first, pair.second, n_boot=40, seed=5, n_jobs=2)
+    threads = _quiet(nc.bootstrap, m, pair.first, pair.second, n_boot=40, seed=5, n_jobs=2, backend="threads")
     processes = _quiet(nc.bootstrap, m, pair.first, pair.second, n_boot=40, seed=5, n_jobs=2, backend="processes")
-    for other in (threads, processes):
+    auto = _quiet(nc.bootstrap, m, pair.first, pair.second, n_boot=40, seed=5, n_jobs=2)
+    for other in (threads, processes, auto):
         assert np.array_equal(serial.samples, other.samples)
         assert (serial.low, serial.high) == (other.low, other.high)
     other_seed = _quiet(nc.bootstrap, m, pair.first, pair.second, n_boot=40, seed=6)
@@ -111,6 +113,30 @@ def test_same_seed_same_numbers_at_every_n_jobs():
     assert np.array_equal(*perm)
     ceiling = [float(nc.noise_ceiling("cka", pair.first, n_splits=6, seed=2, n_jobs=j)) for j in (1, 2)]
     assert ceiling[0] == ceiling[1]
+
+
+def test_process_pool_reloads_each_calls_data_and_leaves_no_file(monkeypatch, tmp_path):
+    """The warm pool caches a call's data in its workers; the next call (other data, other measure) must not
+    reuse it, and the shared file holding it is removed. "auto" picks processes above the work threshold and
+    threads below it, with the same numbers."""
+    from neurokpflow.compare import _replicates
+
+    monkeypatch.setattr(_replicates, "_shared_dir", lambda: str(tmp_path))
+    pair = simulate_pair(np.random.default_rng(4), n_times=3)
+    for m in (nc.CKA(cross_validated=True), nc.Procrustes(cross_validated=True)):
+        serial = _quiet(nc.bootstrap, m, pair.first, pair.second, n_boot=12, seed=1)
+        parallel = _quiet(nc.bootstrap, m, pair.first, pair.second, n_boot=12, seed=1, n_jobs=2, backend="processes")
+        assert np.array_equal(serial.samples, parallel.samples)
+    assert list(tmp_path.iterdir()) == []
+    chosen = []
+    original = _replicates.choose_backend
+    monkeypatch.setattr(_replicates, "choose_backend", lambda *a: chosen.append(original(*a)) or chosen[-1])
+    for threshold in (0.0, float("inf")):
+        monkeypatch.setattr(_replicates, "PROCESS_MIN_SECONDS", {False: threshold, True: threshold})
+        auto = _quiet(nc.bootstrap, "cka", pair.first, pair.second, over="trials", n_boot=12, seed=1, n_jobs=2)
+        assert np.array_equal(auto.samples, _quiet(nc.bootstrap, "cka", pair.first, pair.second, over="trials",
+                                                   n_boot=12, seed=1).samples)
+    assert chosen == ["processes", "threads"]
 
 
 def test_permutation_p_value_counts_the_observed_labelling():

@@ -97,7 +97,7 @@ class _HalvesScore:
 
 
 def noise_ceiling(measure: Any, data: Any, *, n_splits: int = 10, seed: int = 0, condition: Any = None,
-                  var: str | None = None, n_jobs: int | None = 1, backend: str = "threads") -> NoiseCeiling:
+                  var: str | None = None, n_jobs: int | None = 1, backend: str = "auto") -> NoiseCeiling:
     """How similar the recording is to itself under the measure: the best a model can score.
 
     Split ``i`` uses its own random stream (see :func:`bootstrap`), so any ``n_jobs`` gives the same value.
@@ -124,7 +124,7 @@ def noise_ceiling(measure: Any, data: Any, *, n_splits: int = 10, seed: int = 0,
 #: a bootstrap whose |bias| exceeds this fraction of its standard error warns (Efron & Tibshirani's rule of
 #: thumb: below 0.25 SE the bias is negligible next to the sampling error)
 BIAS_WARNING_FRACTION = 0.25
-INTERVALS = ("bca", "percentile", "basic")
+INTERVALS = ("bca", "bias_corrected", "percentile", "basic")
 OVERS = ("conditions", "trials", "both", "sessions")
 
 
@@ -139,8 +139,14 @@ class BootstrapResult:
     - ``"bca"``: bias-corrected and accelerated (Efron 1987): percentiles of the replicates at
       Phi(z0 + (z0 + z) / (1 - a (z0 + z))), z0 = Phi^-1(share of replicates below the estimate,
       ties half), a = the skewness of the jackknife over the resampled units (conditions, blocks of
-      trials or sessions) / 6. It keeps the estimate inside the interval whenever some replicates
-      lie on each side of it, and follows scipy.stats.bootstrap's definition.
+      trials or sessions) / 6. It follows scipy.stats.bootstrap's definition. It contains the
+      estimate only while the median bias is moderate (about |z0| < z_(1+ci)/2 for small a): an
+      estimator whose replicates lie mostly on one side of it is corrected past its own value.
+    - ``"bias_corrected"``: for estimators with a smooth first-order bias that is large next to their
+      SE (the rank correlation of crossnobis RDMs, attenuated by the RDMs' noise). ``estimate`` is the
+      bootstrap bias-corrected value 2 theta - mean(replicates) (Efron & Tibshirani 1993, section
+      10.3), ``raw_estimate`` the measure on the full data, and the interval is the basic one,
+      [2 theta - q_high, 2 theta - q_low], the interval whose centre is that bias-corrected value.
     - ``"basic"``: [2 estimate - q_high, 2 estimate - q_low]; reported with the reason when BCa is
       undefined (every replicate on one side of the estimate: a biased estimator).
     - ``"percentile"``: [q_low, q_high] of the replicates (only on request: it ignores bias).
@@ -156,11 +162,12 @@ class BootstrapResult:
     over: str
     samples: np.ndarray = field(repr=False)
     session_estimates: np.ndarray | None = field(default=None, repr=False)
+    raw_estimate: float | None = None
 
     @property
     def bias_corrected(self) -> float:
-        """estimate - bias = 2 estimate - mean(replicates)."""
-        return float(self.estimate - self.bias)
+        """2 theta - mean(replicates), theta the measure on the full data (``raw_estimate`` when set)."""
+        return float(self.estimate) if self.raw_estimate is not None else float(self.estimate - self.bias)
 
     def __float__(self) -> float:
         return float(self.estimate)
@@ -284,7 +291,7 @@ def bca_interval(samples: np.ndarray, estimate: float, jackknife: np.ndarray, ci
 
 def bootstrap(measure: Any, first: Any, second: Any, *, over: str = "auto", n_boot: int = 1000,
               ci: float = 0.95, seed: int = 0, interval: str | None = None, n_jobs: int | None = 1,
-              backend: str = "threads", **align_options: Any) -> BootstrapResult:
+              backend: str = "auto", **align_options: Any) -> BootstrapResult:
     """Bootstrap confidence interval of a measure, by default BCa.
 
     Parameters
@@ -300,7 +307,9 @@ def bootstrap(measure: Any, first: Any, second: Any, *, over: str = "auto", n_bo
         the conditions, so the interval is about trial noise for this set of conditions.
     interval : ``"bca"`` (default for every measure, see :class:`BootstrapResult`), ``"basic"`` or
         ``"percentile"``; ``None`` uses the measure's ``interval`` attribute.
-    n_jobs, backend : parallel replicates in threads or processes. Replicate i draws from its own stream
+    n_jobs, backend : parallel replicates in ``"threads"``, ``"processes"`` or ``"auto"`` (processes when
+        the estimated work exceeds the pool's start-up, see :mod:`neurokpflow.compare._replicates`).
+        Replicate i draws from its own stream
         ``SeedSequence(seed).spawn(n_boot)[i]``, so the numbers are identical at every ``n_jobs``.
     second, first : either may be multi-session (see :mod:`neurokpflow.compare.sessions`): the measure is
         computed per session and averaged.
@@ -347,7 +356,7 @@ def resolve_over(m: Measure, pairs, over: str) -> str:
 
 def bootstrap_aligned(m: Measure, pairs, *, over: str = "auto", n_boot: int = 1000, ci: float = 0.95,
                       seed: int = 0, interval: str | None = None, n_jobs: int | None = 1,
-                      backend: str = "threads") -> BootstrapResult:
+                      backend: str = "auto") -> BootstrapResult:
     """:func:`bootstrap` on already aligned representations: ``pairs`` is one (first, second) pair or a
     list of them (one per session)."""
     if isinstance(pairs, tuple) and len(pairs) == 2 and isinstance(pairs[0], Representation):
@@ -374,16 +383,22 @@ def bootstrap_aligned(m: Measure, pairs, *, over: str = "auto", n_boot: int = 10
             interval = "basic"
         else:
             low, high = bounds
-    if interval == "basic":
+    raw_estimate = None
+    if interval == "bias_corrected":
+        raw_estimate, estimate = estimate, estimate - bias
+        per_session = per_session - bias
+        interval = "basic"
+        low, high = 2 * raw_estimate - q_high, 2 * raw_estimate - q_low
+    elif interval == "basic":
         low, high = 2 * estimate - q_high, 2 * estimate - q_low
     elif interval == "percentile":
         low, high = q_low, q_high
-    if se > 0 and abs(bias) > BIAS_WARNING_FRACTION * se:
+    if se > 0 and abs(bias) > BIAS_WARNING_FRACTION * se and raw_estimate is None:
         warnings.warn(f"{m.estimator}: bootstrap bias {bias:+.3g} is {abs(bias) / se:.2f} SE (> "
                       f"{BIAS_WARNING_FRACTION} SE); bias-corrected estimate {estimate - bias:.4g} "
                       f"(estimate {estimate:.4g})", BootstrapBiasWarning, stacklevel=3)
     return BootstrapResult(estimate, bias, se, float(low), float(high), method, ci, over, samples,
-                           per_session if len(per_session) > 1 else None)
+                           per_session if len(per_session) > 1 else None, raw_estimate)
 
 
 @dataclass(frozen=True)
@@ -423,7 +438,7 @@ class _Permuted:
 
 def permutation_test(measure: Any, first: Any, second: Any, *, over: str = "conditions", n_perm: int = 1000,
                      block_length: int | None = None, seed: int = 0, n_jobs: int | None = 1,
-                     backend: str = "threads", **align_options: Any) -> PermutationResult:
+                     backend: str = "auto", **align_options: Any) -> PermutationResult:
     """Null distribution by shuffling the second input's condition labels, or the order of contiguous
     time blocks of ``block_length`` bins (default n_times // 10), and recomputing the measure.
     Multi-session input: every session is shuffled and the mean over sessions compared.
@@ -434,7 +449,7 @@ def permutation_test(measure: Any, first: Any, second: Any, *, over: str = "cond
 
 def permutation_aligned(m: Measure, pairs, b: Representation | None = None, *, over: str = "conditions",
                         n_perm: int = 1000, block_length: int | None = None, seed: int = 0,
-                        n_jobs: int | None = 1, backend: str = "threads") -> PermutationResult:
+                        n_jobs: int | None = 1, backend: str = "auto") -> PermutationResult:
     """:func:`permutation_test` on already aligned representations: ``(a, b)`` or a list of pairs."""
     if b is not None:
         pairs = [(pairs, b)]
