@@ -63,6 +63,40 @@ def test_noise_corrected_intervals_cover_the_noise_free_truth():
     assert old_inside < n_sets / 2
 
 
+def test_crossnobis_rsa_reports_the_bias_corrected_estimate_inside_its_interval():
+    """The rank correlation of crossnobis RDMs is attenuated by the RDMs' noise (several SE below the truth), so
+    every replicate can fall below the estimate and BCa is undefined. The default interval for crossnobis RSA
+    reports 2 theta - mean(replicates), which lies inside the basic interval and is removes most of the attenuation."""
+    rng = np.random.default_rng(11)
+    errors = {"raw": [], "corrected": []}
+    for i in range(6):
+        pair = simulate_pair(rng, n_times=4, units=(12, 16))
+        truth = float(nc.rsa(pair.first_means, pair.second_means, "sqeuclidean"))
+        boot = _quiet(nc.bootstrap, nc.RSA("crossnobis"), pair.first, pair.second, n_boot=60, seed=i)
+        assert boot.method == "bias_corrected" and boot.over == "trials"
+        assert boot.raw_estimate == pytest.approx(float(nc.rsa(pair.first, pair.second, "crossnobis")))
+        assert boot.estimate == pytest.approx(2 * boot.raw_estimate - boot.samples.mean())
+        assert boot.bias_corrected == boot.estimate
+        q_low, q_high = np.percentile(boot.samples, [2.5, 97.5])
+        assert (boot.low, boot.high) == pytest.approx((2 * boot.raw_estimate - q_high, 2 * boot.raw_estimate - q_low))
+        assert boot.low <= boot.estimate <= boot.high
+        errors["raw"].append(boot.raw_estimate - truth)
+        errors["corrected"].append(boot.estimate - truth)
+    assert all(e < 0 for e in errors["raw"])                     # attenuated every time
+    assert abs(np.mean(errors["corrected"])) < 0.5 * abs(np.mean(errors["raw"]))
+
+
+def test_compare_gives_crossnobis_rsa_its_bias_corrected_estimate_inside_the_plotted_interval():
+    pair = simulate_pair(np.random.default_rng(12), n_times=3, units=(8, 10))
+    ds = _quiet(nc.compare, pair.first, pair.second, measures=[nc.RSA("crossnobis"), nc.CKA(cross_validated=True)],
+                stats=["bootstrap"], n_boot=30)
+    low, high, point = (ds[v].values for v in ("ci_low", "ci_high", "ci_estimate"))
+    assert np.all((low <= point) & (point <= high))
+    assert point[0] != ds["score"].values[0] and point[1] == ds["score"].values[1]
+    assert list(ds["ci_method"].values) == ["bias_corrected over trials", "bca over trials"]
+    nc.plot_comparison(ds)          # no negative error bar: the bar is drawn around ci_estimate
+
+
 @pytest.mark.parametrize("units", [5, 40])   # feature-space and sample-space forms of the cross-fold products
 def test_noise_corrected_estimators_equal_plain_ones_without_noise_and_accept_a_deterministic_model(units):
     rng = np.random.default_rng(1)

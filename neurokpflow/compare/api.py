@@ -208,7 +208,10 @@ def compare(model: Any, data: Any, measures: Sequence[Any] = ("procrustes", "cka
              "ci_low": f"{opts.ci:.0%} bootstrap lower bound (method in ci_method)",
              "ci_high": f"{opts.ci:.0%} bootstrap upper bound (method in ci_method)",
              "bias": "bootstrap bias: mean of the replicates minus score (score - bias is bias-corrected)",
-             "se": "bootstrap standard error", "ci_method": "bootstrap interval method and what was resampled",
+             "se": "bootstrap standard error",
+             "ci_estimate": "the point estimate the interval belongs to: score, or its bootstrap bias-corrected "
+                            "value for the 'bias_corrected' interval (crossnobis RSA)",
+             "ci_method": "bootstrap interval method and what was resampled",
              "p_value": "one-sided permutation p-value (k + 1) / (n + 1), shuffling the data's "
                         f"{opts.permute_over} ('auto': time blocks for dsa, conditions otherwise)",
              "null_mean": "mean of the permutation null", "null": "permutation null samples",

@@ -174,6 +174,11 @@ class BootstrapResult:
 
 
 def _trial_draw(rep: Representation, rng: np.random.Generator, n_folds: int) -> Representation:
+    """One trial resample of ``rep`` (see :class:`TrialResampler`)."""
+    return TrialResampler(rep, n_folds)(rng)
+
+
+class TrialResampler:
     """Trials resampled with replacement within each resampling cell, with variance-corrected residuals.
 
     The cells are the conditions or, for fold-based estimators, (condition, fold) pairs (positions k,
@@ -186,32 +191,42 @@ def _trial_draw(rep: Representation, rng: np.random.Generator, n_folds: int) -> 
     their Application, section 6.2.3: residuals r / sqrt(1 - h) with leverage h = 1/n of a cell-mean
     model), which makes the bootstrap variance of every cell mean exactly the unbiased s^2/n while
     keeping the cell means themselves. n counts the non-missing values of each (cell, time, unit).
+    The cell means and modified residuals are computed once; a replicate only draws and adds them.
     """
-    if rep.trials is None:
-        return rep
-    picked, cell = _trial_draw_index(rep, rng, n_folds)
-    trials = rep.trials
-    valid = ~torch.isnan(trials)
-    index = torch.as_tensor(cell)
-    shape = (rep.n_conditions * n_folds,) + tuple(trials.shape[1:])
-    counts = torch.zeros(shape, dtype=trials.dtype).index_add_(0, index, valid.to(trials.dtype))
-    sums = torch.zeros(shape, dtype=trials.dtype).index_add_(0, index, torch.where(valid, trials, 0.0))
-    means = sums / counts.clamp_min(1.0)
-    inflation = torch.where(counts > 1, torch.sqrt(counts / (counts - 1).clamp_min(1.0)), torch.ones_like(counts))
-    source = torch.as_tensor(picked)
-    resampled = means[index] + inflation[index] * (trials[source] - means[index])
-    return rep.with_trials(resampled, rep.trial_condition)
+
+    def __init__(self, rep: Representation, n_folds: int):
+        self.rep, self.n_folds = rep, n_folds
+        if rep.trials is None:
+            return
+        _, self.cell = _trial_draw_index(rep, np.random.default_rng(0), n_folds)
+        trials = rep.trials
+        valid = ~torch.isnan(trials)
+        index = torch.as_tensor(self.cell)
+        shape = (rep.n_conditions * n_folds,) + tuple(trials.shape[1:])
+        counts = torch.zeros(shape, dtype=trials.dtype).index_add_(0, index, valid.to(trials.dtype))
+        sums = torch.zeros(shape, dtype=trials.dtype).index_add_(0, index, torch.where(valid, trials, 0.0))
+        means = (sums / counts.clamp_min(1.0))[index]
+        inflation = torch.where(counts > 1, torch.sqrt(counts / (counts - 1).clamp_min(1.0)), torch.ones_like(counts))
+        self.base, self.residuals = means, inflation[index] * (trials - means)
+
+    def __call__(self, rng: np.random.Generator) -> Representation:
+        if self.rep.trials is None:
+            return self.rep
+        picked, _ = _trial_draw_index(self.rep, rng, self.n_folds, self.cell)
+        return self.rep.with_trials(self.base + self.residuals[torch.as_tensor(picked)], self.rep.trial_condition)
 
 
-def _trial_draw_index(rep: Representation, rng: np.random.Generator, n_folds: int) -> tuple[np.ndarray, np.ndarray]:
+def _trial_draw_index(rep: Representation, rng: np.random.Generator, n_folds: int,
+                      cell: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``(picked, cell)``: trial i is replaced by trial ``picked[i]``, drawn uniformly from its own
     resampling cell ``cell[i]`` = condition * n_folds + (position of i within its condition) % n_folds."""
-    labels = np.asarray(rep.trial_condition)
-    order = np.argsort(labels, kind="stable")                    # trials grouped by condition, stored order kept
-    starts = np.searchsorted(labels[order], np.arange(rep.n_conditions))
-    position = np.arange(len(order)) - np.repeat(starts, np.bincount(labels, minlength=rep.n_conditions))
-    cell = np.empty(len(order), dtype=np.int64)
-    cell[order] = labels[order] * n_folds + position % n_folds   # (condition, fold) of every trial
+    if cell is None:
+        labels = np.asarray(rep.trial_condition)
+        order = np.argsort(labels, kind="stable")                # trials grouped by condition, stored order kept
+        starts = np.searchsorted(labels[order], np.arange(rep.n_conditions))
+        position = np.arange(len(order)) - np.repeat(starts, np.bincount(labels, minlength=rep.n_conditions))
+        cell = np.empty(len(order), dtype=np.int64)
+        cell[order] = labels[order] * n_folds + position % n_folds   # (condition, fold) of every trial
     cell_order = np.argsort(cell, kind="stable")
     sizes = np.bincount(cell, minlength=rep.n_conditions * n_folds)
     first = np.concatenate([[0], np.cumsum(sizes)[:-1]])
@@ -226,23 +241,30 @@ class _Design:
     def __init__(self, m: Measure, pairs: list[tuple[Representation, Representation]], over: str):
         self.m, self.pairs, self.over = m, pairs, over
         self.folds = max(1, int(getattr(m, "trial_folds", 1)))
+        # "trials"/"sessions" resample the stored pairs' trials: their cell means and residuals are fixed
+        self.resamplers = [tuple(TrialResampler(rep, self.folds) for rep in pair) for pair in pairs] \
+            if over in ("trials", "sessions") else None
 
     def statistic(self, pairs) -> float:
         return float(np.mean([_score_quietly(self.m, a, b) for a, b in pairs]))
 
-    def _draw_pair(self, a, b, rng):
+    def _draw_pair(self, k, rng):
+        a, b = self.pairs[k]
+        if self.resamplers is not None:
+            ra, rb = self.resamplers[k]
+            return ra(rng), rb(rng)
         if self.over in ("conditions", "both"):
             idx = rng.integers(0, a.n_conditions, a.n_conditions)
             a, b = a.take_conditions(idx), b.take_conditions(idx)
-        if self.over in ("trials", "both", "sessions"):
+        if self.over == "both":
             a, b = _trial_draw(a, rng, self.folds), _trial_draw(b, rng, self.folds)
         return a, b
 
     def __call__(self, rng: np.random.Generator) -> float:
-        pairs = self.pairs
+        chosen = range(len(self.pairs))
         if self.over == "sessions":
-            pairs = [pairs[i] for i in rng.integers(0, len(pairs), len(pairs))]
-        return self.statistic([self._draw_pair(a, b, rng) for a, b in pairs])
+            chosen = rng.integers(0, len(self.pairs), len(self.pairs))
+        return self.statistic([self._draw_pair(k, rng) for k in chosen])
 
     def jackknife(self) -> np.ndarray:
         """Leave-one-out values over the resampled units (for the BCa acceleration)."""
