@@ -97,6 +97,31 @@ def test_compare_gives_crossnobis_rsa_its_bias_corrected_estimate_inside_the_plo
     nc.plot_comparison(ds)          # no negative error bar: the bar is drawn around ci_estimate
 
 
+def test_trial_jackknife_acceleration_masks_one_trial_and_reduces_to_efrons_formula():
+    """Leaving trial j out masks it (NaN): only its own (condition, fold) cell mean changes, every other trial
+    keeps its fold (deleting it would shift the folds of the later trials). With one stratum the multi-sample
+    acceleration is Efron's sum d^3 / (6 (sum d^2)^1.5) of the jackknife values."""
+    from neurokpflow.compare._inputs import fold_means
+
+    pair = simulate_pair(np.random.default_rng(13), n_times=2, units=(4, 5))
+    a, b = nc.align(pair.first, pair.second)
+    design = nc.stats._Design(nc.CKA(cross_validated=True), [(a, b)], "trials")
+    cell = design.resamplers[0][0].cell
+    j = 21
+    masked = a.trials.clone()
+    masked[j] = float("nan")
+    before, after = fold_means(a, 4), fold_means(a.with_trials(masked, a.trial_condition), 4)
+    changed = (before != after).any(-1).reshape(4, a.n_conditions, a.n_times).any(-1)      # (fold, condition)
+    condition, fold = divmod(int(cell[j]), 4)
+    assert changed.sum() == 1 and changed[fold, condition]
+    values = np.random.default_rng(0).standard_normal(7)
+    d = values.mean() - values
+    efron = np.sum(d ** 3) / (6 * np.sum(d ** 2) ** 1.5)
+    assert nc.stats._stratified_acceleration([6 * d]) == pytest.approx(efron)
+    assert nc.stats._acceleration(values) == pytest.approx(efron)
+    assert abs(design.acceleration()) < 0.5
+
+
 @pytest.mark.parametrize("units", [5, 40])   # feature-space and sample-space forms of the cross-fold products
 def test_noise_corrected_estimators_equal_plain_ones_without_noise_and_accept_a_deterministic_model(units):
     rng = np.random.default_rng(1)

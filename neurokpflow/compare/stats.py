@@ -10,7 +10,7 @@ import numpy as np
 import scipy.stats
 import torch
 
-from ._inputs import Representation, align, as_representation, drop_trial_block, trial_blocks
+from ._inputs import Representation, align, as_representation
 from ._measure import Measure, check_option
 from ._registry import get_measure
 from ._replicates import kept_values, run_replicates
@@ -138,8 +138,8 @@ class BootstrapResult:
 
     - ``"bca"``: bias-corrected and accelerated (Efron 1987): percentiles of the replicates at
       Phi(z0 + (z0 + z) / (1 - a (z0 + z))), z0 = Phi^-1(share of replicates below the estimate,
-      ties half), a = the skewness of the jackknife over the resampled units (conditions, blocks of
-      trials or sessions) / 6. It follows scipy.stats.bootstrap's definition. It contains the
+      ties half), a = the acceleration from jackknife influence values over the resampled units
+      (single trials within their strata, conditions or sessions; see ``_Design.acceleration``). It follows scipy.stats.bootstrap's definition. It contains the
       estimate only while the median bias is moderate (about |z0| < z_(1+ci)/2 for small a): an
       estimator whose replicates lie mostly on one side of it is corrected past its own value.
     - ``"bias_corrected"``: for estimators with a smooth first-order bias that is large next to their
@@ -266,25 +266,78 @@ class _Design:
             chosen = rng.integers(0, len(self.pairs), len(self.pairs))
         return self.statistic([self._draw_pair(k, rng) for k in chosen])
 
+    def acceleration(self) -> float:
+        """The BCa acceleration a from jackknife influence values over the resampled units.
+
+        ``"trials"``: the units are the single trials, resampled within independent strata (the
+        (condition, fold) cells of either side). Trial j of cell s is left out by masking it (NaN), so
+        every other trial keeps its fold; with l_sj = (n_s - 1)(mean over the cell's leave-one-out
+        values - theta_(sj)) the multi-sample formula is a = sum_s n_s^-3 sum_j l_sj^3 /
+        (6 (sum_s n_s^-2 sum_j l_sj^2)^(3/2)) (Davison & Hinkley 1997, section 3.2 and eq. 5.23; Efron
+        1987). One value per trial, not one per block of trials: a skewness from a handful of
+        delete-a-block values is itself too noisy to shift the interval by.
+        Conditions and sessions: the ordinary jackknife over them.
+        """
+        if self.over == "trials":
+            return _stratified_acceleration(self._trial_influence())
+        return _acceleration(self.jackknife())
+
+    def _trial_influence(self) -> list[np.ndarray]:
+        (a, b), = self.pairs
+        strata = []
+        for side, resampler in enumerate(self.resamplers[0]):
+            rep = resampler.rep
+            if rep.trials is None:
+                continue
+            for c in np.unique(resampler.cell):
+                members = np.flatnonzero(resampler.cell == c)
+                if len(members) < 2:
+                    continue
+                values = []
+                for j in members:
+                    masked = rep.trials.clone()
+                    masked[j] = float("nan")
+                    r = rep.with_trials(masked, rep.trial_condition)
+                    left_out = _value_or_none(self.statistic, [(r, b) if side == 0 else (a, r)])
+                    if left_out is None:
+                        break
+                    values.append(left_out)
+                else:
+                    values = np.asarray(values)
+                    strata.append((len(members) - 1) * (values.mean() - values))
+        return strata
+
     def jackknife(self) -> np.ndarray:
-        """Leave-one-out values over the resampled units (for the BCa acceleration)."""
+        """Leave-one-out values over the resampled conditions or sessions."""
         if self.over == "sessions":
             if len(self.pairs) < 3:
                 return np.zeros(0)
             return np.array([self.statistic(self.pairs[:i] + self.pairs[i + 1:]) for i in range(len(self.pairs))])
         (a, b), = self.pairs
-        if self.over in ("conditions", "both"):
-            if a.n_conditions < 3:
-                return np.zeros(0)
-            keep = [np.delete(np.arange(a.n_conditions), i) for i in range(a.n_conditions)]
-            values = [_value_or_none(self.statistic, [(a.take_conditions(k), b.take_conditions(k))]) for k in keep]
-        else:
-            blocks = trial_blocks(a, b, self.folds)
-            values = [_value_or_none(self.statistic, [(drop_trial_block(a, j, self.folds),
-                                                       drop_trial_block(b, j, self.folds))])
-                      for j in range(blocks)]
+        if a.n_conditions < 3:
+            return np.zeros(0)
+        keep = [np.delete(np.arange(a.n_conditions), i) for i in range(a.n_conditions)]
+        values = [_value_or_none(self.statistic, [(a.take_conditions(k), b.take_conditions(k))]) for k in keep]
         values = [v for v in values if v is not None]
         return np.asarray(values) if len(values) >= 3 else np.zeros(0)
+
+
+def _acceleration(jackknife: np.ndarray) -> float:
+    """Efron's acceleration from ordinary jackknife values: sum d^3 / (6 (sum d^2)^1.5), d = mean - value."""
+    if len(jackknife) < 3:
+        return 0.0
+    d = jackknife.mean() - jackknife
+    ss = np.sum(d ** 2)
+    return float(np.sum(d ** 3) / (6.0 * ss ** 1.5)) if ss > 0 else 0.0
+
+
+def _stratified_acceleration(strata: list[np.ndarray]) -> float:
+    """Multi-sample acceleration from per-stratum influence values (see ``_Design.acceleration``)."""
+    if not strata:
+        return 0.0
+    cube = sum(np.sum(l ** 3) / len(l) ** 3 for l in strata)
+    square = sum(np.sum(l ** 2) / len(l) ** 2 for l in strata)
+    return float(cube / (6.0 * square ** 1.5)) if square > 0 else 0.0
 
 
 def _value_or_none(fn, *args):
@@ -294,17 +347,16 @@ def _value_or_none(fn, *args):
         return None
 
 
-def bca_interval(samples: np.ndarray, estimate: float, jackknife: np.ndarray, ci: float) -> tuple[float, float] | None:
-    """BCa interval (scipy.stats.bootstrap's definition); None when every replicate lies on one side."""
+def bca_interval(samples: np.ndarray, estimate: float, jackknife: np.ndarray, ci: float,
+                 acceleration: float | None = None) -> tuple[float, float] | None:
+    """BCa interval (scipy.stats.bootstrap's definition); None when every replicate lies on one side.
+    The acceleration comes from the ordinary ``jackknife`` values unless given."""
     share = (np.sum(samples < estimate) + np.sum(samples <= estimate)) / (2.0 * len(samples))
     if share <= 0.0 or share >= 1.0:
         return None
     z0 = scipy.stats.norm.ppf(share)
-    acceleration = 0.0
-    if len(jackknife) >= 3:
-        d = jackknife.mean() - jackknife
-        ss = np.sum(d ** 2)
-        acceleration = float(np.sum(d ** 3) / (6.0 * ss ** 1.5)) if ss > 0 else 0.0
+    if acceleration is None:
+        acceleration = _acceleration(jackknife)
     z = scipy.stats.norm.ppf([(1 - ci) / 2, (1 + ci) / 2])
     levels = scipy.stats.norm.cdf(z0 + (z0 + z) / (1 - acceleration * (z0 + z)))
     low, high = np.percentile(samples, 100 * levels)
@@ -395,7 +447,7 @@ def bootstrap_aligned(m: Measure, pairs, *, over: str = "auto", n_boot: int = 10
     q_low, q_high = np.percentile(samples, [50 * (1 - ci), 50 * (1 + ci)])
     method = interval
     if interval == "bca":
-        bounds = bca_interval(samples, estimate, design.jackknife(), ci)
+        bounds = bca_interval(samples, estimate, np.zeros(0), ci, acceleration=design.acceleration())
         if bounds is None:
             method = "basic (BCa undefined: every replicate lies on one side of the estimate)"
             warnings.warn(f"{m.estimator}: every bootstrap replicate lies on one side of the estimate, so BCa is "
