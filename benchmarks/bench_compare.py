@@ -18,7 +18,7 @@ timed in the same run. Baselines (timed on a subset of pairs and extrapolated, a
 coverage (noise-corrected estimators with their default interval over trials: BCa for CKA and Procrustes, the
 bootstrap bias-corrected estimate with the basic interval for crossnobis RSA; next to the percentile interval
 over conditions of the plain estimators, the method before BCa):
-  python -m benchmarks.bench_compare coverage [--datasets 200 --n-boot 200]
+  python -m benchmarks.bench_compare coverage [--datasets 200 --n-boot 200 --n-jobs 2]   (n-jobs: data sets in parallel)
 """
 from __future__ import annotations
 
@@ -108,33 +108,57 @@ def bench_pairwise(args) -> None:
 
 
 
-def coverage_rows(n_datasets: int, n_boot: int, seed: int = 0, n_jobs: int = 1):
-    """Per data set and estimator: (truth, estimate, low, high) of the new defaults and of the old method."""
+def _coverage_measures():
     import neurokpflow.compare as nc
-    from neurokpflow.compare.simulate import simulate_pair
 
-    truth_measures = {"linear CKA": nc.CKA(), "Procrustes angle": nc.Procrustes(), "RSA Spearman": nc.RSA("sqeuclidean")}
+    truth = {"linear CKA": nc.CKA(), "Procrustes angle": nc.Procrustes(), "RSA Spearman": nc.RSA("sqeuclidean")}
     new = {"linear CKA": nc.CKA(cross_validated=True), "Procrustes angle": nc.Procrustes(cross_validated=True),
            "RSA Spearman": nc.RSA("crossnobis")}
     old = {"linear CKA": nc.CKA(), "Procrustes angle": nc.Procrustes(), "RSA Spearman": nc.RSA()}
-    rng = np.random.default_rng(seed)
-    rows = {(kind, name): [] for kind in ("new", "old") for name in new}
-    methods = {}
+    return truth, new, old
+
+
+def coverage_one(i: int, pair, n_boot: int) -> dict:
+    """Data set i: per (kind, estimator) (truth, estimate, low, high, se, method), new defaults and old method."""
+    import neurokpflow.compare as nc
+
+    torch.set_num_threads(1)
+    truth_measures, new, old = _coverage_measures()
+    out = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for i in range(n_datasets):
+        for name in new:
+            truth = float(truth_measures[name](pair.first_means, pair.second_means))
+            b = nc.bootstrap(new[name], pair.first, pair.second, n_boot=n_boot, seed=i)
+            out["new", name] = (truth, b.estimate, b.low, b.high, b.se, b.method)
+            b = nc.bootstrap(old[name], pair.first, pair.second, over="conditions", interval="percentile",
+                             n_boot=n_boot, seed=i)
+            out["old", name] = (truth, b.estimate, b.low, b.high, b.se, b.method)
+    return out
+
+
+def coverage_rows(n_datasets: int, n_boot: int, seed: int = 0, n_jobs: int = 1):
+    """Per data set and estimator: (truth, estimate, low, high, se) of the new defaults and of the old method.
+    The data sets are drawn in order from one generator; ``n_jobs`` > 1 spreads whole data sets over processes
+    (the numbers do not change)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from neurokpflow.compare.simulate import simulate_pair
+
+    rng = np.random.default_rng(seed)
+    pairs = [simulate_pair(rng) for _ in range(n_datasets)]
+    if n_jobs > 1:
+        with ProcessPoolExecutor(n_jobs) as pool:
+            results = list(pool.map(coverage_one, range(n_datasets), pairs, [n_boot] * n_datasets))
+    else:
+        results = []
+        for i, pair in enumerate(pairs):
             if i % 20 == 0:
                 print(f"  data set {i}/{n_datasets}", file=sys.stderr, flush=True)
-            pair = simulate_pair(rng)
-            for name in new:
-                truth = float(truth_measures[name](pair.first_means, pair.second_means))
-                b = nc.bootstrap(new[name], pair.first, pair.second, n_boot=n_boot, seed=i, n_jobs=n_jobs)
-                rows["new", name].append((truth, b.estimate, b.low, b.high, b.se))
-                methods[name] = b.method
-                b = nc.bootstrap(old[name], pair.first, pair.second, over="conditions", interval="percentile",
-                                 n_boot=n_boot, seed=i, n_jobs=n_jobs)
-                rows["old", name].append((truth, b.estimate, b.low, b.high, b.se))
-    return {k: np.asarray(v) for k, v in rows.items()}, methods
+            results.append(coverage_one(i, pair, n_boot))
+    rows = {key: np.asarray([r[key][:5] for r in results]) for key in results[0]}
+    methods = {name: [r["new", name][5] for r in results] for kind, name in results[0] if kind == "new"}
+    return rows, methods
 
 
 def bench_coverage(args) -> None:
@@ -145,8 +169,10 @@ def bench_coverage(args) -> None:
     print("mean SE: mean bootstrap SE; RMSE: root mean square of estimate - truth (calibrated: RMSE ~ mean SE)")
     print(f"{'estimator':<17} {'interval':<48} {'covers truth':>13} {'estimate inside':>16} {'mean bias':>10} "
           f"{'RMSE':>7} {'mean SE':>8}")
+    _, new, _ = _coverage_measures()
+    fallbacks = {name: sum(m != new[name].interval for m in methods[name]) for name in methods}
     for name in ("linear CKA", "Procrustes angle", "RSA Spearman"):
-        labels = {"new": f"noise-corrected, {methods[name]} over trials", "old": "plain, percentile over conditions (old)"}
+        labels = {"new": f"noise-corrected, {new[name].interval} over trials", "old": "plain, percentile over conditions (old)"}
         for kind in ("new", "old"):
             r = rows[kind, name]
             cover = np.sum((r[:, 2] <= r[:, 0]) & (r[:, 0] <= r[:, 3]))
@@ -155,6 +181,10 @@ def bench_coverage(args) -> None:
             print(f"{name:<17} {labels[kind]:<48} {cover:>5}/{len(r)} {100 * cover / len(r):4.0f}% "
                   f"{inside:>8}/{len(r)} {np.mean(error):>+10.4f} {np.sqrt(np.mean(error ** 2)):>7.4f} "
                   f"{np.mean(r[:, 4]):>8.4f}")
+    for name, count in fallbacks.items():
+        if count:
+            print(f"{name}: {count}/{len(methods[name])} data sets fell back to the basic interval (every replicate on "
+                  "one side of the estimate, BCa undefined)")
 
 
 def _m1_pair():

@@ -190,12 +190,13 @@ def test_process_pool_reloads_each_calls_data_and_leaves_no_file(monkeypatch, tm
     chosen = []
     original = _replicates.choose_backend
     monkeypatch.setattr(_replicates, "choose_backend", lambda *a: chosen.append(original(*a)) or chosen[-1])
-    for threshold in (0.0, float("inf")):
+    serial = _quiet(nc.bootstrap, "cka", pair.first, pair.second, over="trials", n_boot=12, seed=1)
+    for threshold, backend in ((0.0, "processes"), (float("inf"), "threads")):
         monkeypatch.setattr(_replicates, "PROCESS_MIN_SECONDS", {False: threshold, True: threshold})
+        chosen.clear()
         auto = _quiet(nc.bootstrap, "cka", pair.first, pair.second, over="trials", n_boot=12, seed=1, n_jobs=2)
-        assert np.array_equal(auto.samples, _quiet(nc.bootstrap, "cka", pair.first, pair.second, over="trials",
-                                                   n_boot=12, seed=1).samples)
-    assert chosen == ["processes", "threads"]
+        assert np.array_equal(auto.samples, serial.samples) and (auto.low, auto.high) == (serial.low, serial.high)
+        assert chosen == [backend, backend]             # the replicates, then the jackknife of the acceleration
 
 
 def test_permutation_p_value_counts_the_observed_labelling():

@@ -73,6 +73,10 @@ def _evaluate(fn: Callable[[np.random.Generator], float], streams: Sequence[np.r
     return out
 
 
+def _evaluate_indexed(fn: Callable[[int], float | None], indices) -> list:
+    return [fn(int(i)) for i in indices]
+
+
 def _pin_threads() -> None:
     """Worker initializer: torch and every BLAS/OpenMP pool on one thread."""
     import torch
@@ -85,12 +89,15 @@ def _pin_threads() -> None:
 _worker_cache: dict[str, Any] = {}
 
 
-def _process_chunk(path: str, key: str, seed: int, n: int, lo: int, hi: int) -> list:
-    """Runs in a worker: the call's function, loaded from ``path`` once per call, on replicates lo..hi-1."""
+def _process_chunk(path: str, key: str, seed: int | None, n: int, lo: int, hi: int) -> list:
+    """Runs in a worker: the call's function, loaded from ``path`` once per call, on replicates lo..hi-1
+    (``seed`` None: on the indices lo..hi-1, see :func:`run_indexed`)."""
     if key not in _worker_cache:
         _worker_cache.clear()                   # one call's data at a time
         with open(path, "rb") as f:
             _worker_cache[key] = pickle.load(f)
+    if seed is None:
+        return _evaluate_indexed(_worker_cache[key], range(lo, hi))
     return _evaluate(_worker_cache[key], replicate_streams(seed, n)[lo:hi])
 
 
@@ -112,7 +119,7 @@ def _shared_dir() -> str | None:
     return "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
 
 
-def _run_processes(fn, seed: int, n: int, lo: int, jobs: int) -> list:
+def _run_processes(fn, seed: int | None, n: int, lo: int, jobs: int) -> list:
     fd, path = tempfile.mkstemp(prefix="neurokpflow-replicates-", suffix=".pkl", dir=_shared_dir())
     try:
         with os.fdopen(fd, "wb") as f:
@@ -129,10 +136,10 @@ def _run_processes(fn, seed: int, n: int, lo: int, jobs: int) -> list:
     return [v for part in parts for v in part]
 
 
-def _run_threads(fn, streams: Sequence[np.random.SeedSequence], jobs: int) -> list:
-    bounds = np.linspace(0, len(streams), min(len(streams), CHUNKS_PER_WORKER * jobs) + 1).astype(int)
+def _run_threads(evaluate, items: Sequence, jobs: int) -> list:
+    bounds = np.linspace(0, len(items), min(len(items), CHUNKS_PER_WORKER * jobs) + 1).astype(int)
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        parts = list(pool.map(lambda ab: _evaluate(fn, streams[ab[0]:ab[1]]), zip(bounds[:-1], bounds[1:])))
+        parts = list(pool.map(lambda ab: evaluate(items[ab[0]:ab[1]]), zip(bounds[:-1], bounds[1:])))
     return [v for part in parts for v in part]
 
 
@@ -156,8 +163,26 @@ def run_replicates(fn: Callable[[np.random.Generator], float], seed: int, n: int
         head = _evaluate(fn, streams[:1])
         backend = choose_backend(time.perf_counter() - start, n - 1, jobs)
     if backend == "threads":
-        return head + _run_threads(fn, streams[len(head):], jobs)
+        return head + _run_threads(lambda part: _evaluate(fn, part), streams[len(head):], jobs)
     return head + _run_processes(fn, seed, n, len(head), jobs)
+
+
+def run_indexed(fn: Callable[[int], float | None], n: int, *, n_jobs: int | None = 1,
+                backend: str = "auto") -> list[float | None]:
+    """``[fn(0), ..., fn(n-1)]`` for deterministic work (jackknife values), on the same workers and by the
+    same rule as :func:`run_replicates`."""
+    check_option("backend", backend, BACKENDS)
+    jobs = resolve_jobs(n_jobs)
+    if jobs == 1 or n < 2:
+        return _evaluate_indexed(fn, range(n))
+    head: list = []
+    if backend == "auto":
+        start = time.perf_counter()
+        head = _evaluate_indexed(fn, range(1))
+        backend = choose_backend(time.perf_counter() - start, n - 1, jobs)
+    if backend == "threads":
+        return head + _run_threads(lambda part: _evaluate_indexed(fn, part), range(len(head), n), jobs)
+    return head + _run_processes(fn, None, n, len(head), jobs)
 
 
 def kept_values(values: Sequence[Any], what: str, stacklevel: int = 3) -> np.ndarray:

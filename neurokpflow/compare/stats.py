@@ -13,7 +13,7 @@ import torch
 from ._inputs import Representation, align, as_representation
 from ._measure import Measure, check_option
 from ._registry import get_measure
-from ._replicates import kept_values, run_replicates
+from ._replicates import kept_values, run_indexed, run_replicates
 from ._result import BootstrapBiasWarning, DegenerateInputError, Score
 from .predictivity import condition_folds, pearson_columns, spearman_brown
 from .sessions import is_multi_session, split_sessions
@@ -266,7 +266,7 @@ class _Design:
             chosen = rng.integers(0, len(self.pairs), len(self.pairs))
         return self.statistic([self._draw_pair(k, rng) for k in chosen])
 
-    def acceleration(self) -> float:
+    def acceleration(self, n_jobs: int | None = 1, backend: str = "auto") -> float:
         """The BCa acceleration a from jackknife influence values over the resampled units.
 
         ``"trials"``: the units are the single trials, resampled within independent strata (the
@@ -279,33 +279,23 @@ class _Design:
         Conditions and sessions: the ordinary jackknife over them.
         """
         if self.over == "trials":
-            return _stratified_acceleration(self._trial_influence())
+            return _stratified_acceleration(self._trial_influence(n_jobs, backend))
         return _acceleration(self.jackknife())
 
-    def _trial_influence(self) -> list[np.ndarray]:
-        (a, b), = self.pairs
-        strata = []
-        for side, resampler in enumerate(self.resamplers[0]):
-            rep = resampler.rep
-            if rep.trials is None:
+    def _trial_influence(self, n_jobs: int | None, backend: str) -> list[np.ndarray]:
+        trials = [(side, j) for side, resampler in enumerate(self.resamplers[0]) if resampler.rep.trials is not None
+                  for j in range(len(resampler.cell))]
+        values = run_indexed(_LeaveOneTrialOut(self, trials), len(trials), n_jobs=n_jobs, backend=backend)
+        strata = {}
+        for (side, j), value in zip(trials, values):
+            strata.setdefault((side, int(self.resamplers[0][side].cell[j])), []).append(value)
+        influence = []
+        for cell_values in strata.values():
+            if len(cell_values) < 2 or any(v is None for v in cell_values):
                 continue
-            for c in np.unique(resampler.cell):
-                members = np.flatnonzero(resampler.cell == c)
-                if len(members) < 2:
-                    continue
-                values = []
-                for j in members:
-                    masked = rep.trials.clone()
-                    masked[j] = float("nan")
-                    r = rep.with_trials(masked, rep.trial_condition)
-                    left_out = _value_or_none(self.statistic, [(r, b) if side == 0 else (a, r)])
-                    if left_out is None:
-                        break
-                    values.append(left_out)
-                else:
-                    values = np.asarray(values)
-                    strata.append((len(members) - 1) * (values.mean() - values))
-        return strata
+            v = np.asarray(cell_values)
+            influence.append((len(v) - 1) * (v.mean() - v))
+        return influence
 
     def jackknife(self) -> np.ndarray:
         """Leave-one-out values over the resampled conditions or sessions."""
@@ -338,6 +328,23 @@ def _stratified_acceleration(strata: list[np.ndarray]) -> float:
     cube = sum(np.sum(l ** 3) / len(l) ** 3 for l in strata)
     square = sum(np.sum(l ** 2) / len(l) ** 2 for l in strata)
     return float(cube / (6.0 * square ** 1.5)) if square > 0 else 0.0
+
+
+class _LeaveOneTrialOut:
+    """The statistic with trial j of one side left out (masked), for index i of ``trials`` = [(side, j)]
+    (picklable for process workers)."""
+
+    def __init__(self, design: "_Design", trials: list[tuple[int, int]]):
+        self.design, self.trials = design, trials
+
+    def __call__(self, i: int) -> float | None:
+        side, j = self.trials[i]
+        pair = list(self.design.pairs[0])
+        rep = pair[side]
+        masked = rep.trials.clone()
+        masked[j] = float("nan")
+        pair[side] = rep.with_trials(masked, rep.trial_condition)
+        return _value_or_none(self.design.statistic, [tuple(pair)])
 
 
 def _value_or_none(fn, *args):
@@ -447,7 +454,7 @@ def bootstrap_aligned(m: Measure, pairs, *, over: str = "auto", n_boot: int = 10
     q_low, q_high = np.percentile(samples, [50 * (1 - ci), 50 * (1 + ci)])
     method = interval
     if interval == "bca":
-        bounds = bca_interval(samples, estimate, np.zeros(0), ci, acceleration=design.acceleration())
+        bounds = bca_interval(samples, estimate, np.zeros(0), ci, acceleration=design.acceleration(n_jobs, backend))
         if bounds is None:
             method = "basic (BCa undefined: every replicate lies on one side of the estimate)"
             warnings.warn(f"{m.estimator}: every bootstrap replicate lies on one side of the estimate, so BCa is "
