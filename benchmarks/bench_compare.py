@@ -2,7 +2,9 @@
 
   pairwise  : all pairwise Procrustes (angular + Euclidean) and linear CKA among many representations
   coverage  : calibration of the bootstrap intervals on simulated populations with a known noise-free score
-  parallel  : a 1000-replicate bootstrap of debiased CKA on the M1 recording at n_jobs=1 and 2
+  parallel  : a 1000-replicate bootstrap of debiased CKA on the M1 recording at n_jobs=1 and 2 (threads, a cold
+              and a warm process pool, backend "auto"), repeated, with the load average before and after:
+  python -m benchmarks.bench_compare parallel [--n-boot-parallel 1000]
   dsa       : one DSA score on the M1 recording, default rank rule vs the old full numerical rank
 Usage (from the repository root): python -m benchmarks.bench_compare [pairwise|coverage|parallel|dsa|all] [options]
 
@@ -13,9 +15,10 @@ timed in the same run. Baselines (timed on a subset of pairs and extrapolated, a
   scipy   : scipy.spatial.procrustes (disparity -> angle, with norms -> Euclidean) + numpy CKA per pair
   numpy   : the same formulas written tightly per pair (centre, svd(X^T Y) values, Frobenius norms)
   python -m benchmarks.bench_compare pairwise [--n-reps 50 --samples 2000 --units 256 --baseline-pairs 40]
-coverage (noise-corrected estimators with their default BCa interval over trials, next to the percentile
-interval over conditions of the plain estimators, the method before BCa):
-  python -m benchmarks.bench_compare coverage [--datasets 200 --n-boot 200]
+coverage (noise-corrected estimators with their default interval over trials: BCa for CKA and Procrustes, the
+bootstrap bias-corrected estimate with the basic interval for crossnobis RSA; next to the percentile interval
+over conditions of the plain estimators, the method before BCa):
+  python -m benchmarks.bench_compare coverage [--datasets 200 --n-boot 200 --n-jobs 2]   (n-jobs: data sets in parallel)
 """
 from __future__ import annotations
 
@@ -105,47 +108,83 @@ def bench_pairwise(args) -> None:
 
 
 
-def coverage_rows(n_datasets: int, n_boot: int, seed: int = 0, n_jobs: int = 1):
-    """Per data set and estimator: (truth, estimate, low, high) of the new defaults and of the old method."""
+def _coverage_measures():
     import neurokpflow.compare as nc
-    from neurokpflow.compare.simulate import simulate_pair
 
-    truth_measures = {"linear CKA": nc.CKA(), "Procrustes angle": nc.Procrustes(), "RSA Spearman": nc.RSA("sqeuclidean")}
+    truth = {"linear CKA": nc.CKA(), "Procrustes angle": nc.Procrustes(), "RSA Spearman": nc.RSA("sqeuclidean")}
     new = {"linear CKA": nc.CKA(cross_validated=True), "Procrustes angle": nc.Procrustes(cross_validated=True),
            "RSA Spearman": nc.RSA("crossnobis")}
     old = {"linear CKA": nc.CKA(), "Procrustes angle": nc.Procrustes(), "RSA Spearman": nc.RSA()}
-    rng = np.random.default_rng(seed)
-    rows = {(kind, name): [] for kind in ("new", "old") for name in new}
+    return truth, new, old
+
+
+def coverage_one(i: int, pair, n_boot: int) -> dict:
+    """Data set i: per (kind, estimator) (truth, estimate, low, high, se, method), new defaults and old method."""
+    import neurokpflow.compare as nc
+
+    torch.set_num_threads(1)
+    truth_measures, new, old = _coverage_measures()
+    out = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for i in range(n_datasets):
+        for name in new:
+            truth = float(truth_measures[name](pair.first_means, pair.second_means))
+            b = nc.bootstrap(new[name], pair.first, pair.second, n_boot=n_boot, seed=i)
+            out["new", name] = (truth, b.estimate, b.low, b.high, b.se, b.method)
+            b = nc.bootstrap(old[name], pair.first, pair.second, over="conditions", interval="percentile",
+                             n_boot=n_boot, seed=i)
+            out["old", name] = (truth, b.estimate, b.low, b.high, b.se, b.method)
+    return out
+
+
+def coverage_rows(n_datasets: int, n_boot: int, seed: int = 0, n_jobs: int = 1):
+    """Per data set and estimator: (truth, estimate, low, high, se) of the new defaults and of the old method.
+    The data sets are drawn in order from one generator; ``n_jobs`` > 1 spreads whole data sets over processes
+    (the numbers do not change)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from neurokpflow.compare.simulate import simulate_pair
+
+    rng = np.random.default_rng(seed)
+    pairs = [simulate_pair(rng) for _ in range(n_datasets)]
+    if n_jobs > 1:
+        with ProcessPoolExecutor(n_jobs) as pool:
+            results = list(pool.map(coverage_one, range(n_datasets), pairs, [n_boot] * n_datasets))
+    else:
+        results = []
+        for i, pair in enumerate(pairs):
             if i % 20 == 0:
                 print(f"  data set {i}/{n_datasets}", file=sys.stderr, flush=True)
-            pair = simulate_pair(rng)
-            for name in new:
-                truth = float(truth_measures[name](pair.first_means, pair.second_means))
-                b = nc.bootstrap(new[name], pair.first, pair.second, n_boot=n_boot, seed=i, n_jobs=n_jobs)
-                rows["new", name].append((truth, b.estimate, b.low, b.high))
-                b = nc.bootstrap(old[name], pair.first, pair.second, over="conditions", interval="percentile",
-                                 n_boot=n_boot, seed=i, n_jobs=n_jobs)
-                rows["old", name].append((truth, b.estimate, b.low, b.high))
-    return {k: np.asarray(v) for k, v in rows.items()}
+            results.append(coverage_one(i, pair, n_boot))
+    rows = {key: np.asarray([r[key][:5] for r in results]) for key in results[0]}
+    methods = {name: [r["new", name][5] for r in results] for kind, name in results[0] if kind == "new"}
+    return rows, methods
 
 
 def bench_coverage(args) -> None:
     start = time.perf_counter()
-    rows = coverage_rows(args.datasets, args.n_boot, n_jobs=args.n_jobs)
+    rows, methods = coverage_rows(args.datasets, args.n_boot, n_jobs=args.n_jobs)
     print(f"{args.datasets} simulated data sets (8 conditions x 10 time bins x 16 trials, noise SD 1.5, simulate_pair defaults), "
           f"{args.n_boot} replicates, nominal 95 %; {time.perf_counter() - start:.0f} s")
-    print(f"{'estimator':<20} {'interval':<44} {'covers truth':>13} {'estimate inside':>16} {'mean bias':>10}")
-    labels = {"new": "noise-corrected, BCa over trials (default)", "old": "plain, percentile over conditions (old)"}
+    print("mean SE: mean bootstrap SE; RMSE: root mean square of estimate - truth (calibrated: RMSE ~ mean SE)")
+    print(f"{'estimator':<17} {'interval':<48} {'covers truth':>13} {'estimate inside':>16} {'mean bias':>10} "
+          f"{'RMSE':>7} {'mean SE':>8}")
+    _, new, _ = _coverage_measures()
+    fallbacks = {name: sum(m != new[name].interval for m in methods[name]) for name in methods}
     for name in ("linear CKA", "Procrustes angle", "RSA Spearman"):
+        labels = {"new": f"noise-corrected, {new[name].interval} over trials", "old": "plain, percentile over conditions (old)"}
         for kind in ("new", "old"):
             r = rows[kind, name]
             cover = np.sum((r[:, 2] <= r[:, 0]) & (r[:, 0] <= r[:, 3]))
             inside = np.sum((r[:, 2] <= r[:, 1]) & (r[:, 1] <= r[:, 3]))
-            print(f"{name:<20} {labels[kind]:<44} {cover:>5}/{len(r)} {100 * cover / len(r):4.0f}% "
-                  f"{inside:>8}/{len(r)} {np.mean(r[:, 1] - r[:, 0]):>+10.3f}")
+            error = r[:, 1] - r[:, 0]
+            print(f"{name:<17} {labels[kind]:<48} {cover:>5}/{len(r)} {100 * cover / len(r):4.0f}% "
+                  f"{inside:>8}/{len(r)} {np.mean(error):>+10.4f} {np.sqrt(np.mean(error ** 2)):>7.4f} "
+                  f"{np.mean(r[:, 4]):>8.4f}")
+    for name, count in fallbacks.items():
+        if count:
+            print(f"{name}: {count}/{len(methods[name])} data sets fell back to the basic interval (every replicate on "
+                  "one side of the estimate, BCa undefined)")
 
 
 def _m1_pair():
@@ -165,26 +204,39 @@ def _m1_pair():
 
 def bench_parallel(args) -> None:
     import neurokpflow.compare as nc
+    from neurokpflow.compare import _replicates
 
     torch.set_num_threads(1)
     warnings.simplefilter("ignore", nc.BootstrapBiasWarning)
     model, recording = _m1_pair()
     m = nc.CKA(debiased=True)
-    print(f"1000-replicate bootstrap (over trials) of {m.estimator}: model (64 units) vs the M1 recording "
-          f"({recording.sizes['trial']} trials, {recording.sizes['unit']} units); {os.cpu_count()} CPUs, "
-          f"load average {os.getloadavg()[0]:.2f}")
-    times, bounds = {}, {}
+    print(f"{args.n_boot_parallel}-replicate bootstrap (over trials) of {m.estimator}: model (64 units) vs the M1 "
+          f"recording ({recording.sizes['trial']} trials, {recording.sizes['unit']} units); {os.cpu_count()} CPUs, "
+          f"load average before {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    times, bounds, chosen = {}, {}, {}
+    original = _replicates.choose_backend
+    _replicates.choose_backend = lambda *a: chosen.setdefault("auto", original(*a))
     runs = [("1 worker", 1, "threads"), ("2 threads", 2, "threads"), ("2 processes (cold pool)", 2, "processes"),
-            ("2 processes (warm pool)", 2, "processes"), ("1 worker (again)", 1, "threads")]
+            ("2 processes (warm pool)", 2, "processes"), ("2 workers, backend auto", 2, "auto"),
+            ("1 worker (again)", 1, "threads"), ("2 threads (again)", 2, "threads"),
+            ("2 processes (warm, again)", 2, "processes")]
     for label, jobs, backend in runs:
+        chosen.pop("auto", None)
         start = time.perf_counter()
-        b = nc.bootstrap(m, model, recording, over="trials", n_boot=1000, n_jobs=jobs, backend=backend)
+        b = nc.bootstrap(m, model, recording, over="trials", n_boot=args.n_boot_parallel, n_jobs=jobs,
+                         backend=backend)
         times[label], bounds[label] = time.perf_counter() - start, (b.low, b.high)
-        print(f"{label:>26}: {times[label]:6.2f} s  interval [{b.low:.6f}, {b.high:.6f}]")
+        note = f" (auto chose {chosen['auto']})" if "auto" in chosen else ""
+        print(f"{label:>27}: {times[label]:6.2f} s  interval [{b.low:.6f}, {b.high:.6f}]{note}", flush=True)
+    _replicates.choose_backend = original
+    print(f"load average after {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    print(f"identical intervals at every n_jobs and backend: {len(set(bounds.values())) == 1}")
     serial = min(times["1 worker"], times["1 worker (again)"])
-    print(f"identical intervals at every n_jobs: {len(set(bounds.values())) == 1}")
-    for label in ("2 threads", "2 processes (cold pool)", "2 processes (warm pool)"):
-        print(f"speed-up {label} vs 1 worker: {serial / times[label]:.2f}x")
+    best = {"threads": min(times["2 threads"], times["2 threads (again)"]),
+            "processes (warm)": min(times["2 processes (warm pool)"], times["2 processes (warm, again)"]),
+            "processes (cold)": times["2 processes (cold pool)"], "auto": times["2 workers, backend auto"]}
+    for label, seconds in best.items():
+        print(f"speed-up 2 workers, {label} vs 1 worker (best of the repeated runs): {serial / seconds:.2f}x")
 
 
 def bench_dsa(args) -> None:
@@ -214,6 +266,7 @@ def main() -> None:
     parser.add_argument("--datasets", type=int, default=200)
     parser.add_argument("--n-boot", type=int, default=200)
     parser.add_argument("--n-jobs", type=int, default=1)
+    parser.add_argument("--n-boot-parallel", type=int, default=1000)
     args = parser.parse_args()
     benches = {"pairwise": bench_pairwise, "coverage": bench_coverage, "parallel": bench_parallel, "dsa": bench_dsa}
     for name in (benches if args.which == "all" else [args.which]):

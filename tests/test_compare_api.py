@@ -98,8 +98,9 @@ def test_compare_returns_dataset_with_scores_cis_and_nulls():
     model, data = model_recording(), data_recording()
     ds = nc.compare(model, data, measures=["procrustes", "cka", nc.RSA(compare="pearson"), "predictivity"],
                     stats=["bootstrap", "permutation", "noise_ceiling", "cross_validated"], n_boot=15, n_perm=15, **PAIR)
-    assert set(ds.data_vars) == {"score", "ci_low", "ci_high", "bias", "se", "ci_method", "p_value", "null_mean", "null",
-                                 "noise_ceiling", "cv_score"}
+    assert set(ds.data_vars) == {"score", "ci_low", "ci_high", "bias", "se", "ci_estimate", "ci_method", "p_value",
+                                 "null_mean", "null", "noise_ceiling", "cv_score"}
+    assert np.array_equal(ds["ci_estimate"].values, ds["score"].values)      # no bias-corrected interval here
     assert ds.sizes == {"measure": 4, "permutation": 15}
     assert list(ds["convention"].values) == ["angle", "similarity", "similarity", "score"]
     for name in ("score", "ci_low", "ci_high", "p_value", "noise_ceiling"):

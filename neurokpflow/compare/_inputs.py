@@ -151,28 +151,6 @@ def fold_means(rep: "Representation", n_folds: int, what: str = "this estimator"
     return means.reshape(n_folds, rep.n_conditions * rep.n_times, rep.n_units)
 
 
-def drop_trial_block(rep: "Representation", block: int, n_folds: int) -> "Representation":
-    """Without trial positions [block * n_folds, (block + 1) * n_folds) of every condition: one trial
-    of every fold goes, and the remaining trials keep their fold (position modulo n_folds)."""
-    if rep.trials is None:
-        return rep
-    keep = []
-    for c in range(rep.n_conditions):
-        members = np.flatnonzero(rep.trial_condition == c)
-        keep.append(np.delete(members, np.arange(block * n_folds, min((block + 1) * n_folds, len(members)))))
-    order = np.concatenate(keep)
-    return rep.with_trials(rep.trials[torch.as_tensor(order)], rep.trial_condition[order])
-
-
-def trial_blocks(a: "Representation", b: "Representation", n_folds: int) -> int:
-    """Number of whole blocks of ``n_folds`` trials in the sparsest condition (of either side with
-    trials): the groups of a delete-a-block jackknife. 0 when fewer than 2 (or no trials)."""
-    counts = [int(np.bincount(rep.trial_condition, minlength=rep.n_conditions).min())
-              for rep in (a, b) if rep.trials is not None]
-    blocks = min(counts) // n_folds if counts else 0
-    return blocks if blocks >= 2 else 0
-
-
 def _as_numpy(obj: Any, name: str) -> np.ndarray:
     if isinstance(obj, torch.Tensor):
         obj = obj.detach().cpu().numpy()

@@ -28,11 +28,13 @@ class StatsOptions:
     bootstrap_over : ``"auto"``, ``"conditions"``, ``"trials"``, ``"both"`` or ``"sessions"`` (see
         :func:`neurokpflow.compare.bootstrap`; ``"auto"`` resamples sessions for multi-session data,
         trials for estimators built on trial folds, conditions otherwise).
-    interval : ``None`` (each measure's default, BCa), ``"bca"``, ``"basic"`` or ``"percentile"``.
+    interval : ``None`` (each measure's default: BCa, or ``"bias_corrected"`` for crossnobis RSA),
+        ``"bca"``, ``"bias_corrected"``, ``"basic"`` or ``"percentile"``.
     permute_over : ``"auto"`` (time blocks for dsa, conditions otherwise), ``"conditions"`` or ``"time_blocks"``.
     n_splits : folds of the held-out ``cross_validated`` statistic (default min(5, n_conditions)).
     seed : one seed for everything; replicate i of every statistic draws from its own stream, so
-    n_jobs, backend : the workers (threads or processes) change the speed, never the numbers.
+    n_jobs, backend : the workers (``"threads"``, ``"processes"`` or ``"auto"``: processes when the estimated
+        work exceeds the process pool's start-up) change the speed, never the numbers.
     """
 
     n_boot: int = 200
@@ -44,7 +46,7 @@ class StatsOptions:
     n_splits: int | None = None
     seed: int = 0
     n_jobs: int | None = 1
-    backend: str = "threads"
+    backend: str = "auto"
 
     def __post_init__(self):
         check_option("bootstrap_over", self.bootstrap_over, OVERS + ("auto",))
@@ -106,7 +108,8 @@ def compare(model: Any, data: Any, measures: Sequence[Any] = ("procrustes", "cka
     -------
     xarray.Dataset with dim ``measure`` (estimator names; coords ``convention`` and ``metric``) and
     variables ``score`` and, per requested statistic, ``ci_low``/``ci_high``/``bias``/``se`` (with the
-    interval method in ``ci_method``), ``p_value``/``null_mean``/``null``, ``noise_ceiling``,
+    interval method in ``ci_method`` and the point estimate the interval belongs to in ``ci_estimate``:
+    ``score``, or its bootstrap bias-corrected value for the ``"bias_corrected"`` interval), ``p_value``/``null_mean``/``null``, ``noise_ceiling``,
     ``cv_score``, and ``session_score`` for multi-session data. ``cv_score`` is NaN for measures that
     fit nothing (documented in its attrs); every other value is finite or an error is raised.
     """
@@ -170,7 +173,7 @@ def compare(model: Any, data: Any, measures: Sequence[Any] = ("procrustes", "cka
                     boot = bootstrap_aligned(m, cell, over=opts.bootstrap_over, n_boot=opts.n_boot, ci=opts.ci,
                                              interval=opts.interval, **stat_kw)
                     for name, value in (("ci_low", boot.low), ("ci_high", boot.high), ("bias", boot.bias),
-                                        ("se", boot.se)):
+                                        ("se", boot.se), ("ci_estimate", boot.estimate)):
                         put(name, k, idx, value)
                     methods.setdefault(names[k], set()).add(f"{boot.method} over {boot.over}")
                 if "permutation" in stats:
@@ -205,7 +208,10 @@ def compare(model: Any, data: Any, measures: Sequence[Any] = ("procrustes", "cka
              "ci_low": f"{opts.ci:.0%} bootstrap lower bound (method in ci_method)",
              "ci_high": f"{opts.ci:.0%} bootstrap upper bound (method in ci_method)",
              "bias": "bootstrap bias: mean of the replicates minus score (score - bias is bias-corrected)",
-             "se": "bootstrap standard error", "ci_method": "bootstrap interval method and what was resampled",
+             "se": "bootstrap standard error",
+             "ci_estimate": "the point estimate the interval belongs to: score, or its bootstrap bias-corrected "
+                            "value for the 'bias_corrected' interval (crossnobis RSA)",
+             "ci_method": "bootstrap interval method and what was resampled",
              "p_value": "one-sided permutation p-value (k + 1) / (n + 1), shuffling the data's "
                         f"{opts.permute_over} ('auto': time blocks for dsa, conditions otherwise)",
              "null_mean": "mean of the permutation null", "null": "permutation null samples",

@@ -56,8 +56,12 @@ class Procrustes(Measure):
     K_y^1/2 K_x K_y^1/2 (K_y projected on the PSD cone; negative eigenvalues count as 0). This
     assumes the two inputs' trial noise is independent (different systems or different trials).
     Trial noise no longer inflates the norms, but the square roots of noisy small eigenvalues still
-    bias the angle upwards by a second-order amount, which the bootstrap does not fully capture
-    (``benchmarks/bench_compare.py`` prints the measured bias and coverage). ``metric`` is False.
+    inflate the nuclear norm, so the angle is biased low (on simulated populations with 8 conditions
+    x 16 trials, ``neurokpflow.compare.simulate``: about -0.009 rad, 0.9 SD). The square root is not
+    smooth at 0, and the bootstrap world, whose "truth" already carries those noisy eigenvalues, sees
+    a bias 1.5-2 times the real one (-0.013 to -0.018 rad on the same populations); the BCa interval
+    inherits that error, so its coverage falls short of nominal (``python -m
+    benchmarks.bench_compare coverage`` prints it). ``metric`` is False.
     An input without trials (a deterministic model) enters with its means in every fold.
     """
 

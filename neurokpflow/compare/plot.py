@@ -40,6 +40,8 @@ def plot_comparison(ds: xr.Dataset, *, measures: Any = None, axes: Any = None):
         elif len(other) == 1:
             x = sub[other[0]].values
             ax.plot(x, sub["score"].values, color="C0", label="score")
+            if _bias_corrected(sub):
+                ax.plot(x, sub["ci_estimate"].values, color="C0", linestyle="--", label="bias-corrected")
             if "ci_low" in sub:
                 ax.fill_between(x, sub["ci_low"].values, sub["ci_high"].values, color="C0", alpha=0.25, label=band)
             if "null_mean" in sub:
@@ -49,9 +51,13 @@ def plot_comparison(ds: xr.Dataset, *, measures: Any = None, axes: Any = None):
         else:
             score = float(sub["score"])
             err = None
+            if _bias_corrected(sub):      # the interval belongs to the bias-corrected estimate
+                ax.plot([0], [score], "o", mfc="none", color="C0", label="score")
+                score = float(sub["ci_estimate"])
             if "ci_low" in sub:
                 err = [[score - float(sub["ci_low"])], [float(sub["ci_high"]) - score]]
-            ax.errorbar([0], [score], yerr=err, fmt="o", color="C0", capsize=4, label="score")
+            ax.errorbar([0], [score], yerr=err, fmt="o", color="C0", capsize=4,
+                        label="bias-corrected" if _bias_corrected(sub) else "score")
             if "null_mean" in sub:
                 ax.plot([0], [float(sub["null_mean"])], "x", color="0.4", label="null mean")
             if "noise_ceiling" in sub:
@@ -73,3 +79,8 @@ def _wrap(estimator: str, width: int = 32) -> str:
         else:
             lines[-1] += piece
     return "\n".join(lines)
+
+
+def _bias_corrected(sub: xr.Dataset) -> bool:
+    """Whether the interval belongs to a bias-corrected estimate rather than to the score."""
+    return "ci_estimate" in sub and not np.allclose(sub["ci_estimate"].values, sub["score"].values, equal_nan=True)

@@ -10,10 +10,10 @@ import numpy as np
 import scipy.stats
 import torch
 
-from ._inputs import Representation, align, as_representation, drop_trial_block, trial_blocks
+from ._inputs import Representation, align, as_representation
 from ._measure import Measure, check_option
 from ._registry import get_measure
-from ._replicates import kept_values, run_replicates
+from ._replicates import kept_values, run_indexed, run_replicates
 from ._result import BootstrapBiasWarning, DegenerateInputError, Score
 from .predictivity import condition_folds, pearson_columns, spearman_brown
 from .sessions import is_multi_session, split_sessions
@@ -97,7 +97,7 @@ class _HalvesScore:
 
 
 def noise_ceiling(measure: Any, data: Any, *, n_splits: int = 10, seed: int = 0, condition: Any = None,
-                  var: str | None = None, n_jobs: int | None = 1, backend: str = "threads") -> NoiseCeiling:
+                  var: str | None = None, n_jobs: int | None = 1, backend: str = "auto") -> NoiseCeiling:
     """How similar the recording is to itself under the measure: the best a model can score.
 
     Split ``i`` uses its own random stream (see :func:`bootstrap`), so any ``n_jobs`` gives the same value.
@@ -124,7 +124,7 @@ def noise_ceiling(measure: Any, data: Any, *, n_splits: int = 10, seed: int = 0,
 #: a bootstrap whose |bias| exceeds this fraction of its standard error warns (Efron & Tibshirani's rule of
 #: thumb: below 0.25 SE the bias is negligible next to the sampling error)
 BIAS_WARNING_FRACTION = 0.25
-INTERVALS = ("bca", "percentile", "basic")
+INTERVALS = ("bca", "bias_corrected", "percentile", "basic")
 OVERS = ("conditions", "trials", "both", "sessions")
 
 
@@ -138,9 +138,15 @@ class BootstrapResult:
 
     - ``"bca"``: bias-corrected and accelerated (Efron 1987): percentiles of the replicates at
       Phi(z0 + (z0 + z) / (1 - a (z0 + z))), z0 = Phi^-1(share of replicates below the estimate,
-      ties half), a = the skewness of the jackknife over the resampled units (conditions, blocks of
-      trials or sessions) / 6. It keeps the estimate inside the interval whenever some replicates
-      lie on each side of it, and follows scipy.stats.bootstrap's definition.
+      ties half), a = the acceleration from jackknife influence values over the resampled units
+      (single trials within their strata, conditions or sessions; see ``_Design.acceleration``). It follows scipy.stats.bootstrap's definition. It contains the
+      estimate only while the median bias is moderate (about |z0| < z_(1+ci)/2 for small a): an
+      estimator whose replicates lie mostly on one side of it is corrected past its own value.
+    - ``"bias_corrected"``: for estimators with a smooth first-order bias that is large next to their
+      SE (the rank correlation of crossnobis RDMs, attenuated by the RDMs' noise). ``estimate`` is the
+      bootstrap bias-corrected value 2 theta - mean(replicates) (Efron & Tibshirani 1993, section
+      10.3), ``raw_estimate`` the measure on the full data, and the interval is the basic one,
+      [2 theta - q_high, 2 theta - q_low], the interval whose centre is that bias-corrected value.
     - ``"basic"``: [2 estimate - q_high, 2 estimate - q_low]; reported with the reason when BCa is
       undefined (every replicate on one side of the estimate: a biased estimator).
     - ``"percentile"``: [q_low, q_high] of the replicates (only on request: it ignores bias).
@@ -156,32 +162,76 @@ class BootstrapResult:
     over: str
     samples: np.ndarray = field(repr=False)
     session_estimates: np.ndarray | None = field(default=None, repr=False)
+    raw_estimate: float | None = None
 
     @property
     def bias_corrected(self) -> float:
-        """estimate - bias = 2 estimate - mean(replicates)."""
-        return float(self.estimate - self.bias)
+        """2 theta - mean(replicates), theta the measure on the full data (``raw_estimate`` when set)."""
+        return float(self.estimate) if self.raw_estimate is not None else float(self.estimate - self.bias)
 
     def __float__(self) -> float:
         return float(self.estimate)
 
 
 def _trial_draw(rep: Representation, rng: np.random.Generator, n_folds: int) -> Representation:
-    """Trials resampled with replacement within each condition and, for fold-based estimators, within
-    each fold (positions k, k + n_folds, ... keep their fold), so that the folds stay independent."""
-    if rep.trials is None:
-        return rep
-    labels = np.asarray(rep.trial_condition)
-    order = np.argsort(labels, kind="stable")                    # trials grouped by condition, stored order kept
-    starts = np.searchsorted(labels[order], np.arange(rep.n_conditions))
-    position = np.arange(len(order)) - np.repeat(starts, np.bincount(labels, minlength=rep.n_conditions))
-    cell = labels[order] * n_folds + position % n_folds          # (condition, fold) of every trial
+    """One trial resample of ``rep`` (see :class:`TrialResampler`)."""
+    return TrialResampler(rep, n_folds)(rng)
+
+
+class TrialResampler:
+    """Trials resampled with replacement within each resampling cell, with variance-corrected residuals.
+
+    The cells are the conditions or, for fold-based estimators, (condition, fold) pairs (positions k,
+    k + n_folds, ... of a condition keep their fold), so that the folds stay independent.
+
+    Resampling n trials of a cell with replacement gives its mean a bootstrap variance of
+    (n - 1)/n s^2/n instead of s^2/n: with 4 trials per (condition, fold) cell the trial-noise part of
+    every replicate's variance is 25 % short. Each trial is therefore resampled as a modified residual,
+    cell mean + sqrt(n / (n - 1)) (trial - cell mean) (Davison & Hinkley 1997, Bootstrap Methods and
+    their Application, section 6.2.3: residuals r / sqrt(1 - h) with leverage h = 1/n of a cell-mean
+    model), which makes the bootstrap variance of every cell mean exactly the unbiased s^2/n while
+    keeping the cell means themselves. n counts the non-missing values of each (cell, time, unit).
+    The cell means and modified residuals are computed once; a replicate only draws and adds them.
+    """
+
+    def __init__(self, rep: Representation, n_folds: int):
+        self.rep, self.n_folds = rep, n_folds
+        if rep.trials is None:
+            return
+        _, self.cell = _trial_draw_index(rep, np.random.default_rng(0), n_folds)
+        trials = rep.trials
+        valid = ~torch.isnan(trials)
+        index = torch.as_tensor(self.cell)
+        shape = (rep.n_conditions * n_folds,) + tuple(trials.shape[1:])
+        counts = torch.zeros(shape, dtype=trials.dtype).index_add_(0, index, valid.to(trials.dtype))
+        sums = torch.zeros(shape, dtype=trials.dtype).index_add_(0, index, torch.where(valid, trials, 0.0))
+        means = (sums / counts.clamp_min(1.0))[index]
+        inflation = torch.where(counts > 1, torch.sqrt(counts / (counts - 1).clamp_min(1.0)), torch.ones_like(counts))
+        self.base, self.residuals = means, inflation[index] * (trials - means)
+
+    def __call__(self, rng: np.random.Generator) -> Representation:
+        if self.rep.trials is None:
+            return self.rep
+        picked, _ = _trial_draw_index(self.rep, rng, self.n_folds, self.cell)
+        return self.rep.with_trials(self.base + self.residuals[torch.as_tensor(picked)], self.rep.trial_condition)
+
+
+def _trial_draw_index(rep: Representation, rng: np.random.Generator, n_folds: int,
+                      cell: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(picked, cell)``: trial i is replaced by trial ``picked[i]``, drawn uniformly from its own
+    resampling cell ``cell[i]`` = condition * n_folds + (position of i within its condition) % n_folds."""
+    if cell is None:
+        labels = np.asarray(rep.trial_condition)
+        order = np.argsort(labels, kind="stable")                # trials grouped by condition, stored order kept
+        starts = np.searchsorted(labels[order], np.arange(rep.n_conditions))
+        position = np.arange(len(order)) - np.repeat(starts, np.bincount(labels, minlength=rep.n_conditions))
+        cell = np.empty(len(order), dtype=np.int64)
+        cell[order] = labels[order] * n_folds + position % n_folds   # (condition, fold) of every trial
     cell_order = np.argsort(cell, kind="stable")
     sizes = np.bincount(cell, minlength=rep.n_conditions * n_folds)
     first = np.concatenate([[0], np.cumsum(sizes)[:-1]])
     draw = first[cell] + (rng.random(len(cell)) * sizes[cell]).astype(np.int64)   # uniform within its cell
-    picked = order[cell_order[draw]]
-    return rep.with_trials(rep.trials[torch.as_tensor(picked)], labels[picked])
+    return cell_order[draw], cell
 
 
 class _Design:
@@ -191,43 +241,110 @@ class _Design:
     def __init__(self, m: Measure, pairs: list[tuple[Representation, Representation]], over: str):
         self.m, self.pairs, self.over = m, pairs, over
         self.folds = max(1, int(getattr(m, "trial_folds", 1)))
+        # "trials"/"sessions" resample the stored pairs' trials: their cell means and residuals are fixed
+        self.resamplers = [tuple(TrialResampler(rep, self.folds) for rep in pair) for pair in pairs] \
+            if over in ("trials", "sessions") else None
 
     def statistic(self, pairs) -> float:
         return float(np.mean([_score_quietly(self.m, a, b) for a, b in pairs]))
 
-    def _draw_pair(self, a, b, rng):
+    def _draw_pair(self, k, rng):
+        a, b = self.pairs[k]
+        if self.resamplers is not None:
+            ra, rb = self.resamplers[k]
+            return ra(rng), rb(rng)
         if self.over in ("conditions", "both"):
             idx = rng.integers(0, a.n_conditions, a.n_conditions)
             a, b = a.take_conditions(idx), b.take_conditions(idx)
-        if self.over in ("trials", "both", "sessions"):
+        if self.over == "both":
             a, b = _trial_draw(a, rng, self.folds), _trial_draw(b, rng, self.folds)
         return a, b
 
     def __call__(self, rng: np.random.Generator) -> float:
-        pairs = self.pairs
+        chosen = range(len(self.pairs))
         if self.over == "sessions":
-            pairs = [pairs[i] for i in rng.integers(0, len(pairs), len(pairs))]
-        return self.statistic([self._draw_pair(a, b, rng) for a, b in pairs])
+            chosen = rng.integers(0, len(self.pairs), len(self.pairs))
+        return self.statistic([self._draw_pair(k, rng) for k in chosen])
+
+    def acceleration(self, n_jobs: int | None = 1, backend: str = "auto") -> float:
+        """The BCa acceleration a from jackknife influence values over the resampled units.
+
+        ``"trials"``: the units are the single trials, resampled within independent strata (the
+        (condition, fold) cells of either side). Trial j of cell s is left out by masking it (NaN), so
+        every other trial keeps its fold; with l_sj = (n_s - 1)(mean over the cell's leave-one-out
+        values - theta_(sj)) the multi-sample formula is a = sum_s n_s^-3 sum_j l_sj^3 /
+        (6 (sum_s n_s^-2 sum_j l_sj^2)^(3/2)) (Davison & Hinkley 1997, section 3.2 and eq. 5.23; Efron
+        1987). One value per trial, not one per block of trials: a skewness from a handful of
+        delete-a-block values is itself too noisy to shift the interval by.
+        Conditions and sessions: the ordinary jackknife over them.
+        """
+        if self.over == "trials":
+            return _stratified_acceleration(self._trial_influence(n_jobs, backend))
+        return _acceleration(self.jackknife())
+
+    def _trial_influence(self, n_jobs: int | None, backend: str) -> list[np.ndarray]:
+        trials = [(side, j) for side, resampler in enumerate(self.resamplers[0]) if resampler.rep.trials is not None
+                  for j in range(len(resampler.cell))]
+        values = run_indexed(_LeaveOneTrialOut(self, trials), len(trials), n_jobs=n_jobs, backend=backend)
+        strata = {}
+        for (side, j), value in zip(trials, values):
+            strata.setdefault((side, int(self.resamplers[0][side].cell[j])), []).append(value)
+        influence = []
+        for cell_values in strata.values():
+            if len(cell_values) < 2 or any(v is None for v in cell_values):
+                continue
+            v = np.asarray(cell_values)
+            influence.append((len(v) - 1) * (v.mean() - v))
+        return influence
 
     def jackknife(self) -> np.ndarray:
-        """Leave-one-out values over the resampled units (for the BCa acceleration)."""
+        """Leave-one-out values over the resampled conditions or sessions."""
         if self.over == "sessions":
             if len(self.pairs) < 3:
                 return np.zeros(0)
             return np.array([self.statistic(self.pairs[:i] + self.pairs[i + 1:]) for i in range(len(self.pairs))])
         (a, b), = self.pairs
-        if self.over in ("conditions", "both"):
-            if a.n_conditions < 3:
-                return np.zeros(0)
-            keep = [np.delete(np.arange(a.n_conditions), i) for i in range(a.n_conditions)]
-            values = [_value_or_none(self.statistic, [(a.take_conditions(k), b.take_conditions(k))]) for k in keep]
-        else:
-            blocks = trial_blocks(a, b, self.folds)
-            values = [_value_or_none(self.statistic, [(drop_trial_block(a, j, self.folds),
-                                                       drop_trial_block(b, j, self.folds))])
-                      for j in range(blocks)]
+        if a.n_conditions < 3:
+            return np.zeros(0)
+        keep = [np.delete(np.arange(a.n_conditions), i) for i in range(a.n_conditions)]
+        values = [_value_or_none(self.statistic, [(a.take_conditions(k), b.take_conditions(k))]) for k in keep]
         values = [v for v in values if v is not None]
         return np.asarray(values) if len(values) >= 3 else np.zeros(0)
+
+
+def _acceleration(jackknife: np.ndarray) -> float:
+    """Efron's acceleration from ordinary jackknife values: sum d^3 / (6 (sum d^2)^1.5), d = mean - value."""
+    if len(jackknife) < 3:
+        return 0.0
+    d = jackknife.mean() - jackknife
+    ss = np.sum(d ** 2)
+    return float(np.sum(d ** 3) / (6.0 * ss ** 1.5)) if ss > 0 else 0.0
+
+
+def _stratified_acceleration(strata: list[np.ndarray]) -> float:
+    """Multi-sample acceleration from per-stratum influence values (see ``_Design.acceleration``)."""
+    if not strata:
+        return 0.0
+    cube = sum(np.sum(l ** 3) / len(l) ** 3 for l in strata)
+    square = sum(np.sum(l ** 2) / len(l) ** 2 for l in strata)
+    return float(cube / (6.0 * square ** 1.5)) if square > 0 else 0.0
+
+
+class _LeaveOneTrialOut:
+    """The statistic with trial j of one side left out (masked), for index i of ``trials`` = [(side, j)]
+    (picklable for process workers)."""
+
+    def __init__(self, design: "_Design", trials: list[tuple[int, int]]):
+        self.design, self.trials = design, trials
+
+    def __call__(self, i: int) -> float | None:
+        side, j = self.trials[i]
+        pair = list(self.design.pairs[0])
+        rep = pair[side]
+        masked = rep.trials.clone()
+        masked[j] = float("nan")
+        pair[side] = rep.with_trials(masked, rep.trial_condition)
+        return _value_or_none(self.design.statistic, [tuple(pair)])
 
 
 def _value_or_none(fn, *args):
@@ -237,17 +354,16 @@ def _value_or_none(fn, *args):
         return None
 
 
-def bca_interval(samples: np.ndarray, estimate: float, jackknife: np.ndarray, ci: float) -> tuple[float, float] | None:
-    """BCa interval (scipy.stats.bootstrap's definition); None when every replicate lies on one side."""
+def bca_interval(samples: np.ndarray, estimate: float, jackknife: np.ndarray, ci: float,
+                 acceleration: float | None = None) -> tuple[float, float] | None:
+    """BCa interval (scipy.stats.bootstrap's definition); None when every replicate lies on one side.
+    The acceleration comes from the ordinary ``jackknife`` values unless given."""
     share = (np.sum(samples < estimate) + np.sum(samples <= estimate)) / (2.0 * len(samples))
     if share <= 0.0 or share >= 1.0:
         return None
     z0 = scipy.stats.norm.ppf(share)
-    acceleration = 0.0
-    if len(jackknife) >= 3:
-        d = jackknife.mean() - jackknife
-        ss = np.sum(d ** 2)
-        acceleration = float(np.sum(d ** 3) / (6.0 * ss ** 1.5)) if ss > 0 else 0.0
+    if acceleration is None:
+        acceleration = _acceleration(jackknife)
     z = scipy.stats.norm.ppf([(1 - ci) / 2, (1 + ci) / 2])
     levels = scipy.stats.norm.cdf(z0 + (z0 + z) / (1 - acceleration * (z0 + z)))
     low, high = np.percentile(samples, 100 * levels)
@@ -256,7 +372,7 @@ def bca_interval(samples: np.ndarray, estimate: float, jackknife: np.ndarray, ci
 
 def bootstrap(measure: Any, first: Any, second: Any, *, over: str = "auto", n_boot: int = 1000,
               ci: float = 0.95, seed: int = 0, interval: str | None = None, n_jobs: int | None = 1,
-              backend: str = "threads", **align_options: Any) -> BootstrapResult:
+              backend: str = "auto", **align_options: Any) -> BootstrapResult:
     """Bootstrap confidence interval of a measure, by default BCa.
 
     Parameters
@@ -272,7 +388,9 @@ def bootstrap(measure: Any, first: Any, second: Any, *, over: str = "auto", n_bo
         the conditions, so the interval is about trial noise for this set of conditions.
     interval : ``"bca"`` (default for every measure, see :class:`BootstrapResult`), ``"basic"`` or
         ``"percentile"``; ``None`` uses the measure's ``interval`` attribute.
-    n_jobs, backend : parallel replicates in threads or processes. Replicate i draws from its own stream
+    n_jobs, backend : parallel replicates in ``"threads"``, ``"processes"`` or ``"auto"`` (processes when
+        the estimated work exceeds the pool's start-up, see :mod:`neurokpflow.compare._replicates`).
+        Replicate i draws from its own stream
         ``SeedSequence(seed).spawn(n_boot)[i]``, so the numbers are identical at every ``n_jobs``.
     second, first : either may be multi-session (see :mod:`neurokpflow.compare.sessions`): the measure is
         computed per session and averaged.
@@ -319,7 +437,7 @@ def resolve_over(m: Measure, pairs, over: str) -> str:
 
 def bootstrap_aligned(m: Measure, pairs, *, over: str = "auto", n_boot: int = 1000, ci: float = 0.95,
                       seed: int = 0, interval: str | None = None, n_jobs: int | None = 1,
-                      backend: str = "threads") -> BootstrapResult:
+                      backend: str = "auto") -> BootstrapResult:
     """:func:`bootstrap` on already aligned representations: ``pairs`` is one (first, second) pair or a
     list of them (one per session)."""
     if isinstance(pairs, tuple) and len(pairs) == 2 and isinstance(pairs[0], Representation):
@@ -336,7 +454,7 @@ def bootstrap_aligned(m: Measure, pairs, *, over: str = "auto", n_boot: int = 10
     q_low, q_high = np.percentile(samples, [50 * (1 - ci), 50 * (1 + ci)])
     method = interval
     if interval == "bca":
-        bounds = bca_interval(samples, estimate, design.jackknife(), ci)
+        bounds = bca_interval(samples, estimate, np.zeros(0), ci, acceleration=design.acceleration(n_jobs, backend))
         if bounds is None:
             method = "basic (BCa undefined: every replicate lies on one side of the estimate)"
             warnings.warn(f"{m.estimator}: every bootstrap replicate lies on one side of the estimate, so BCa is "
@@ -346,16 +464,22 @@ def bootstrap_aligned(m: Measure, pairs, *, over: str = "auto", n_boot: int = 10
             interval = "basic"
         else:
             low, high = bounds
-    if interval == "basic":
+    raw_estimate = None
+    if interval == "bias_corrected":
+        raw_estimate, estimate = estimate, estimate - bias
+        per_session = per_session - bias
+        interval = "basic"
+        low, high = 2 * raw_estimate - q_high, 2 * raw_estimate - q_low
+    elif interval == "basic":
         low, high = 2 * estimate - q_high, 2 * estimate - q_low
     elif interval == "percentile":
         low, high = q_low, q_high
-    if se > 0 and abs(bias) > BIAS_WARNING_FRACTION * se:
+    if se > 0 and abs(bias) > BIAS_WARNING_FRACTION * se and raw_estimate is None:
         warnings.warn(f"{m.estimator}: bootstrap bias {bias:+.3g} is {abs(bias) / se:.2f} SE (> "
                       f"{BIAS_WARNING_FRACTION} SE); bias-corrected estimate {estimate - bias:.4g} "
                       f"(estimate {estimate:.4g})", BootstrapBiasWarning, stacklevel=3)
     return BootstrapResult(estimate, bias, se, float(low), float(high), method, ci, over, samples,
-                           per_session if len(per_session) > 1 else None)
+                           per_session if len(per_session) > 1 else None, raw_estimate)
 
 
 @dataclass(frozen=True)
@@ -395,7 +519,7 @@ class _Permuted:
 
 def permutation_test(measure: Any, first: Any, second: Any, *, over: str = "conditions", n_perm: int = 1000,
                      block_length: int | None = None, seed: int = 0, n_jobs: int | None = 1,
-                     backend: str = "threads", **align_options: Any) -> PermutationResult:
+                     backend: str = "auto", **align_options: Any) -> PermutationResult:
     """Null distribution by shuffling the second input's condition labels, or the order of contiguous
     time blocks of ``block_length`` bins (default n_times // 10), and recomputing the measure.
     Multi-session input: every session is shuffled and the mean over sessions compared.
@@ -406,7 +530,7 @@ def permutation_test(measure: Any, first: Any, second: Any, *, over: str = "cond
 
 def permutation_aligned(m: Measure, pairs, b: Representation | None = None, *, over: str = "conditions",
                         n_perm: int = 1000, block_length: int | None = None, seed: int = 0,
-                        n_jobs: int | None = 1, backend: str = "threads") -> PermutationResult:
+                        n_jobs: int | None = 1, backend: str = "auto") -> PermutationResult:
     """:func:`permutation_test` on already aligned representations: ``(a, b)`` or a list of pairs."""
     if b is not None:
         pairs = [(pairs, b)]
