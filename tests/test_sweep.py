@@ -497,3 +497,22 @@ def test_every_worker_reads_the_recordings_before_any_run(tmp_path, shared_data_
 
         assert list(client.run(cached).values()) == [1, 1]
     assert ds.status.values.tolist() == ["done"]
+
+
+def test_sweep_workers_keep_glibcs_default_malloc_trimming():
+    """dask's nannies set MALLOC_TRIM_THRESHOLD_=65536 in their workers, which made a training run in a
+    worker 1.7-1.9x slower than in a plain process; the sweep's own cluster leaves it unset, also in a
+    worker restarted after it died."""
+    import os
+
+    import dask
+    from dask.distributed import Client
+
+    from neurokpflow.sweep.engine import local_cluster
+
+    assert dask.config.get("distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_") == 65536  # dask's default
+    with local_cluster(1) as cluster, Client(cluster) as client:
+        read = lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_")  # noqa: E731
+        assert set(client.run(read).values()) == {None}
+        client.restart()
+        assert set(client.run(read).values()) == {None}

@@ -211,13 +211,30 @@ def check_recordings(sweep: Sweep) -> None:
             raise SweepSpecError(f"sweep field recordings.{name}: {type(err).__name__}: {text}") from err
 
 
+def local_cluster(n_workers=None):
+    """The ``LocalCluster`` a sweep starts by default: ``n_workers`` processes (one per core), one
+    thread each, and glibc's default malloc trimming in the workers.
+
+    dask's nannies export ``MALLOC_TRIM_THRESHOLD_=65536`` to the workers they spawn; glibc then hands
+    freed memory back to the OS on nearly every free, and a training run in such a worker took
+    1.7-1.9x as long as in a plain process (``benchmarks/bench_sweep.py``).  The nannies read the
+    setting when they are created, so workers restarted after a crash keep the default too.
+    """
+    import dask
+    from dask.distributed import LocalCluster
+
+    with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+        return LocalCluster(n_workers=n_workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
+                            dashboard_address=":0")
+
+
 def _run_distributed(todo, out, compute, threads, scheduler, n_workers, retries, bar, kind=None, options=None,
                      work=None):
     """Submit one task per run (``work``: the unit of work, default :func:`_run_and_store`; the scale
     benchmark passes a no-op one) and collect the summaries."""
     work = _run_and_store if work is None else work
     try:
-        from dask.distributed import Client, LocalCluster, as_completed
+        from dask.distributed import Client, as_completed
     except ImportError:
         raise ImportError("install neurokpflow[sweep] (dask[distributed]) to run sweeps on a cluster") from None
     cluster = None
@@ -228,8 +245,7 @@ def _run_distributed(todo, out, compute, threads, scheduler, n_workers, retries,
         cluster.scale(jobs=n_workers or 1)
         client = Client(cluster)
     elif scheduler is None:
-        cluster = LocalCluster(n_workers=n_workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
-                               dashboard_address=":0")
+        cluster = local_cluster(n_workers)
         client = Client(cluster)
     else:
         client = Client(scheduler)
