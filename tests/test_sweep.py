@@ -511,6 +511,12 @@ def test_sweep_workers_keep_glibcs_default_malloc_trimming():
     from neurokpflow.sweep.engine import local_cluster
 
     assert dask.config.get("distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_") == 65536  # dask's default
+    from dask.distributed import LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=":0") as plain, Client(plain) as client:
+        # a plain dask cluster: its workers get dask's value, and its nanny exports it into this process
+        assert set(client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_")).values()) == {"65536"}
+    assert os.environ.get("MALLOC_TRIM_THRESHOLD_") == "65536"
     with local_cluster(1) as cluster, Client(cluster) as client:
         read = lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_")  # noqa: E731
         assert set(client.run(read).values()) == {None}

@@ -218,11 +218,18 @@ def local_cluster(n_workers=None):
     dask's nannies export ``MALLOC_TRIM_THRESHOLD_=65536`` to the workers they spawn; glibc then hands
     freed memory back to the OS on nearly every free, and a training run in such a worker took
     1.7-1.9x as long as in a plain process (``benchmarks/bench_sweep.py``).  The nannies read the
-    setting when they are created, so workers restarted after a crash keep the default too.
+    setting when they are created, so workers restarted after a crash keep the default too.  Any
+    earlier dask nanny in this process has also put dask's value into ``os.environ``; that copy is
+    removed (a value of your own that differs from dask's is left alone).
     """
     import dask
     from dask.distributed import LocalCluster
 
+    # a nanny started earlier in this process (any dask cluster) has also exported dask's value into
+    # this process's environment, which spawned workers inherit: take that copy back out
+    dask_value = dask.config.get("distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_", None)
+    if dask_value is not None and os.environ.get("MALLOC_TRIM_THRESHOLD_") == str(dask_value):
+        del os.environ["MALLOC_TRIM_THRESHOLD_"]
     with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
         return LocalCluster(n_workers=n_workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
                             dashboard_address=":0")
