@@ -58,7 +58,8 @@ def test_corpus_file_streamed_equals_local_read(http_server, shared_data_dir):
     url = http_server.serve("/grasshopper.nwb", path)
     options = dict(bin_size=0.01, window=(0.0, 1.0))
     assert_same_read(read_nwb(url, **options), read_nwb(path, **options), url)
-    assert str(describe_nwb(url)) == str(describe_nwb(path)).replace(str(path), url)
+    # the local description names the resolved path (../shared may be a relative path or a symlink)
+    assert str(describe_nwb(url)) == str(describe_nwb(path)).replace(str(path.resolve()), url)
 
 
 @pytest.mark.realdata
