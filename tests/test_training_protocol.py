@@ -31,6 +31,27 @@ def test_fixed_set_batches_are_deterministic_and_cover_the_set_each_epoch(n, b):
         assert not np.array_equal(training.batch_indices(0, n, b, 3), training.batch_indices(0, n, b, 4))
 
 
+def test_step_draw_takes_distinct_uniform_trials_afresh_every_step():
+    n, b, steps = 10, 4, 4000
+    draws = [training.batch_indices(s, n, b, seed=5, draw="step") for s in range(steps)]
+    assert all(len(d) == b and len(set(d.tolist())) == b for d in draws)           # distinct trials in a batch
+    assert all(np.array_equal(d, training.batch_indices(s, n, b, 5, "step")) for s, d in enumerate(draws[:50]))
+    # independent of the epoch structure: consecutive steps may repeat a trial (an epoch walk never does
+    # within ceil(n / b) steps), and every trial is drawn with probability b / n per step
+    per_epoch = -(-n // b)
+    assert any(set(draws[s].tolist()) & set(draws[s + 1].tolist()) for s in range(0, 40, per_epoch))
+    counts = np.bincount(np.concatenate(draws), minlength=n)
+    expected = steps * b / n
+    chi2 = float(((counts - expected) ** 2 / expected).sum())
+    assert chi2 < 27.9                                                              # chi-square(9) at p = 0.001
+    # all pairs of trials appear together (a fresh permutation, not a fixed partition of the set)
+    together = {tuple(sorted(p)) for d in draws[:400] for p in zip(d[:-1], d[1:])}
+    assert len(together) == n * (n - 1) // 2
+    assert not np.array_equal(training.batch_indices(0, n, b, 5, "step"), training.batch_indices(0, n, b, 6, "step"))
+    with pytest.raises(ValueError, match="draw must be one of"):
+        training.batch_indices(0, n, b, 5, "bootstrap")
+
+
 def test_fixed_set_training_sees_only_the_set_and_resumes_bit_identically(tmp_path):
     proto = training.REFERENCE.replace(dataset_size=6, batch_size=4, period=3, max_steps=6, checkpoint_every=3,
                                        target_loss=None, log_every=3)
@@ -52,7 +73,7 @@ def test_fixed_set_training_sees_only_the_set_and_resumes_bit_identically(tmp_pa
     # the loss of step 1 is the loss on the batch of the fixed set that the indices name
     model3, _ = _tiny(proto)
     with torch.no_grad():
-        b = data[training.batch_indices(0, 6, 4, proto.seed)]
+        b = data[training.batch_indices(0, 6, 4, proto.seed, proto.batch_draw)]
         out, _ = model3(b.inputs, full_state=False)
         assert float(((out - b.targets) ** 2).mean()) == pytest.approx(seen[0], rel=1e-6)
 
@@ -98,8 +119,8 @@ def test_torch_init_is_nn_rnn_with_scaled_recurrent_weight():
 
 def test_reference_protocol_values_and_validation(tmp_path):
     ref = training.REFERENCE
-    assert (ref.dataset_size, ref.batch_size, ref.optimizer, ref.lr, ref.clip_grad_norm, ref.target_loss) == \
-        (5000, 200, "adam", 1e-3, 1e-4, 1e-3)
+    assert (ref.dataset_size, ref.batch_size, ref.batch_draw, ref.optimizer, ref.lr, ref.clip_grad_norm,
+            ref.target_loss) == (5000, 200, "step", "adam", 1e-3, 1e-4, 1e-3)
     assert ref.task().n_steps == 90 and ref.init == "torch" and ref.alpha == 1.0
     opts = ref.train_options()
     assert opts["noise"] is False and opts["dataset_size"] == 5000 and opts["log_every"] == 20
@@ -109,6 +130,10 @@ def test_reference_protocol_values_and_validation(tmp_path):
         ref.replace(dataset_size=200, batch_size=300)
     with pytest.raises(ValueError, match="optimizer"):
         ref.replace(optimizer="lbfgs")
+    with pytest.raises(ValueError, match="batch_draw"):
+        ref.replace(batch_draw="replace")
+    with pytest.raises(ValueError, match="batch_draw must be one of"):
+        training.train(*_tiny(ref.replace(period=3)), 2, tmp_path, dataset_size=8, batch_draw="x", **TINY)
     with pytest.raises(ValueError, match="clip_grad_norm"):
         ref.replace(clip_grad_norm=0)
     with pytest.raises(ValueError, match="init"):

@@ -30,8 +30,15 @@ clip an option (default none).  ``REFERENCE.replace(batch_size=5000, clip_grad_n
 the former.
 
 The reference draws each batch as the first 200 trials of a fresh shuffle of the set (a new data
-loader iterator every step); the package shuffles once per epoch and walks through the set, so
-every trial is seen once per 25 steps.  The two are the same when the batch is the whole set.
+loader iterator every step); ``REFERENCE`` does the same (``batch_draw="step"``).  With
+``batch_draw="epoch"`` the set is instead shuffled once per epoch and walked through, so every
+trial is seen once per 25 steps.  The two are the same when the batch is the whole set.
+
+One difference remains by construction: torch's ``nn.RNN`` has two bias vectors (``b_ih`` and
+``b_hh``) where the package's cell has their sum.  Both start from the same distribution (a sum
+of two uniform draws), but Adam moves each of the reference's two vectors by about ``lr`` per
+step, so its summed bias moves up to twice as fast, and the bias gradient counts twice in the
+clipped global norm.
 """
 from __future__ import annotations
 
@@ -52,6 +59,8 @@ class Protocol:
     name : label used in logs and file names.
     dataset_size : trials in the fixed noisy training set, or ``None`` for fresh trials every step.
     batch_size : trials per optimiser step (``<= dataset_size``).
+    batch_draw : with a fixed set, ``"epoch"`` (each trial once per epoch) or ``"step"`` (distinct
+        trials drawn afresh every step, as the reference's data loader does).
     optimizer, lr : ``"adam"`` or ``"sgd"`` and its learning rate.
     clip_grad_norm : maximum global gradient L2 norm, or ``None`` (no clip).
     target_loss : stop when the two-point mean of the logged loss falls below it, or ``None``.
@@ -67,6 +76,7 @@ class Protocol:
     name: str = "package"
     dataset_size: int | None = None
     batch_size: int = 64
+    batch_draw: str = "epoch"
     optimizer: str = "adam"
     lr: float = 1e-3
     clip_grad_norm: float | None = None
@@ -99,6 +109,8 @@ class Protocol:
             if self.batch_size > self.dataset_size:
                 raise ValueError(f"Protocol.batch_size={self.batch_size} exceeds dataset_size={self.dataset_size}; "
                                  "lower batch_size or raise dataset_size")
+        if self.batch_draw not in ("epoch", "step"):
+            raise ValueError(f"Protocol.batch_draw must be 'epoch' or 'step', got {self.batch_draw!r}")
         if self.optimizer not in ("adam", "sgd"):
             raise ValueError(f"Protocol.optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
         if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not self.lr > 0:
@@ -122,7 +134,8 @@ class Protocol:
 
     def train_options(self) -> dict:
         """Keyword options of :func:`neurokpflow.training.train` for this protocol."""
-        return {"dataset_size": self.dataset_size, "batch_size": self.batch_size, "optimizer": self.optimizer,
+        return {"dataset_size": self.dataset_size, "batch_size": self.batch_size, "batch_draw": self.batch_draw,
+                "optimizer": self.optimizer,
                 "lr": float(self.lr), "clip_grad_norm": self.clip_grad_norm, "target_loss": self.target_loss,
                 "log_every": self.log_every, "checkpoint_every": self.checkpoint_every, "noise": False,
                 "mask_mode": "pre_square", "seed": self.seed}
@@ -142,8 +155,8 @@ class Protocol:
 
 
 #: the KPFlow reference's paper-era protocol (module docstring)
-REFERENCE = Protocol(name="reference", dataset_size=5000, batch_size=200, optimizer="adam", lr=1e-3,
-                     clip_grad_norm=1e-4, target_loss=1e-3, log_every=20, max_steps=10_000, checkpoint_every=100,
+REFERENCE = Protocol(name="reference", dataset_size=5000, batch_size=200, batch_draw="step", optimizer="adam",
+                     lr=1e-3, clip_grad_norm=1e-4, target_loss=1e-3, log_every=20, max_steps=10_000, checkpoint_every=100,
                      init="torch", alpha=1.0, period=30)
 #: the package's default trainer settings on the same task (fresh trials every step)
 PACKAGE = Protocol(name="package")

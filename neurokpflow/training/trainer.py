@@ -10,6 +10,10 @@ SeedSequence([seed, 2]))`` drawn once (the KPFlow reference protocol); it is shu
 epoch by a permutation seeded from ``(seed, epoch, 3)`` and cut into ``ceil(N / batch_size)``
 consecutive batches (the last one smaller when ``batch_size`` does not divide ``N``), so every
 epoch covers the set exactly once and the batch of a step again depends only on ``(seed, step)``.
+With ``batch_draw="step"`` every step instead takes the first ``batch_size`` trials of a fresh
+permutation seeded from ``(seed, step, 3)``: ``batch_size`` distinct trials drawn uniformly and
+independently of every other step, which is what the KPFlow reference's data loader does (a new
+shuffled iterator every step).
 """
 from __future__ import annotations
 
@@ -48,7 +52,10 @@ DEFAULTS = {
     "log_every": 10,
     "seed": 0,
     "dataset_size": None,       # None: fresh trials every step; N: a fixed noisy set of N trials (epochs)
+    "batch_draw": "epoch",      # with dataset_size: "epoch" (each trial once per epoch) | "step" (fresh draw)
 }
+#: how a batch is drawn from a fixed training set (module docstring)
+BATCH_DRAWS = ("epoch", "step")
 #: options that only affect how a run executes, not what it computes (not saved)
 RUNTIME = {"device": "auto", "progress": True, "callback": None}
 
@@ -90,6 +97,8 @@ def _check_options(options):
     n = opts["dataset_size"]
     if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
         raise ValueError(f"dataset_size must be a positive int (trials in the fixed set) or None, got {n!r}")
+    if opts["batch_draw"] not in BATCH_DRAWS:
+        raise ValueError(f"batch_draw must be one of {BATCH_DRAWS}, got {opts['batch_draw']!r}")
     if n is not None and opts["batch_size"] > n:
         raise ValueError(f"batch_size={opts['batch_size']} exceeds dataset_size={n}; lower batch_size or raise "
                          "dataset_size")
@@ -134,13 +143,19 @@ def fixed_dataset(task, opts):
     return task.sample(opts["dataset_size"], seed=np.random.SeedSequence([int(opts["seed"]), 2]))
 
 
-def batch_indices(step: int, dataset_size: int, batch_size: int, seed: int) -> np.ndarray:
+def batch_indices(step: int, dataset_size: int, batch_size: int, seed: int, draw: str = "epoch") -> np.ndarray:
     """Trial indices into the fixed set for optimiser step ``step`` (0-based).
 
-    Epoch ``e`` shuffles the set with a permutation seeded from ``(seed, e, 3)`` and takes
-    ``ceil(dataset_size / batch_size)`` consecutive slices of it; a step's batch therefore depends
-    only on ``(seed, step)`` and each epoch visits every trial exactly once.
+    ``draw="epoch"``: epoch ``e`` shuffles the set with a permutation seeded from ``(seed, e, 3)``
+    and takes ``ceil(dataset_size / batch_size)`` consecutive slices of it, so each epoch visits
+    every trial exactly once.  ``draw="step"``: the first ``batch_size`` entries of a permutation
+    seeded from ``(seed, step, 3)`` (distinct trials, drawn afresh every step).  Either way a step's
+    batch depends only on ``(seed, step)``.
     """
+    if draw not in BATCH_DRAWS:
+        raise ValueError(f"draw must be one of {BATCH_DRAWS}, got {draw!r}")
+    if draw == "step":
+        return np.random.default_rng(_step_seed(seed, step, 3)).permutation(dataset_size)[:batch_size]
     per_epoch = -(-dataset_size // batch_size)
     epoch, k = divmod(int(step), per_epoch)
     perm = np.random.default_rng(_step_seed(seed, epoch, 3)).permutation(dataset_size)
@@ -204,8 +219,8 @@ def train(model, task, steps: int, out_dir, **options) -> TrainResult:
     (defaults in ``DEFAULTS``): ``batch_size``, ``optimizer`` ("adam"/"sgd"), ``lr``,
     ``momentum``, ``weight_decay``, ``clip_grad_norm``, ``clip_grad_value``, ``mask_mode``,
     ``noise``, ``checkpoint_every``, ``eval_every``, ``eval_grid``, ``target_accuracy``,
-    ``target_loss``, ``log_every``, ``seed``, ``dataset_size`` (a fixed noisy training set, module
-    docstring); :class:`neurokpflow.training.Protocol` bundles a whole protocol; and, not saved, ``device`` ("auto" = CUDA when
+    ``target_loss``, ``log_every``, ``seed``, ``dataset_size`` (a fixed noisy training set) and
+    ``batch_draw`` (how its batches are drawn; module docstring); :class:`neurokpflow.training.Protocol` bundles a whole protocol; and, not saved, ``device`` ("auto" = CUDA when
     available, or e.g. "cpu"), ``progress`` (tqdm bar with loss and per-task accuracy) and
     ``callback(step, loss, model)`` (called after every step; a truthy return stops the run).
 
@@ -306,7 +321,8 @@ def _run(model, task, optimizer, opts, steps, start, log, out_dir, device, runti
             if trials is None:
                 batch = task.sample(opts["batch_size"], seed=_step_seed(opts["seed"], step, 0)).to(device)
             else:
-                batch = trials[batch_indices(step, trials.n_trials, opts["batch_size"], opts["seed"])].to(device)
+                batch = trials[batch_indices(step, trials.n_trials, opts["batch_size"], opts["seed"],
+                                             opts["batch_draw"])].to(device)
             gen = None
             if noise:
                 gen = torch.Generator().manual_seed(int(_step_seed(opts["seed"], step, 1).generate_state(1)[0]))
