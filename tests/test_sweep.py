@@ -480,22 +480,41 @@ def test_two_sweeps_of_one_spec_on_one_scheduler_both_run(tmp_path):
     assert ds.sizes["run"] == 2 and set(ds.status.values.tolist()) == {"done"}
 
 
-def test_every_worker_reads_the_recordings_before_any_run(tmp_path, shared_data_dir):
-    """Run seconds measure the run: workers import the run code and read each recording when they
-    start (a worker plugin), so the worker that runs nothing has read it too."""
+def test_every_worker_holds_the_recordings_before_any_run(tmp_path, shared_data_dir, monkeypatch):
+    """Run seconds measure the run: workers import the run code and get each recording when they
+    start (a worker plugin), so the worker that runs nothing has it too.  A recording up to
+    SHIP_RECORDING_BYTES travels from the driver (the workers read no file); a larger one is read by
+    each worker from its path."""
     from dask.distributed import Client, LocalCluster
+
+    from neurokpflow.sweep import engine
+    from neurokpflow.sweep.run import recording
 
     sweep = Sweep(grid={**TINY, "steps": 2}, compute={"compare_at": [0]},
                   recordings={"chewie": {"path": str(shared_data_dir / CHEWIE), "condition": "target"}})
+    driver_copy = recording(sweep.recording_options()["chewie"])
+
+    def held():
+        import sys
+
+        from neurokpflow.sweep import run
+        shared = list(run._SHARED.values())
+        return (len(shared), run._recording.cache_info().currsize, "pynwb" in sys.modules,
+                float(shared[0].sum()) if shared else None)
+
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
             Client(cluster) as client:
-        ds = run_sweep(sweep, tmp_path, scheduler=cluster.scheduler_address, progress=False)
+        ds = run_sweep(sweep, tmp_path / "shipped", scheduler=cluster.scheduler_address, progress=False)
+        assert list(client.run(held).values()) == [(1, 0, False, float(driver_copy.sum()))] * 2
+        monkeypatch.setattr(engine, "SHIP_RECORDING_BYTES", driver_copy.nbytes - 1)
 
-        def cached():
+        def forget():
             from neurokpflow.sweep import run
-            return run._recording.cache_info().currsize
+            run._SHARED.clear()
 
-        assert list(client.run(cached).values()) == [1, 1]
+        client.run(forget)
+        run_sweep(sweep, tmp_path / "read", scheduler=cluster.scheduler_address, progress=False)
+        assert [h[1:3] for h in client.run(held).values()] == [(1, True)] * 2      # read from the file
     assert ds.status.values.tolist() == ["done"]
 
 
@@ -522,3 +541,18 @@ def test_sweep_workers_keep_glibcs_default_malloc_trimming():
         assert set(client.run(read).values()) == {None}
         client.restart()
         assert set(client.run(read).values()) == {None}
+
+
+def test_a_bad_recording_found_while_the_local_cluster_starts_closes_it_and_writes_nothing(tmp_path):
+    """The default cluster starts while the driver checks the recordings; a failed check closes it
+    (no worker process is left) and raises before anything is written."""
+    import multiprocessing
+
+    (tmp_path / "bad.nwb").write_bytes(b"not an HDF5 file")
+    sweep = Sweep(grid={**TINY, "steps": 2}, compute={"compare_at": [0]},
+                  recordings={"rec": {"path": str(tmp_path / "bad.nwb"), "condition": "target"}})
+    before = {p.pid for p in multiprocessing.active_children()}
+    with pytest.raises(SweepSpecError, match="recordings.rec"):
+        run_sweep(sweep, tmp_path / "out", n_workers=1, progress=False)
+    assert not (tmp_path / "out").exists()
+    assert {p.pid for p in multiprocessing.active_children()} <= before

@@ -106,32 +106,69 @@ def run_sweep(sweep: Sweep, out, *, scheduler=None, n_workers=None, progress=Tru
     if cluster_options and cluster is None:
         raise ValueError("cluster_options apply to cluster='slurm' or 'pbs' only")
     analysis = sweep.analysis()
-    check_recordings(sweep)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    zarr = _zarr()
     store = out / STORE
-    root = zarr.open_group(str(store), mode="a")
-    root.require_group("runs")
     aid = _analysis_id(analysis)
-    todo = [r for r in sweep.runs() if not _group_done(store, run_id(r), aid)]
+    todo = [r for r in sweep.runs() if not _group_done(store, run_id(r), aid)]   # reads only
     compute, threads = analysis, sweep.threads
     summaries = []
+    started = None
+    if todo and scheduler is None and cluster is None:
+        # the default local cluster starts (its workers import the run code) while this process
+        # reads and checks the recordings; nothing is written before the check has passed
+        started = _start_while(lambda: check_recordings(sweep), n_workers)
+    else:
+        check_recordings(sweep)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        _zarr().open_group(str(store), mode="a").require_group("runs")
+    except BaseException:
+        if started is not None:
+            started.close()
+        raise
+    closing = None
     with Progress(todo, out, enabled=progress) as bar:
         if scheduler == "inline":
             for run in todo:
                 summaries.append(_run_and_store(run, str(out), compute, threads))
                 bar.run_done()
         else:
-            summaries = _run_distributed(todo, str(out), compute, threads, scheduler, n_workers, retries, bar,
-                                         cluster, cluster_options)
-    ds = _combine(sweep, out)
+            summaries, closing = _run_distributed(todo, str(out), compute, threads, scheduler, n_workers, retries,
+                                                  bar, cluster, cluster_options, started=started)
+    try:
+        ds = _combine(sweep, out)
+    finally:
+        if closing is not None:
+            closing.join()
     failed = [(s["run_id"], s["error"]) for s in summaries if s["status"] != "done"]
     if failed and progress:
         print(f"{len(failed)} of {len(todo)} run(s) failed:", file=sys.stderr)
         for rid, err in failed:
             print(f"  {rid}: {err}", file=sys.stderr)
     return ds
+
+
+def _start_while(prepare, n_workers):
+    """Start :func:`local_cluster` in this thread while ``prepare()`` runs in another; return the
+    cluster, or close it and raise when ``prepare`` fails."""
+    result = {}
+
+    def target():
+        try:
+            prepare()
+        except BaseException as err:  # re-raised below, in the caller's thread
+            result["error"] = err
+
+    helper = threading.Thread(target=target, name="neurokpflow-sweep-prepare", daemon=True)
+    helper.start()
+    try:
+        started = local_cluster(n_workers)
+    finally:
+        helper.join()
+    if "error" in result:
+        started.close()
+        raise result["error"]
+    return started
 
 
 def _expected_checkpoints(run) -> int:
@@ -213,7 +250,8 @@ def check_recordings(sweep: Sweep) -> None:
 
 def local_cluster(n_workers=None):
     """The ``LocalCluster`` a sweep starts by default: ``n_workers`` processes (one per core), one
-    thread each, and glibc's default malloc trimming in the workers.
+    thread each, which import the run code as they start (``PRELOAD_MODULES`` of
+    ``neurokpflow.sweep._plugin``), and glibc's default malloc trimming in the workers.
 
     dask's nannies export ``MALLOC_TRIM_THRESHOLD_=65536`` to the workers they spawn; glibc then hands
     freed memory back to the OS on nearly every free, and a training run in such a worker took
@@ -225,6 +263,8 @@ def local_cluster(n_workers=None):
     import dask
     from dask.distributed import LocalCluster
 
+    from ._plugin import PRELOAD_MODULES
+
     # a nanny started earlier in this process (any dask cluster) has also exported dask's value into
     # this process's environment, which spawned workers inherit: take that copy back out
     dask_value = dask.config.get("distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_", None)
@@ -232,13 +272,19 @@ def local_cluster(n_workers=None):
         del os.environ["MALLOC_TRIM_THRESHOLD_"]
     with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
         return LocalCluster(n_workers=n_workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
-                            dashboard_address=":0")
+                            dashboard_address=":0", preload=list(PRELOAD_MODULES))
+
+
+#: recordings up to this size travel from the driver to the workers; larger ones are read by each worker
+SHIP_RECORDING_BYTES = 64 * 2**20
 
 
 def _run_distributed(todo, out, compute, threads, scheduler, n_workers, retries, bar, kind=None, options=None,
-                     work=None):
+                     work=None, started=None):
     """Submit one task per run (``work``: the unit of work, default :func:`_run_and_store`; the scale
-    benchmark passes a no-op one) and collect the summaries."""
+    benchmark passes a no-op one) and collect the summaries.  ``started``: a local cluster already
+    started by the caller, closed here.  Returns the summaries and, when a cluster was started for
+    this sweep, the thread that is closing it (join it before returning to the user)."""
     work = _run_and_store if work is None else work
     try:
         from dask.distributed import Client, as_completed
@@ -252,11 +298,12 @@ def _run_distributed(todo, out, compute, threads, scheduler, n_workers, retries,
         cluster.scale(jobs=n_workers or 1)
         client = Client(cluster)
     elif scheduler is None:
-        cluster = local_cluster(n_workers)
+        cluster = started if started is not None else local_cluster(n_workers)
         client = Client(cluster)
     else:
         client = Client(scheduler)
     summaries = []
+    closing = None
     try:
         try:
             import bokeh  # noqa: F401  (the dashboard needs it)
@@ -265,7 +312,10 @@ def _run_distributed(todo, out, compute, threads, scheduler, n_workers, retries,
             bar.write(f"dask scheduler: {client.scheduler.address} (for the dashboard: pip install 'bokeh>=3.1')")
         from ._plugin import Preload
 
-        client.register_plugin(Preload(compute.get("recordings", {})))
+        recordings = compute.get("recordings", {})
+        arrays = {name: recording(opts) for name, opts in recordings.items()
+                  if recording(opts).nbytes <= SHIP_RECORDING_BYTES}
+        client.register_plugin(Preload(recordings, arrays))
         # keys name the run (dashboard) and this submission: a key still known to a long-lived scheduler
         # from an earlier sweep would otherwise return that sweep's result without running anything
         attempt = uuid.uuid4().hex[:8]
@@ -277,8 +327,10 @@ def _run_distributed(todo, out, compute, threads, scheduler, n_workers, retries,
     finally:
         client.close()
         if cluster is not None:
-            cluster.close()
-    return summaries
+            # the workers shut down while the caller combines the results
+            closing = threading.Thread(target=cluster.close, name="neurokpflow-sweep-close", daemon=True)
+            closing.start()
+    return summaries, closing
 
 
 def open_sweep(path, *, grid: bool = False) -> xr.Dataset:

@@ -6,7 +6,8 @@ run can be shipped to any dask worker.  Random state is per run: the model is in
 its own seed and the trainer draws every batch from ``SeedSequence([seed, step])``; nothing
 process-global is seeded or restored.  The torch thread count is set explicitly and recorded.
 Recordings travel as their path or URL and options; each worker process reads a recording once
-(:func:`recording`) and keeps it for its next runs.
+(:func:`recording`) and keeps it for its next runs, unless the driver has already handed it the
+array it read itself (:func:`share_recording`).
 """
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ from .. import models, tasks, training
 from ..training.checkpoint import checkpoint_path, list_checkpoints
 from .spec import run_id
 
-__all__ = ["train_or_resume", "execute_run", "remove_stale_temporaries", "recording", "compare_run"]
+__all__ = ["train_or_resume", "execute_run", "remove_stale_temporaries", "recording", "share_recording",
+           "compare_run"]
 
 
 def remove_stale_temporaries(run_dir) -> list:
@@ -68,6 +70,24 @@ def train_or_resume(run: dict, run_dir, device: str = "cpu") -> training.TrainRe
                           checkpoint_every=int(run["checkpoint_every"]), seed=int(run["seed"]))
 
 
+#: recordings handed over by the driver, by their reading options (see :func:`share_recording`)
+_SHARED: dict = {}
+
+
+def _recording_key(options: dict) -> tuple:
+    return (options["path"], options["condition"], options["align_to"], float(options["bin_size"]),
+            float(options["smooth"]))
+
+
+def share_recording(options: dict, activity: xr.DataArray) -> None:
+    """Make :func:`recording` return ``activity`` for ``options`` in this process, without reading
+    the file: a sweep's driver has already read every recording (to check it) and sends the arrays
+    to its workers, which then need neither the NWB reader nor the file."""
+    if not isinstance(activity, xr.DataArray):
+        raise TypeError(f"activity must be an xarray.DataArray, got {type(activity).__name__}")
+    _SHARED[_recording_key(options)] = activity
+
+
 @lru_cache(maxsize=8)
 def _recording(path, condition, align_to, bin_size, smooth):
     from ..cli.comparison_steps import load_recording
@@ -79,8 +99,9 @@ def _recording(path, condition, align_to, bin_size, smooth):
 def recording(options: dict) -> xr.DataArray:
     """The trial-aligned activity of one ``[recordings.NAME]`` entry (options with defaults filled in),
     read once per process (the result is shared: treat it as read-only)."""
-    return _recording(options["path"], options["condition"], options["align_to"], float(options["bin_size"]),
-                      float(options["smooth"]))
+    key = _recording_key(options)
+    shared = _SHARED.get(key)
+    return shared if shared is not None else _recording(*key)
 
 
 def _models_at(run_dir, steps):
