@@ -3,7 +3,7 @@
 The reference's training script saves ``checkpoint_<iteration>.pt`` files holding ``{"model": state_dict}``
 of a one-layer torch ``nn.RNN`` (keys ``rnn.weight_ih_l0``, ``rnn.weight_hh_l0``, ``rnn.bias_ih_l0``,
 ``rnn.bias_hh_l0``) with an ``nn.Linear`` readout (``Wout.weight``, ``Wout.bias``).  This loads each into the
-package's tanh RNN (``init="torch"`` form: one bias = b_ih + b_hh, the same function), evaluates the
+package's tanh RNN (``init="torch"``, which has torch's two bias vectors b_ih and b_hh), evaluates the
 Memory-Pro test trials and prints the effective ranks of K and P under the package's ER1, the reference
 figure's definition and the one-factor changes between them, so that the package's numbers on the
 reference's own trained networks can be set beside the reference's.
@@ -33,7 +33,8 @@ def load_reference_rnn(path, task):
     with torch.no_grad():
         model.cell.weight_ih.copy_(sd["rnn.weight_ih_l0"])
         model.cell.weight_hh.copy_(sd["rnn.weight_hh_l0"])
-        model.cell.bias.copy_(sd["rnn.bias_ih_l0"] + sd["rnn.bias_hh_l0"])
+        model.cell.bias.copy_(sd["rnn.bias_ih_l0"])
+        model.cell.bias_hh.copy_(sd["rnn.bias_hh_l0"])
         model.readout.weight.copy_(sd["Wout.weight"])
         model.readout.bias.copy_(sd["Wout.bias"])
     return model

@@ -36,6 +36,7 @@ CELLS = {
     "rnn_rate": lambda: LeakyRNNCell(I, H, alpha=0.4, activation="tanh", form="rate", g=1.5),
     "rnn_state_softplus": lambda: LeakyRNNCell(I, H, alpha=0.6, activation="softplus", form="state"),
     "rnn_dale": lambda: LeakyRNNCell(I, H, alpha=0.3, form="rate", dale=0.6),
+    "rnn_torch_init": lambda: LeakyRNNCell(I, H, init="torch", g=1.2),          # two bias vectors, as nn.RNN
     "gru": lambda: GRUCell(I, H, g=1.3),
     "lstm": lambda: LSTMCell(I, H),
     "torch_rnn_relu": lambda: nn.RNNCell(I, H, nonlinearity="relu"),

@@ -53,12 +53,12 @@ def test_paper_era_operators_linearise_at_z_t():
     torch.testing.assert_close(ops.z_prev, states)                 # J(t) at z(t), not z(t-1)
     pkg = rc._package_operators(m, x, torch.float64)
     torch.testing.assert_close(pkg.z_prev[:, 1:], states[:, :-1])  # the package: z(t-1)
-    # P by hand with J(t) = diag(1 - tanh²(W_in x(t) + b + W z(t))) W at z(t)
+    # P by hand with J(t) = diag(1 - tanh²(W_in x(t) + b_ih + b_hh + W z(t))) W at z(t)
     c = m.cell
     q = torch.randn(2, 5, 6, dtype=torch.float64)
     d, out = torch.zeros(2, 6, dtype=torch.float64), []
     for t in range(5):
-        a = x[:, t] @ c.weight_ih.T + c.bias + states[:, t] @ c.weight_hh.T
+        a = x[:, t] @ c.weight_ih.T + c.bias + c.bias_hh + states[:, t] @ c.weight_hh.T
         J = (1 - torch.tanh(a) ** 2)[:, :, None] * c.weight_hh
         d = q[:, t] + (J @ d[:, :, None])[:, :, 0]
         out.append(d)

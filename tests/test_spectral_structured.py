@@ -26,6 +26,8 @@ CELLS = {
     "rate": lambda: LeakyRNNCell(I, 4, dtype=F64),
     "state": lambda: LeakyRNNCell(I, 4, form="state", alpha=0.3, dtype=F64),
     "dale": lambda: LeakyRNNCell(I, 4, dale=0.5, alpha=0.5, dtype=F64),
+    "torch_init": lambda: LeakyRNNCell(I, 4, init="torch", dtype=F64),                  # b_ih and b_hh
+    "torch_init_state": lambda: LeakyRNNCell(I, 4, form="state", alpha=0.5, init="torch", dtype=F64),
     "gru": lambda: GRUCell(I, 4, dtype=F64),
     "lstm": lambda: LSTMCell(I, 3, dtype=F64),
 }

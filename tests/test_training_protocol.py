@@ -97,19 +97,34 @@ def test_torch_init_is_nn_rnn_with_scaled_recurrent_weight():
     bound = 1 / math.sqrt(H)
     assert c.weight_ih.abs().max() <= bound and c.weight_hh.abs().max() <= g * bound
     assert c.weight_hh.std().item() == pytest.approx(g * bound / math.sqrt(3), rel=0.02)   # uniform, times g
-    assert c.bias.abs().max() <= 2 * bound and c.bias.abs().max() > bound                  # b_ih + b_hh
-    # the same function as torch's nn.RNN with those parameters (b_ih + b_hh = our single bias)
+    assert c.bias.abs().max() <= bound and c.bias_hh.abs().max() <= bound                   # b_ih, b_hh
+    # torch's nn.RNN with exactly these parameters: the same function and the same parameters
     rnn = nn.RNN(I, H, batch_first=True)
     with torch.no_grad():
         rnn.weight_ih_l0.copy_(c.weight_ih)
         rnn.weight_hh_l0.copy_(c.weight_hh)
         rnn.bias_ih_l0.copy_(c.bias)
-        rnn.bias_hh_l0.zero_()
+        rnn.bias_hh_l0.copy_(c.bias_hh)
     x = torch.randn(2, 7, I)
     with torch.no_grad():
         ours = m(x)[1]
         theirs = rnn(x)[0]
     torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)
+    assert sorted(n for n, _ in c.named_parameters()) == ["bias", "bias_hh", "weight_hh", "weight_ih"]
+    # ... and the same gradients, so an optimiser moves each bias vector as it moves nn.RNN's
+    out_ours, out_theirs = m(x)[1], rnn(x)[0]
+    (out_ours ** 2).sum().backward()
+    (out_theirs ** 2).sum().backward()
+    for ours_p, theirs_p in ((c.bias, rnn.bias_ih_l0), (c.bias_hh, rnn.bias_hh_l0), (c.weight_hh, rnn.weight_hh_l0)):
+        torch.testing.assert_close(ours_p.grad, theirs_p.grad, rtol=1e-4, atol=1e-5)
+    # a state dict saved before the second bias existed (one bias = b_ih + b_hh) loads with b_hh = 0
+    old = {k: v for k, v in m.state_dict().items() if k != "cell.bias_hh"}
+    old["cell.bias"] = c.bias.detach() + c.bias_hh.detach()
+    again = models.make("rnn", I, H, 3, seed=2, init="torch", g=g)
+    again.load_state_dict(old)
+    assert torch.equal(again.cell.bias_hh, torch.zeros(H)) and "cell.bias_hh" not in old
+    with torch.no_grad():
+        torch.testing.assert_close(again(x)[1], ours, rtol=1e-5, atol=1e-5)
     # g = 1 gives a recurrent spectral radius near 1/sqrt(3) (the normal init gives ~1)
     radius = torch.linalg.eigvals(models.make("rnn", I, H, 3, seed=1, init="torch").cell.weight_hh.detach()).abs().max()
     assert float(radius) == pytest.approx(1 / math.sqrt(3), rel=0.1)

@@ -157,11 +157,11 @@ def _leaky_terms(cell: LeakyRNNCell, x, zp):
         pre = cell._drive(x) + zp @ cell.recurrent_weight().T
         C = a * dphi(pre)
         F = _features(x if _trained(cell.weight_ih) else None, zp if _trained(cell.weight_hh) else None,
-                      _ones(x) if _trained(cell.bias) else None)
+                      _ones(x) if _trained(cell.bias) else None, _ones(x) if _trained(cell.bias_hh) else None)
     else:
         C = torch.full_like(zp, a)
         F = _features(phi(zp) if _trained(cell.weight_hh) else None, x if _trained(cell.weight_ih) else None,
-                      _ones(x) if _trained(cell.bias) else None)
+                      _ones(x) if _trained(cell.bias) else None, _ones(x) if _trained(cell.bias_hh) else None)
     return [(C, F)], cell.hidden_size, 1
 
 

@@ -149,8 +149,11 @@ class LeakyRNNCell(RecurrentCell):
         ``"normal"``: ``W_in ~ N(0, 1/I)``, ``W_rec ~ N(0, g²/H)``, bias 0.  ``"torch"``: the
         initialisation of torch's ``nn.RNN`` (the KPFlow reference code): ``W_in``, ``W_rec`` and
         the two bias vectors ``b_ih``, ``b_hh`` uniform on ``±1/sqrt(H)``, then ``W_rec`` multiplied
-        by ``g``; the single bias here is ``b_ih + b_hh`` (the same function).  With ``"torch"``
-        ``g = 1`` gives a recurrent spectral radius of about ``1/sqrt(3)``.
+        by ``g``.  The cell then also keeps torch's two bias vectors (``bias`` is ``b_ih``,
+        ``bias_hh`` is ``b_hh``): the function is the same as with their sum, but an optimiser
+        moves each vector, and ``J_θ``/``K`` count the bias twice, exactly as for ``nn.RNN``.
+        (A state dict from before ``bias_hh`` existed loads with ``bias_hh = 0``.)  With
+        ``"torch"`` ``g = 1`` gives a recurrent spectral radius of about ``1/sqrt(3)``.
     dale : float or None
         Fraction of excitatory units for Dale's law.  The effective recurrent matrix is
         ``|W_raw| · diag(sign)`` (column j is presynaptic unit j, excitatory columns positive).
@@ -176,6 +179,8 @@ class LeakyRNNCell(RecurrentCell):
         self.weight_ih = nn.Parameter(torch.empty(hidden_size, input_size, **kw))
         self.weight_hh = nn.Parameter(torch.empty(hidden_size, hidden_size, **kw))
         self.bias = nn.Parameter(torch.empty(hidden_size, **kw)) if bias else None
+        # torch's nn.RNN parameterisation has a second bias vector (see the class docstring)
+        self.bias_hh = nn.Parameter(torch.empty(hidden_size, **kw)) if bias and init == "torch" else None
         if dale is not None:
             if not 0 < dale < 1:
                 raise ValueError(f"dale must be the excitatory fraction in (0, 1), got {dale}")
@@ -196,7 +201,8 @@ class LeakyRNNCell(RecurrentCell):
             self.weight_ih.copy_(uniform(H, I))
             self.weight_hh.copy_(uniform(H, H) * self.g)
             if self.bias is not None:
-                self.bias.copy_(uniform(H) + uniform(H))
+                self.bias.copy_(uniform(H))
+                self.bias_hh.copy_(uniform(H))
             return
         self.weight_ih.copy_(torch.randn(H, I, generator=generator) / math.sqrt(max(I, 1)))
         w = torch.randn(H, H, generator=generator) * (self.g / math.sqrt(H))
@@ -220,7 +226,16 @@ class LeakyRNNCell(RecurrentCell):
 
     def _drive(self, x):
         d = x @ self.weight_ih.T
-        return d + self.bias if self.bias is not None else d
+        if self.bias is not None:
+            d = d + self.bias
+        return d + self.bias_hh if self.bias_hh is not None else d
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # a torch-initialised cell saved before it had torch's second bias vector: b_hh = 0 keeps
+        # its function (``state_dict`` is already the loader's own copy)
+        if self.bias_hh is not None and prefix + "bias" in state_dict and prefix + "bias_hh" not in state_dict:
+            state_dict[prefix + "bias_hh"] = torch.zeros_like(state_dict[prefix + "bias"])
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, x, z):
         phi, _ = _activation(self.activation)
@@ -264,14 +279,13 @@ class LeakyRNNCell(RecurrentCell):
         if self.dale_sign is not None:
             scale = torch.sign(self.weight_hh.detach()) * self.dale_sign
         bias = "bias" if self.bias is not None else None
+        bias_hh = "bias_hh" if self.bias_hh is not None else None
         if self.form == "rate":
-            a = X @ self.weight_ih.detach().T + Z @ W.T
-            if self.bias is not None:
-                a = a + self.bias.detach()
+            a = self._drive(X).detach() + Z @ W.T
             c = (self.alpha * dphi(a))[:, None, None, :]
-            return [ParameterSite("weight_ih", bias, X, c), ParameterSite("weight_hh", None, Z, c, scale)]
+            return [ParameterSite("weight_ih", bias, X, c), ParameterSite("weight_hh", bias_hh, Z, c, scale)]
         c = torch.full((1, 1, 1, self.hidden_size), self.alpha, dtype=X.dtype, device=X.device).expand(X.shape[0], 1, 1, -1)
-        return [ParameterSite("weight_ih", bias, X, c), ParameterSite("weight_hh", None, phi(Z), c, scale)]
+        return [ParameterSite("weight_ih", bias, X, c), ParameterSite("weight_hh", bias_hh, phi(Z), c, scale)]
 
     def extra_repr(self):
         return (f"{self.input_size}, {self.hidden_size}, form={self.form!r}, alpha={self.alpha}, "
