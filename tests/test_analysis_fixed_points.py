@@ -77,6 +77,40 @@ def test_slow_points_follow_the_input_interpolation():
         np.testing.assert_allclose(ds["state"].values[k], exact, atol=1e-8)
 
 
+class _ValleyCell(torch.nn.Module):
+    """F(z) = z + (z₂ − z₁², ε (1 − z₁)): the one fixed point (1, 1) is reached through the curved
+    valley z₂ = z₁² of q, along which A = J − I is nearly singular (det A = ε)."""
+
+    state_size, input_size = 2, 1
+
+    def __init__(self, eps):
+        super().__init__()
+        self.eps = torch.nn.Parameter(torch.tensor(eps, dtype=F64), requires_grad=False)
+
+    def forward(self, u, z):
+        return z + torch.stack([z[..., 1] - z[..., 0] ** 2, self.eps * (1 - z[..., 0])], -1) + 0 * u[..., :1]
+
+
+def test_geodesic_acceleration_follows_a_curved_valley_to_the_fixed_point():
+    cell = _ValleyCell(1e-3)
+    z1 = torch.linspace(-3, -0.5, 16, dtype=F64)
+    init = torch.stack([z1, z1 ** 2], 1)                           # on the valley floor, far from (1, 1)
+    opts = fp.FixedPointOptions(tol_q=1e-24, max_iter=400)
+    z, q, iters = fp.minimize_q(cell, [0.0], init, opts)
+    assert (q < 1e-24).all() and (z - 1).abs().max() < 1e-9
+    # the plain Levenberg-Marquardt step overshoots the bend and crawls: most states do not get there
+    z0, q0, _ = fp.minimize_q(cell, [0.0], init, fp.FixedPointOptions(tol_q=1e-24, max_iter=400, acceleration=0))
+    assert (q0 < 1e-24).sum() <= 8
+    # on a linear map (no curvature) the acceleration vanishes: the same single Newton step either way
+    m = _linear_rnn(4, 1, 1.0, 0.5 * torch.eye(4, dtype=F64))
+    start = torch.randn(8, 4, generator=torch.Generator().manual_seed(0), dtype=F64)
+    with_acc = fp.minimize_q(m, [0.3], start, fp.FixedPointOptions(tol_q=1e-26, damping=1e-12))
+    without = fp.minimize_q(m, [0.3], start, fp.FixedPointOptions(tol_q=1e-26, damping=1e-12, acceleration=0))
+    torch.testing.assert_close(with_acc[0], without[0], atol=1e-12, rtol=0)
+    with pytest.raises(ValueError, match="acceleration"):
+        fp.FixedPointOptions(acceleration=-1)
+
+
 def _flip_flop_network():
     """A 3-bit flip-flop built by hand (no training): h <- tanh(2 h + 3 x) per bit.  Each bit is
     bistable at ±h*, h* = tanh(2 h*) ≈ 0.9575; a pulse of ±1 drives it to the matching state; the

@@ -8,7 +8,10 @@ Levenberg–Marquardt method: each state gets its own Jacobian ``J = ∂F/∂z``
 ``G = F(z) − z`` and ``A = J − I``; a step is kept only when it lowers ``q`` (then ``λ ← λ/10``,
 otherwise ``λ ← 10 λ``).  One Cholesky factorisation of ``AᵀA + λI`` serves up to ``chord_steps``
 steps (chord method) while they keep lowering ``q``, which saves most factorisations near a root.  Near a fixed point this is Newton's method (quadratic convergence); far from
-one it is damped gradient descent on ``q``.  A state stops when ``q < tol_q``, when its damping
+one it is damped gradient descent on ``q``.  The first step of each factorisation carries geodesic
+acceleration (Transtrum & Sethna 2012; ``acceleration``), a second-order correction along the step that
+follows curved valleys of ``q``: trained memory networks have fixed points with an eigenvalue of ``J``
+close to 1, reached through such valleys, where plain steps overshoot and crawl.  A state stops when ``q < tol_q``, when its damping
 exceeds 1e12 (a local minimum of ``q`` with ``q > 0``: a slow point) or after ``max_iter`` steps.
 Everything runs on the device and in the dtype of the cell's parameters (use ``model.double()`` for
 ``q`` near 1e-20).
@@ -45,6 +48,10 @@ class FixedPointOptions:
     stability_tol : an eigenvalue of ``J`` with ``| |λ| − 1 | <= stability_tol`` is marginal
     damping : initial Levenberg–Marquardt ``λ``
     chord_steps : steps taken with one Jacobian factorisation while they keep lowering ``q``
+    acceleration : the first step of each factorisation adds geodesic acceleration (Transtrum &
+        Sethna 2012) when its norm is at most ``acceleration / 2`` times the plain step's; 0 turns
+        it off.  It speeds up convergence to nearly marginal points (an eigenvalue of ``J`` near
+        1, as in trained memory networks) by a factor of several.
     chunk_size : states whose Jacobians are held at once (memory ``chunk_size · S² ·`` 3 numbers)
     seed : seeds the draw of initial states and their noise
     """
@@ -58,6 +65,7 @@ class FixedPointOptions:
     stability_tol: float = 1e-6
     damping: float = 1e-3
     chord_steps: int = 4
+    acceleration: float = 0.75
     chunk_size: int = 512
     seed: int = 0
 
@@ -65,7 +73,7 @@ class FixedPointOptions:
         for name in ("n_initial", "max_iter", "chunk_size", "chord_steps"):
             if not isinstance(getattr(self, name), (int, np.integer)) or getattr(self, name) < 1:
                 raise ValueError(f"FixedPointOptions.{name} must be a positive int, got {getattr(self, name)!r}")
-        for name in ("noise", "tol_q", "unique_tol", "stability_tol", "damping"):
+        for name in ("noise", "tol_q", "unique_tol", "stability_tol", "damping", "acceleration"):
             if getattr(self, name) is not None and not getattr(self, name) >= 0:
                 raise ValueError(f"FixedPointOptions.{name} must be >= 0, got {getattr(self, name)!r}")
 
@@ -154,6 +162,9 @@ def minimize_q(model, inputs, initial, options: FixedPointOptions | None = None)
                 if okk.any():
                     rhs = At[sub][okk] @ g[idx][okk][..., None]
                     delta[okk] = -torch.cholesky_solve(rhs, L[sub][okk])[..., 0]
+                if k == 0 and opt.acceleration > 0 and okk.any():
+                    delta = _accelerated(cell, u, z[idx], g[idx], delta, A[sub], At[sub], L[sub], okk,
+                                         opt.acceleration)
                 z_new = z[idx] + delta
                 g_new, q_new = _residual(cell, u, z_new)
                 better = okk & (q_new < q[idx])
@@ -169,6 +180,22 @@ def minimize_q(model, inputs, initial, options: FixedPointOptions | None = None)
         q_all[lo:lo + opt.chunk_size] = q
         it_all[lo:lo + opt.chunk_size] = iters
     return z_all, q_all, it_all
+
+
+def _accelerated(cell, u, z, g, velocity, A, At, L, ok, ratio):
+    """Geodesic acceleration (Transtrum & Sethna 2012): the second-order correction of the
+    Levenberg–Marquardt step along its own direction ``v``.  The residual's second directional
+    derivative is ``r'' ≈ (2/h) ((G(z + h v) − G(z)) / h − A v)`` (``h = 0.1``), the acceleration
+    ``a = −(AᵀA + λI)⁻¹ Aᵀ r''`` and the step ``v + a/2``, used only where ``2‖a‖ <= ratio ‖v‖``
+    (else the plain step).  It lets the search follow the curved, nearly flat valleys of ``q``
+    that lead to fixed points with an eigenvalue close to 1, where plain steps overshoot."""
+    h = 0.1
+    g_h, _ = _residual(cell, u, z + h * velocity)
+    curvature = (2 / h) * ((g_h - g) / h - (A @ velocity[..., None])[..., 0])
+    acc = torch.zeros_like(velocity)
+    acc[ok] = -torch.cholesky_solve(At[ok] @ curvature[ok][..., None], L[ok])[..., 0]
+    use = ok & (2 * torch.linalg.vector_norm(acc, dim=-1) <= ratio * torch.linalg.vector_norm(velocity, dim=-1))
+    return torch.where(use[:, None], velocity + 0.5 * acc, velocity)
 
 
 def _resolved(options, dtype):
