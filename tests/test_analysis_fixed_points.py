@@ -146,6 +146,48 @@ def test_flip_flop_network_has_eight_stable_points_at_the_cube_vertices():
     assert ds.sizes["point"] == 27
 
 
+def test_trained_flip_flop_has_eight_stable_points_near_the_cube_vertices(tmp_path):
+    """A GRU trained on the 3-bit flip-flop (every bit ±1 from t = 0) stores each of the 8 memories in
+    a stable fixed point of the zero-input map whose readout is near its vertex of {−1, +1}³; the
+    basins are separated by saddles.  The search starts from states visited on test trials plus noise
+    (SD 0.1; without noise nearly every start falls into an attractor and saddles are often missed).
+    (benchmarks/bench_fixed_points_flipflop.py runs the same recipe for several seeds.)"""
+    from neurokpflow.training import train
+
+    task = tasks.make("flip_flop", initial_pulse=True)
+    model = models.make("gru", 3, 32, 3, seed=0)
+    train(model, task, 600, tmp_path, lr=1e-2, batch_size=64, seed=0, checkpoint_every=600, progress=False)
+    model = model.double().eval()
+    grid = task.test_grid(n_trials=256)
+    with torch.no_grad():
+        out, states = model(grid.inputs.double())
+    assert task.score(out, grid).all()                            # it has learnt the task
+    ds = fp.find_fixed_points(model, torch.zeros(3), states, fp.FixedPointOptions(n_initial=512, noise=0.1))
+    assert ds.attrs["n_converged"] >= 480 and (ds["q"].values < 1e-20).all()
+    labels = ds["stability"].values
+    moduli = np.abs(ds["eigenvalues"].values)
+    np.testing.assert_array_equal(labels == "stable", moduli.max(1) < 1)   # discrete map: stable iff |λ| < 1
+    stable = ds["output"].values[labels == "stable"]
+    assert len(stable) == 8
+    assert len({tuple(v) for v in np.sign(stable).astype(int)}) == 8        # one per vertex
+    assert np.linalg.norm(stable - np.sign(stable), axis=1).max() < 0.3
+    saddles = labels == "saddle"
+    assert saddles.sum() >= 1 and (moduli[saddles] > 1).sum(1).min() >= 1
+    # each stable point is where the network rests: iterating the map from the end of every test trial
+    # (its memory held) approaches the point of the trial's target pattern
+    points = torch.as_tensor(ds["state"].values[labels == "stable"])
+    h = states[:, -1]
+    before = torch.cdist(h, points)
+    with torch.no_grad():
+        for _ in range(2000):
+            h = model.cell(torch.zeros(len(h), 3, dtype=F64), h)
+    after = torch.cdist(h, points)
+    nearest = after.argmin(1)
+    np.testing.assert_array_equal(np.sign(stable)[nearest.numpy()], grid.targets[:, -1].numpy())
+    own_before, own_after = before.gather(1, nearest[:, None]), after.gather(1, nearest[:, None])
+    assert (own_after < 0.5 * own_before).all() and (after.sort(1).values[:, 1] > 5 * own_after[:, 0]).all()
+
+
 @pytest.mark.parametrize("kind", ["gru", "lstm", "rnn"])
 def test_every_cell_type_finds_its_attracting_state(kind):
     """Iterating the map from rest converges to a stable fixed point; the search finds it (the LSTM's

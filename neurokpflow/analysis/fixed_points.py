@@ -41,7 +41,7 @@ class FixedPointOptions:
     n_initial : states drawn from the trajectories (when ``states`` is ``[B, T, S]``)
     noise : SD of the Gaussian noise added to the drawn states
     tol_q : a state has converged when ``q < tol_q``; default 1e-20 for float64 cells, 1e-10 otherwise
-    max_iter : Levenberg–Marquardt steps at most
+    max_iter : Levenberg–Marquardt steps at most (chord steps count); states that converge stop early
     q_threshold : points with ``q <= q_threshold`` are returned (default ``tol_q``); raise it to keep
         slow points
     unique_tol : two points closer than this (Euclidean) are one; the one with the lower ``q`` is kept
@@ -59,7 +59,7 @@ class FixedPointOptions:
     n_initial: int = 1024
     noise: float = 0.05
     tol_q: float | None = None
-    max_iter: int = 100
+    max_iter: int = 300
     q_threshold: float | None = None
     unique_tol: float = 1e-3
     stability_tol: float = 1e-6
