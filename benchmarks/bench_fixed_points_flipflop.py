@@ -12,6 +12,19 @@ within ``--max-dist`` (0.3) (Euclidean) of their vertex, and at least one saddle
     nice -n 10 python benchmarks/bench_fixed_points_flipflop.py [--seeds 0 1 2] [--steps 600] [--hidden 32]
         [--save DIR]   # DIR/flipflop_gru_seed{seed}.pt: the trained model's state dict
 
+One run (``--seeds 0 1 2 3 4``, 2-core CPU shared with other jobs, ``nice -n 10``, 1 thread; training 17-40 s
+a seed, accuracy 1.000 for every seed; "converged" counts starts with q < 1e-20):
+
+    seed  acceleration on                              acceleration off
+    0     511/512, 8 stable, 8 vertices, 0.200, 2 saddles   510/512, 8 stable, 0.200, 2 saddles
+    1     509/512, 8 stable, 8 vertices, 0.307, 7 saddles   375/512, 6 stable, 0.307, 6 saddles
+    2     509/512, 8 stable, 8 vertices, 0.148, 2 saddles   509/512, 8 stable, 0.148, 2 saddles
+    3     512/512, 8 stable, 8 vertices, 0.273, 2 saddles   512/512, 8 stable, 0.273, 2 saddles
+    4     494/512, 8 stable, 8 vertices, 0.255, 3 saddles   502/512, 8 stable, 0.255, 3 saddles
+
+(the numbers after "vertices" are the largest readout-to-vertex distances; seed 1 misses the 0.3 bound
+only through one memory whose readout overshoots its vertex, (1.14, -1.07, 1.26)).
+
 The unit test ``tests/test_analysis_fixed_points.py::test_trained_flip_flop_has_eight_stable_points``
 runs the same recipe for one seed.
 """
