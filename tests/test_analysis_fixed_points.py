@@ -77,6 +77,40 @@ def test_slow_points_follow_the_input_interpolation():
         np.testing.assert_allclose(ds["state"].values[k], exact, atol=1e-8)
 
 
+class _ValleyCell(torch.nn.Module):
+    """F(z) = z + (z₂ − z₁², ε (1 − z₁)): the one fixed point (1, 1) is reached through the curved
+    valley z₂ = z₁² of q, along which A = J − I is nearly singular (det A = ε)."""
+
+    state_size, input_size = 2, 1
+
+    def __init__(self, eps):
+        super().__init__()
+        self.eps = torch.nn.Parameter(torch.tensor(eps, dtype=F64), requires_grad=False)
+
+    def forward(self, u, z):
+        return z + torch.stack([z[..., 1] - z[..., 0] ** 2, self.eps * (1 - z[..., 0])], -1) + 0 * u[..., :1]
+
+
+def test_geodesic_acceleration_follows_a_curved_valley_to_the_fixed_point():
+    cell = _ValleyCell(1e-3)
+    z1 = torch.linspace(-3, -0.5, 16, dtype=F64)
+    init = torch.stack([z1, z1 ** 2], 1)                           # on the valley floor, far from (1, 1)
+    opts = fp.FixedPointOptions(tol_q=1e-24, max_iter=400)
+    z, q, iters = fp.minimize_q(cell, [0.0], init, opts)
+    assert (q < 1e-24).all() and (z - 1).abs().max() < 1e-9
+    # the plain Levenberg-Marquardt step overshoots the bend and crawls: most states do not get there
+    z0, q0, _ = fp.minimize_q(cell, [0.0], init, fp.FixedPointOptions(tol_q=1e-24, max_iter=400, acceleration=0))
+    assert (q0 < 1e-24).sum() <= 8
+    # on a linear map (no curvature) the acceleration vanishes: the same single Newton step either way
+    m = _linear_rnn(4, 1, 1.0, 0.5 * torch.eye(4, dtype=F64))
+    start = torch.randn(8, 4, generator=torch.Generator().manual_seed(0), dtype=F64)
+    with_acc = fp.minimize_q(m, [0.3], start, fp.FixedPointOptions(tol_q=1e-26, damping=1e-12))
+    without = fp.minimize_q(m, [0.3], start, fp.FixedPointOptions(tol_q=1e-26, damping=1e-12, acceleration=0))
+    torch.testing.assert_close(with_acc[0], without[0], atol=1e-12, rtol=0)
+    with pytest.raises(ValueError, match="acceleration"):
+        fp.FixedPointOptions(acceleration=-1)
+
+
 def _flip_flop_network():
     """A 3-bit flip-flop built by hand (no training): h <- tanh(2 h + 3 x) per bit.  Each bit is
     bistable at ±h*, h* = tanh(2 h*) ≈ 0.9575; a pulse of ±1 drives it to the matching state; the
@@ -110,6 +144,48 @@ def test_flip_flop_network_has_eight_stable_points_at_the_cube_vertices():
     # the other fixed points: 3^3 - 8 = 19, the origin fully unstable, 18 saddles
     assert (labels == "saddle").sum() == 18 and (labels == "unstable").sum() == 1
     assert ds.sizes["point"] == 27
+
+
+def test_trained_flip_flop_has_eight_stable_points_near_the_cube_vertices(tmp_path):
+    """A GRU trained on the 3-bit flip-flop (every bit ±1 from t = 0) stores each of the 8 memories in
+    a stable fixed point of the zero-input map whose readout is near its vertex of {−1, +1}³; the
+    basins are separated by saddles.  The search starts from states visited on test trials plus noise
+    (SD 0.1; without noise nearly every start falls into an attractor and saddles are often missed).
+    (benchmarks/bench_fixed_points_flipflop.py runs the same recipe for several seeds.)"""
+    from neurokpflow.training import train
+
+    task = tasks.make("flip_flop", initial_pulse=True)
+    model = models.make("gru", 3, 32, 3, seed=0)
+    train(model, task, 600, tmp_path, lr=1e-2, batch_size=64, seed=0, checkpoint_every=600, progress=False)
+    model = model.double().eval()
+    grid = task.test_grid(n_trials=256)
+    with torch.no_grad():
+        out, states = model(grid.inputs.double())
+    assert task.score(out, grid).all()                            # it has learnt the task
+    ds = fp.find_fixed_points(model, torch.zeros(3), states, fp.FixedPointOptions(n_initial=512, noise=0.1))
+    assert ds.attrs["n_converged"] >= 480 and (ds["q"].values < 1e-20).all()
+    labels = ds["stability"].values
+    moduli = np.abs(ds["eigenvalues"].values)
+    np.testing.assert_array_equal(labels == "stable", moduli.max(1) < 1)   # discrete map: stable iff |λ| < 1
+    stable = ds["output"].values[labels == "stable"]
+    assert len(stable) == 8
+    assert len({tuple(v) for v in np.sign(stable).astype(int)}) == 8        # one per vertex
+    assert np.linalg.norm(stable - np.sign(stable), axis=1).max() < 0.3
+    saddles = labels == "saddle"
+    assert saddles.sum() >= 1 and (moduli[saddles] > 1).sum(1).min() >= 1
+    # each stable point is where the network rests: iterating the map from the end of every test trial
+    # (its memory held) approaches the point of the trial's target pattern
+    points = torch.as_tensor(ds["state"].values[labels == "stable"])
+    h = states[:, -1]
+    before = torch.cdist(h, points)
+    with torch.no_grad():
+        for _ in range(2000):
+            h = model.cell(torch.zeros(len(h), 3, dtype=F64), h)
+    after = torch.cdist(h, points)
+    nearest = after.argmin(1)
+    np.testing.assert_array_equal(np.sign(stable)[nearest.numpy()], grid.targets[:, -1].numpy())
+    own_before, own_after = before.gather(1, nearest[:, None]), after.gather(1, nearest[:, None])
+    assert (own_after < 0.5 * own_before).all() and (after.sort(1).values[:, 1] > 5 * own_after[:, 0]).all()
 
 
 @pytest.mark.parametrize("kind", ["gru", "lstm", "rnn"])

@@ -165,6 +165,41 @@ def test_flip_flop_targets_hold_the_last_pulse():
     assert set(np.unique(x)) <= {-1.0, 0.0, 1.0}
 
 
+def test_flip_flop_default_trials_are_pinned():
+    """The default trials (no initial pulse) are those of earlier versions, bit for bit."""
+    import hashlib
+
+    task = tasks.make("flip_flop")
+    for batch, digest in [(task.sample(8, seed=3), "6a0a4cfb93f4a508"), (task.test_grid(n_trials=8), "cc14bc113dec70ee")]:
+        h = hashlib.sha256()
+        for a in (batch.inputs, batch.targets):
+            h.update(np.ascontiguousarray(a.numpy()).tobytes())
+        assert h.hexdigest()[:16] == digest
+    assert task.spec["options"]["initial_pulse"] is False and tasks.from_spec(task.spec) == task
+
+
+def test_flip_flop_initial_pulse_defines_every_target_from_the_start():
+    task = tasks.make("flip_flop", initial_pulse=True, noise_std=0.0)
+    plain = tasks.make("flip_flop", noise_std=0.0)
+    for batch, other in [(task.sample(64, seed=5), plain.sample(64, seed=5)),
+                         (task.test_grid(n_trials=64), plain.test_grid(n_trials=64))]:
+        x, y = batch.inputs.numpy(), batch.targets.numpy()
+        assert np.all(np.abs(x[:, 0]) == 1)                           # every channel pulses at t = 0
+        assert np.all(np.abs(y) == 1)                                 # no target is ever 0
+        # both signs occur at t = 0 on every channel; the later pulse pattern is the plain task's
+        assert np.all(x[:, 0].max(0) == 1) and np.all(x[:, 0].min(0) == -1)
+        np.testing.assert_array_equal(x[:, 1:], other.inputs.numpy()[:, 1:])
+        # targets still hold the last pulse
+        last = np.where(x != 0, np.arange(x.shape[1])[None, :, None], -1)
+        held = np.take_along_axis(x, np.maximum.accumulate(last, axis=1), axis=1)
+        np.testing.assert_array_equal(y, held)
+    assert tasks.from_spec(task.spec) == task and task != plain
+    noisy = tasks.make("flip_flop", initial_pulse=True).sample(4, seed=1)
+    assert np.all(np.abs(noisy.targets.numpy()) == 1) and task.score(noisy.targets, noisy).all()
+    with pytest.raises(TypeError, match="initial_pulse must be True or False"):
+        tasks.make("flip_flop", initial_pulse="yes")
+
+
 def test_mix_rule_inputs_and_modes():
     mixed = tasks.mix(["memory_pro", "delay_anti", "react_pro"], weights=[1, 1, 0])
     batch = mixed.sample(40, seed=0)

@@ -34,8 +34,8 @@ print(f"{len(cells)} cells ran")
 """
 
 
-def test_the_six_tutorials_exist():
-    assert [p.name[:2] for p in TUTORIALS] == ["01", "02", "03", "04", "05", "06"], [p.name for p in TUTORIALS]
+def test_the_seven_tutorials_exist():
+    assert [p.name[:2] for p in TUTORIALS] == ["01", "02", "03", "04", "05", "06", "07"], [p.name for p in TUTORIALS]
 
 
 def test_tutorials_keep_no_rendered_outputs():

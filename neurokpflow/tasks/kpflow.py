@@ -193,20 +193,30 @@ class FlipFlopTask(Task):
     defaults) with a random sign.  The target of a channel holds the sign of its last pulse
     (0 before the first).  Mask all ones; Gaussian input noise ``noise_std``.  Scored with
     :func:`score_final_sign_match`.
+
+    ``initial_pulse=True`` makes every channel pulse with a random sign at ``t = 0`` (the later
+    pulses as above), so every target is ±1 from the first step on and the ideal network has
+    exactly the ``2**n_bits`` memory states (no "no pulse yet" state at 0).  The signs are drawn
+    after the pulse pattern and before the noise; with the default ``False`` no extra draw is
+    made and trials are identical to those of earlier versions.
     """
 
     name = "flip_flop"
     epoch_names = ("hold",)
 
-    def __init__(self, *, n_bits=3, T=90, spike_interval=20, noise_std=0.03 * math.sqrt(2), dt=0.02):
-        super().__init__(n_bits=n_bits, T=T, spike_interval=spike_interval, noise_std=noise_std, dt=dt)
+    def __init__(self, *, n_bits=3, T=90, spike_interval=20, noise_std=0.03 * math.sqrt(2), dt=0.02,
+                 initial_pulse=False):
+        super().__init__(n_bits=n_bits, T=T, spike_interval=spike_interval, noise_std=noise_std, dt=dt,
+                         initial_pulse=initial_pulse)
         _check_steps(n_bits=n_bits, T=T)
+        if not isinstance(initial_pulse, (bool, np.bool_)):
+            raise TypeError(f"initial_pulse must be True or False, got {initial_pulse!r}")
         if not spike_interval >= 1:
             raise ValueError(f"spike_interval (mean steps between pulses) must be >= 1, got {spike_interval}")
         if noise_std < 0:
             raise ValueError(f"noise_std must be >= 0, got {noise_std}")
         self.n_bits, self.T, self.spike_interval = int(n_bits), int(T), float(spike_interval)
-        self.noise_std, self.dt = float(noise_std), _check_dt(dt)
+        self.noise_std, self.dt, self.initial_pulse = float(noise_std), _check_dt(dt), bool(initial_pulse)
         self.input_names = tuple(f"bit{i}" for i in range(self.n_bits))
         self.output_names = self.input_names
         self._freeze()
@@ -222,6 +232,8 @@ class FlipFlopTask(Task):
     def _trials(self, rng, B, condition, noise):
         shape = (B, self.T, self.n_bits)
         pulses = (rng.random(shape) < 1 / self.spike_interval) * rng.choice([-1.0, 1.0], shape)
+        if self.initial_pulse:
+            pulses[:, 0] = rng.choice([-1.0, 1.0], (B, self.n_bits))
         # target: sign of the most recent pulse, carried forward
         idx = np.where(pulses != 0, np.arange(self.T)[None, :, None], -1)
         last = np.maximum.accumulate(idx, axis=1)
