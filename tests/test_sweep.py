@@ -538,6 +538,16 @@ def test_sweep_workers_keep_glibcs_default_malloc_trimming():
     assert os.environ.get("MALLOC_TRIM_THRESHOLD_") == "65536"
     with local_cluster(1) as cluster, Client(cluster) as client:
         read = lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_")  # noqa: E731
+
+        def worker_state():
+            import sys
+
+            import dask
+            return (dask.config.get("distributed.worker.profile.enabled"),
+                    all(m in sys.modules for m in ("neurokpflow.sweep.run", "neurokpflow.analysis", "torch")))
+
+        # no stack-sampling profiler, and the run code imported as the worker started (no task ran)
+        assert list(client.run(worker_state).values()) == [(False, True)]
         assert set(client.run(read).values()) == {None}
         client.restart()
         assert set(client.run(read).values()) == {None}

@@ -259,6 +259,11 @@ def local_cluster(n_workers=None):
     setting when they are created, so workers restarted after a crash keep the default too.  Any
     earlier dask nanny in this process has also put dask's value into ``os.environ``; that copy is
     removed (a value of your own that differs from dask's is left alone).
+
+    The workers' statistical profiler (it samples the running task's stack every 10 ms, for the
+    dashboard's profile page) is off in the workers the cluster starts: a sweep's tasks are whole
+    training runs, and the sampling thread competes with them for the worker's one core.  (A worker
+    that its nanny restarts after a crash profiles again: dask does not hand it that setting.)
     """
     import dask
     from dask.distributed import LocalCluster
@@ -270,7 +275,8 @@ def local_cluster(n_workers=None):
     dask_value = dask.config.get("distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_", None)
     if dask_value is not None and os.environ.get("MALLOC_TRIM_THRESHOLD_") == str(dask_value):
         del os.environ["MALLOC_TRIM_THRESHOLD_"]
-    with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+    with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+                          "distributed.worker.profile.enabled": False}):
         return LocalCluster(n_workers=n_workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
                             dashboard_address=":0", preload=list(PRELOAD_MODULES))
 
