@@ -15,9 +15,10 @@ timed in the same run. Baselines (timed on a subset of pairs and extrapolated, a
   scipy   : scipy.spatial.procrustes (disparity -> angle, with norms -> Euclidean) + numpy CKA per pair
   numpy   : the same formulas written tightly per pair (centre, svd(X^T Y) values, Frobenius norms)
   python -m benchmarks.bench_compare pairwise [--n-reps 50 --samples 2000 --units 256 --baseline-pairs 40]
-coverage (noise-corrected estimators with their default interval over trials: BCa for CKA and Procrustes, the
-bootstrap bias-corrected estimate with the basic interval for crossnobis RSA; next to the percentile interval
-over conditions of the plain estimators, the method before BCa):
+coverage (noise-corrected estimators with their default interval over trials: BCa for CKA, the bootstrap
+bias-corrected estimate with the basic interval for the Procrustes angle (bias measured against the plug-in
+target) and for crossnobis RSA; next to the percentile interval over conditions of the plain estimators, the
+method before BCa):
   python -m benchmarks.bench_compare coverage [--datasets 200 --n-boot 200 --n-jobs 2]   (n-jobs: data sets in parallel)
 """
 from __future__ import annotations

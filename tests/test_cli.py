@@ -218,7 +218,10 @@ def test_demo_report_states_the_numbers_with_real_figures(demo):
     for op in ("K", "P", "PKP*"):
         assert f"effective rank of {op}" in html
     proc = summary["comparison"]["procrustes"]["trained"]
-    assert f"{proc['score']:.3f} [{proc['ci'][0]:.3f}, {proc['ci'][1]:.3f}]" in html
+    assert f"{proc['ci_estimate']:.3f} [{proc['ci'][0]:.3f}, {proc['ci'][1]:.3f}]" in html
+    for measure in ("procrustes", "cka"):          # every interval shown contains the estimate shown with it
+        for entry in summary["comparison"][measure].values():
+            assert entry["ci"][0] <= entry["ci_estimate"] <= entry["ci"][1]
     assert "100.0 %" in html or "%" in html.split("test-grid accuracy")[1][:200]
 
 

@@ -94,7 +94,8 @@ for path in training.list_checkpoints(RUN):
 # a bootstrap CI over conditions (BCa by default; the method is in `ci_method`), a permutation null (shuffling the
 # recording's condition labels) and the recording's split-half noise ceiling. For recordings with repeated trials,
 # `compare.CKA(cross_validated=True)` and `compare.Procrustes(cross_validated=True)` estimate the similarity of the
-# noise-free condition means instead.
+# noise-free condition means instead (the noise-corrected Procrustes angle keeps a small bias, so its interval is
+# the basic one around its bootstrap bias-corrected value, given in `ci_estimate`).
 
 # %%
 trained = over_training[max(over_training)]

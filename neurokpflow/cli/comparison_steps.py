@@ -123,6 +123,8 @@ def score_table(result, step_dim="step"):
         for measure in result["measure"].values:
             r = result.sel({step_dim: step, "measure": measure})
             ci = (f"[{float(r['ci_low']):.3f}, {float(r['ci_high']):.3f}]" if "ci_low" in r else "n/a")
+            if "ci_estimate" in r and float(r["ci_estimate"]) != float(r["score"]):
+                ci += f" around the bias-corrected {float(r['ci_estimate']):.3f}"
             null = f"{float(r['null_mean']):.3f}" if "null_mean" in r else "n/a"
             p = f"{float(r['p_value']):.3f}" if "p_value" in r else "n/a"
             rows.append([int(step), str(measure), str(r["convention"].values), float(r["score"]), ci, null, p])

@@ -58,7 +58,8 @@ QUICK = DemoSettings(
 
 def _demo_measures():
     """The recording has repeated trials: the noise-corrected estimators (similarity of the noise-free
-    condition means), with their default BCa intervals over trials."""
+    condition means), with their default intervals over trials (BCa for CKA; for the Procrustes angle the
+    bootstrap bias-corrected estimate with the basic interval around it)."""
     from ..compare import CKA, Procrustes
 
     return (Procrustes(cross_validated=True), CKA(cross_validated=True))
@@ -165,6 +166,7 @@ def _pick(comparison, measure_prefix, step):
     r = comparison.sel(measure=names[0], step=step)
     return {"estimator": names[0], "convention": str(r["convention"].values), "score": float(r["score"]),
             "ci": [float(r["ci_low"]), float(r["ci_high"])], "ci_method": str(r["ci_method"].values),
+            "ci_estimate": float(r["ci_estimate"]),
             "bias": float(r["bias"]), "se": float(r["se"]), "null_mean": float(r["null_mean"]),
             "p_value": float(r["p_value"])}
 
@@ -225,7 +227,12 @@ def _write_report(report, summary, source_text, recording, log, collapse_part, c
 
     def fmt(entry):
         lo, hi = entry["ci"]
-        return f"{entry['score']:.3f} [{lo:.3f}, {hi:.3f}] (null {entry['null_mean']:.3f}, p = {entry['p_value']:.3f})"
+        raw = "" if entry["ci_estimate"] == entry["score"] else f"bias-corrected; raw {entry['score']:.3f}; "
+        return (f"{entry['ci_estimate']:.3f} [{lo:.3f}, {hi:.3f}] ({raw}null {entry['null_mean']:.3f}, "
+                f"p = {entry['p_value']:.3f})")
+
+    def label(entry):
+        return f"95 % CI: {entry['ci_method'].replace('bca', 'BCa').replace('_', '-')}"
 
     report.section("Summary")
     report.table(["quantity", "untrained (step 0)", f"trained (step {summary['final_step']})"], [
@@ -233,9 +240,10 @@ def _write_report(report, summary, source_text, recording, log, collapse_part, c
          ", ".join(f"{100 * a:.1f} %" for a in acc.values())],
         *[[f"effective rank of {op} ({r['definition']})", r["untrained"], r["trained"]] for op, r in ranks.items()],
         ["misdirection KA(PKP*, PP*)", summary["misdirection"]["untrained"], summary["misdirection"]["trained"]],
-        ["Procrustes angle to the recording (rad, noise-corrected) [95 % BCa CI]", fmt(proc["untrained"]),
-         fmt(proc["trained"])],
-        ["linear CKA with the recording (noise-corrected) [95 % BCa CI]", fmt(cka["untrained"]), fmt(cka["trained"])],
+        [f"Procrustes angle to the recording (rad, noise-corrected) [{label(proc['trained'])}]",
+         fmt(proc["untrained"]), fmt(proc["trained"])],
+        [f"linear CKA with the recording (noise-corrected) [{label(cka['trained'])}]", fmt(cka["untrained"]),
+         fmt(cka["trained"])],
     ])
     report.paragraph(
         f"A leaky tanh RNN ({settings.hidden} units, α = dt/τ = 0.5) learned MemoryPro (dt = {DEMO_TASK['dt']} s: "

@@ -38,6 +38,14 @@ class Measure(ABC):
     #: default bootstrap interval (see :func:`neurokpflow.compare.bootstrap`)
     interval: str = "bca"
 
+    def plug_in_target(self) -> "Measure | None":
+        """The measure whose value on a trial population's condition means is this estimator's target, for
+        an estimator that is not that value computed on the data (a noise-corrected one). When set, a trial
+        bootstrap draws each trial from all of its condition's trials and measures the bias against the
+        resampled population's own target value (see :func:`neurokpflow.compare.bootstrap`). None: the
+        estimator is its own plug-in value."""
+        return None
+
     @property
     def estimator(self) -> str:
         """Full name with every option that changes the value."""

@@ -28,7 +28,8 @@ class StatsOptions:
     bootstrap_over : ``"auto"``, ``"conditions"``, ``"trials"``, ``"both"`` or ``"sessions"`` (see
         :func:`neurokpflow.compare.bootstrap`; ``"auto"`` resamples sessions for multi-session data,
         trials for estimators built on trial folds, conditions otherwise).
-    interval : ``None`` (each measure's default: BCa, or ``"bias_corrected"`` for crossnobis RSA),
+    interval : ``None`` (each measure's default: BCa, or ``"bias_corrected"`` for crossnobis RSA and the
+        noise-corrected Procrustes distance),
         ``"bca"``, ``"bias_corrected"``, ``"basic"`` or ``"percentile"``.
     permute_over : ``"auto"`` (time blocks for dsa, conditions otherwise), ``"conditions"`` or ``"time_blocks"``.
     n_splits : folds of the held-out ``cross_validated`` statistic (default min(5, n_conditions)).
@@ -207,10 +208,11 @@ def compare(model: Any, data: Any, measures: Sequence[Any] = ("procrustes", "cka
              "session_score": "value of each measure in each session",
              "ci_low": f"{opts.ci:.0%} bootstrap lower bound (method in ci_method)",
              "ci_high": f"{opts.ci:.0%} bootstrap upper bound (method in ci_method)",
-             "bias": "bootstrap bias: mean of the replicates minus score (score - bias is bias-corrected)",
+             "bias": "bootstrap bias: mean of the replicates minus score, or minus the plug-in target's value "
+                     "for the noise-corrected Procrustes distance (score - bias is bias-corrected)",
              "se": "bootstrap standard error",
              "ci_estimate": "the point estimate the interval belongs to: score, or its bootstrap bias-corrected "
-                            "value for the 'bias_corrected' interval (crossnobis RSA)",
+                            "value for the 'bias_corrected' interval (crossnobis RSA, noise-corrected Procrustes)",
              "ci_method": "bootstrap interval method and what was resampled",
              "p_value": "one-sided permutation p-value (k + 1) / (n + 1), shuffling the data's "
                         f"{opts.permute_over} ('auto': time blocks for dsa, conditions otherwise)",

@@ -55,13 +55,20 @@ class Procrustes(Measure):
     the squared norm; the nuclear norm ||X^T Y||_* is the sum of square roots of the eigenvalues of
     K_y^1/2 K_x K_y^1/2 (K_y projected on the PSD cone; negative eigenvalues count as 0). This
     assumes the two inputs' trial noise is independent (different systems or different trials).
-    Trial noise no longer inflates the norms, but the square roots of noisy small eigenvalues still
-    inflate the nuclear norm, so the angle is biased low (on simulated populations with 8 conditions
-    x 16 trials, ``neurokpflow.compare.simulate``: about -0.009 rad, 0.9 SD). The square root is not
-    smooth at 0, and the bootstrap world, whose "truth" already carries those noisy eigenvalues, sees
-    a bias 1.5-2 times the real one (-0.013 to -0.018 rad on the same populations); the BCa interval
-    inherits that error, so its coverage falls short of nominal (``python -m
-    benchmarks.bench_compare coverage`` prints it). ``metric`` is False.
+    Trial noise no longer inflates the norms, but the square roots of noisy small eigenvalues (and
+    the clipping of negative ones) still bias the nuclear norm, so the angle keeps a bias: on simulated
+    populations with 8 conditions x 10 bins x 16 trials (``neurokpflow.compare.simulate`` defaults)
+    about -0.012 rad, 1.1 SD; with only 3 bins (fewer samples than units) +0.06 rad. Its default
+    bootstrap interval is therefore ``"bias_corrected"``: the estimate reported with the interval is
+    the bootstrap bias-corrected value and the interval the basic one around it. The bias is measured
+    against the plug-in target (:meth:`plug_in_target`, the plain Procrustes distance of the
+    resampled population's condition means), with every trial drawn from all of its condition's
+    trials (see :class:`neurokpflow.compare.BootstrapResult` for the reason). On 200 populations with
+    the defaults this interval covers the noise-free angle 93 % of the time at a nominal 95 % and
+    always contains its estimate (``python -m benchmarks.bench_compare coverage``); the corrected
+    angle's mean error is -0.004 rad. The correction is first order: with stronger noise it removes
+    about half of the bias and the coverage falls (noise SD 2.5 instead of 1.5: 76 % of 100
+    populations; 8 instead of 16 trials: 91 %), so use enough trials. ``metric`` is False.
     An input without trials (a deterministic model) enters with its means in every fold.
     """
 
@@ -82,6 +89,7 @@ class Procrustes(Measure):
         self.cross_validated, self.n_folds = bool(cross_validated), int(n_folds)
         if self.cross_validated:
             self.fitted, self.metric, self.trial_folds = False, False, self.n_folds
+            self.interval = "bias_corrected"
         self.convention = "angle" if kind == "angular" else "distance"
         # netrep's whitening uses the unnormalised scatter x^T x, so for 0 < alpha < 1 the balance
         # between alpha and lambda^-1/2 moves with the data's scale: only alpha in {0, 1} is scale invariant.
@@ -97,6 +105,9 @@ class Procrustes(Measure):
         if self.cross_validated:
             p["noise"] = f"cv{self.n_folds}"
         return p
+
+    def plug_in_target(self) -> Measure | None:
+        return Procrustes(self.kind) if self.cross_validated else None
 
     def _transform(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         mean = x.mean(0, keepdim=True) if self.center else torch.zeros_like(x[:1])
