@@ -566,3 +566,21 @@ def test_a_bad_recording_found_while_the_local_cluster_starts_closes_it_and_writ
         run_sweep(sweep, tmp_path / "out", n_workers=1, progress=False)
     assert not (tmp_path / "out").exists()
     assert {p.pid for p in multiprocessing.active_children()} <= before
+
+
+def test_an_interrupted_sweep_closes_its_cluster_before_the_error_propagates(tmp_path, monkeypatch):
+    """Ctrl-C while results arrive: the default cluster is closed (no worker process left) before the
+    KeyboardInterrupt reaches the caller; only a sweep that finished closes it in the background."""
+    import multiprocessing
+
+    from neurokpflow.sweep import engine
+
+    def interrupt(self, rid=None):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(engine.Progress, "run_done", interrupt)
+    before = {p.pid for p in multiprocessing.active_children()}
+    sweep = Sweep(grid={**TINY, "steps": 2, "seed": [0, 1]})
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(sweep, tmp_path / "out", n_workers=1, progress=False)
+    assert {p.pid for p in multiprocessing.active_children()} <= before

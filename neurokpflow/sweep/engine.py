@@ -330,12 +330,17 @@ def _run_distributed(todo, out, compute, threads, scheduler, n_workers, retries,
         for fut in as_completed(futures):
             summaries.append(fut.result())
             bar.run_done(summaries[-1]["run_id"])
-    finally:
+    except BaseException:
+        # interrupted or failed: the cluster is closed before the error propagates
         client.close()
         if cluster is not None:
-            # the workers shut down while the caller combines the results
-            closing = threading.Thread(target=cluster.close, name="neurokpflow-sweep-close", daemon=True)
-            closing.start()
+            cluster.close()
+        raise
+    client.close()
+    if cluster is not None:
+        # the workers shut down while the caller combines the results
+        closing = threading.Thread(target=cluster.close, name="neurokpflow-sweep-close", daemon=True)
+        closing.start()
     return summaries, closing
 
 
