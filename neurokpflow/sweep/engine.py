@@ -319,8 +319,8 @@ def _run_distributed(todo, out, compute, threads, scheduler, n_workers, retries,
         from ._plugin import Preload
 
         recordings = compute.get("recordings", {})
-        arrays = {name: recording(opts) for name, opts in recordings.items()
-                  if recording(opts).nbytes <= SHIP_RECORDING_BYTES}
+        read = {name: recording(opts) for name, opts in recordings.items()}   # the driver's cached copies
+        arrays = {name: da for name, da in read.items() if da.nbytes <= SHIP_RECORDING_BYTES}
         client.register_plugin(Preload(recordings, arrays))
         # keys name the run (dashboard) and this submission: a key still known to a long-lived scheduler
         # from an earlier sweep would otherwise return that sweep's result without running anything
