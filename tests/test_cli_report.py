@@ -7,7 +7,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 
-from neurokpflow.cli.errors import (EXIT_INTERNAL, EXIT_MISSING, EXIT_UNUSABLE, EXIT_USAGE, CLIError,  # noqa: E402
+from neurokpflow.cli.errors import (EXIT_DEPENDENCY, EXIT_INTERNAL, EXIT_MISSING, EXIT_UNUSABLE, EXIT_USAGE, CLIError,  # noqa: E402
                                     classify)
 from neurokpflow.cli.report import Report, write_atomic  # noqa: E402
 
@@ -75,3 +75,17 @@ def test_library_input_errors_mean_unusable_input():
 
     assert classify(NWBLoadError("not an NWB file"))[0] == EXIT_UNUSABLE
     assert classify(CheckpointError("truncated"))[0] == EXIT_UNUSABLE
+
+
+def test_exit_codes_follow_the_error_family_not_the_class():
+    from neurokpflow import errors
+
+    class NewMeasureFailure(errors.DegenerateInputError):  # a class the CLI has never heard of
+        pass
+
+    assert classify(NewMeasureFailure("constant activity"))[0] == EXIT_UNUSABLE
+    assert classify(errors.ConvergenceError("eigsh stopped at 300 restarts"))[0] == EXIT_UNUSABLE
+    assert classify(errors.AlignmentError("no shared condition"))[0] == EXIT_UNUSABLE
+    assert classify(errors.InputError("steps must be positive"))[0] == EXIT_USAGE
+    assert classify(errors.MissingExtraError("needs zarr: install neurokpflow[sweep]"))[0] == EXIT_DEPENDENCY
+    assert classify(errors.DownloadError("offline"))[0] == EXIT_MISSING

@@ -11,7 +11,9 @@ import pytest
 import xarray as xr
 from pynwb.file import Subject
 
+import neurokpflow.errors
 from neurokpflow.data import (
+    EventAlignmentError,
     AlignmentError,
     BinningError,
     InvalidSpikeTimesError,
@@ -329,9 +331,11 @@ def test_file_read_lazily_matches_eager_and_is_not_modified(tmp_path):
 
 # ---------------------------------------------------------------------------------- bad input
 def test_all_errors_share_the_base_class():
-    for cls in (NWBFileError, MissingDataError, MissingTrialsError, AlignmentError, InvalidSpikeTimesError,
+    for cls in (NWBFileError, MissingDataError, MissingTrialsError, EventAlignmentError, InvalidSpikeTimesError,
                 InvalidTrialsError, BinningError, UnsupportedSeriesError):
         assert issubclass(cls, NWBLoadError)
+    # the alignment error the reader raises belongs to the package-wide alignment family
+    assert issubclass(EventAlignmentError, AlignmentError) and AlignmentError is neurokpflow.errors.AlignmentError
 
 
 def test_path_that_is_not_hdf5(tmp_path):

@@ -72,13 +72,14 @@ from ..tasks import Task
 from ..training.loss import MASK_MODES, masked_mse
 from ._common import build_operators, dtype_name, json_attr, loss_function, resolve_dtype
 from ._inputs import check_batch, check_model, resolve_checkpoints
+from ..errors import InputError
 
 __all__ = ["similarity_flow", "cumulative_flow", "FlowOptions", "FlowError", "PRECONDITIONERS"]
 
 PRECONDITIONERS = ("none", "adam")
 
 
-class FlowError(ValueError):
+class FlowError(InputError):
     """Bad input to :func:`similarity_flow`."""
 
 

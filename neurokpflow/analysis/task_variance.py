@@ -50,6 +50,7 @@ import xarray as xr
 
 from ..tasks.batch import PAD_EPOCH
 from ._common import json_attr
+from ..errors import InputError
 
 __all__ = ["VarianceOptions", "TaskVarianceError", "task_variance", "cluster_units", "motifs", "lesion",
            "lesion_effects", "fixed_point_summary", "motif_table"]
@@ -58,7 +59,7 @@ NORMALIZATIONS = ("max", "sum", "none")
 METHODS = ("kmeans", "agglomerative")
 
 
-class TaskVarianceError(ValueError):
+class TaskVarianceError(InputError):
     """Bad input or options for the task-variance analyses (also a ``ValueError``)."""
 
 

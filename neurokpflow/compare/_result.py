@@ -11,19 +11,14 @@ import numpy as np
 CONVENTIONS = ("similarity", "distance", "angle", "score")
 
 
-class DegenerateInputError(ValueError):
-    """Raised when a measure is undefined on the given data (constant, NaN, too few samples...)."""
+from ..errors import AlignmentError, DegenerateInputError, NeurokpflowWarning
 
 
-class AlignmentError(ValueError):
-    """Raised when two recordings cannot be matched by their coordinate values."""
-
-
-class InSampleBiasWarning(UserWarning):
+class InSampleBiasWarning(NeurokpflowWarning):
     """Warned when an in-sample score is known to be biased for the given shapes."""
 
 
-class BootstrapBiasWarning(UserWarning):
+class BootstrapBiasWarning(NeurokpflowWarning):
     """Warned when a bootstrap finds a bias that is not small next to the standard error."""
 
 

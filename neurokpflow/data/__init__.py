@@ -22,6 +22,7 @@ from .binning import TimeGrid, bin_spike_times
 from .describe import NWBSummary, describe_nwb
 from .errors import (
     AlignmentError,
+    EventAlignmentError,
     BinningError,
     DatasetNotFoundError,
     InvalidOptionError,
@@ -89,6 +90,7 @@ __all__ = [
     "MissingDataError",
     "MissingTrialsError",
     "AlignmentError",
+    "EventAlignmentError",
     "InvalidSpikeTimesError",
     "InvalidTrialsError",
     "BinningError",

@@ -1,15 +1,16 @@
 """Exception hierarchy of :mod:`neurokpflow.data`.
 
-Every error raised for bad input derives from :class:`NWBLoadError`, so callers can catch one
-class; each subclass also derives from the matching built-in (``ValueError``, ``LookupError``,
-``OSError``) so generic handlers keep working.  Messages name the offending object and say how
-to fix the call.
+The classes live with the rest of the package's errors in :mod:`neurokpflow.errors`; this
+module adds the reading-specific subclasses.  Every error raised while reading derives from
+:class:`NWBLoadError` (itself a :class:`~neurokpflow.errors.NeurokpflowError`), and each
+subclass also derives from the matching built-in (``ValueError``, ``LookupError``, ``OSError``)
+so generic handlers keep working.  Writing raises :class:`NWBWriteError`, a sibling of
+:class:`NWBLoadError` under :class:`~neurokpflow.errors.NWBError`.
 """
 from __future__ import annotations
 
-
-class NWBLoadError(Exception):
-    """Base class of every error raised by :mod:`neurokpflow.data`."""
+from ..errors import AlignmentError
+from ..errors import InputTypeError, NWBError, NWBLoadError, NWBWriteError
 
 
 class NWBFileError(NWBLoadError, OSError):
@@ -24,8 +25,12 @@ class MissingTrialsError(MissingDataError):
     """Trial-aligned data were requested from a file without the requested interval table."""
 
 
-class AlignmentError(MissingDataError):
-    """The alignment column or event does not exist (or cannot be matched to trials)."""
+class EventAlignmentError(MissingDataError, AlignmentError):
+    """The alignment column or event does not exist (or cannot be matched to trials).
+
+    Part of the package-wide :class:`~neurokpflow.errors.AlignmentError` family (re-exported
+    here as ``AlignmentError``), so ``except AlignmentError`` catches it.
+    """
 
 
 class InvalidSpikeTimesError(NWBLoadError, ValueError):
@@ -36,7 +41,7 @@ class InvalidTrialsError(NWBLoadError, ValueError):
     """Trial intervals are malformed (stop < start, NaN bounds) or overlap when asked not to."""
 
 
-class InvalidOptionError(NWBLoadError, ValueError, TypeError):
+class InvalidOptionError(NWBLoadError, InputTypeError):
     """An option of a reader has a bad value or type (caught as ``ValueError`` or ``TypeError``)."""
 
 
@@ -52,20 +57,18 @@ class UnsupportedSeriesError(NWBLoadError, ValueError):
     """A TimeSeries cannot be put on the trial grid (e.g. more than two dimensions)."""
 
 
-class NWBWriteError(NWBLoadError, ValueError):
-    """An xarray object cannot be written to NWB in the requested layout."""
-
-
 class DatasetNotFoundError(NWBLoadError, FileNotFoundError):
     """A registered dataset's file was not found in any of the searched folders."""
 
 
 __all__ = [
+    "NWBError",
     "NWBLoadError",
     "NWBFileError",
     "MissingDataError",
     "MissingTrialsError",
     "AlignmentError",
+    "EventAlignmentError",
     "InvalidSpikeTimesError",
     "InvalidTrialsError",
     "InvalidOptionError",

@@ -29,6 +29,7 @@ import xarray as xr
 
 from .binning import TimeGrid, bin_spike_times, check_spike_times
 from .errors import NWBLoadError
+from ..errors import require_extra
 
 _TOL = 1e-9
 
@@ -38,10 +39,7 @@ class PynappleConversionError(NWBLoadError, ValueError):
 
 
 def _pynapple():
-    try:
-        import pynapple
-    except ImportError:
-        raise ImportError("pynapple interop needs pynapple: install neurokpflow[pynapple]") from None
+    pynapple = require_extra("pynapple", "pynapple interop", "pynapple")
     return pynapple
 
 

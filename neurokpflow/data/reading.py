@@ -25,7 +25,7 @@ from .describe import (
     resolve,
     resolve_series,
 )
-from .errors import AlignmentError, BinningError, InvalidTrialsError, MissingDataError, MissingTrialsError
+from .errors import BinningError, EventAlignmentError, InvalidTrialsError, MissingDataError, MissingTrialsError
 from .series import RESAMPLING, SeriesClock, series_on_grid
 from .tables import table_coords
 
@@ -199,7 +199,7 @@ def _alignment(nwbfile, table, align_to, start, stop, keep) -> tuple[np.ndarray,
     if not isinstance(align_to, str):
         times = np.asarray(align_to, dtype=float)
         if times.shape != (keep.size,) and times.shape != (int(keep.sum()),):
-            raise AlignmentError(
+            raise EventAlignmentError(
                 f"align_to has shape {times.shape}; pass one absolute time per trial "
                 f"({keep.size} in table {table.name!r}, {int(keep.sum())} selected)"
             )
@@ -207,7 +207,7 @@ def _alignment(nwbfile, table, align_to, start, stop, keep) -> tuple[np.ndarray,
     if align_to in table.colnames or align_to in ("start_time", "stop_time"):
         values = np.asarray(table[align_to].data[:])
         if values.dtype.kind not in "iuf":
-            raise AlignmentError(
+            raise EventAlignmentError(
                 f"column {align_to!r} of table {table.name!r} holds {values.dtype} values, not times in seconds; "
                 "align to a column of event times"
             )
@@ -222,7 +222,7 @@ def _alignment(nwbfile, table, align_to, start, stop, keep) -> tuple[np.ndarray,
         times[times > stop[keep]] = np.nan
         return times, f"first {align_to!r} event in each trial"
     time_columns = [c for c in table.colnames if c.endswith("_time")]
-    raise AlignmentError(
+    raise EventAlignmentError(
         f"align_to={align_to!r} is neither a column of the {table.name!r} table nor an event table. "
         f"Columns: {list(table.colnames)} (times: {time_columns}); event tables: {list(events) or 'none'}. "
         "Pass one of these names, or an array of per-trial alignment times"
@@ -232,7 +232,7 @@ def _alignment(nwbfile, table, align_to, start, stop, keep) -> tuple[np.ndarray,
 def _default_window(start, stop, align, bin_size: float) -> tuple[float, float]:
     ok = np.isfinite(align)
     if not ok.any():
-        raise AlignmentError("no trial has an alignment time, so no default window exists; pass window=(start, stop)")
+        raise EventAlignmentError("no trial has an alignment time, so no default window exists; pass window=(start, stop)")
     lo = np.min(start[ok] - align[ok]) / bin_size
     hi = np.max(stop[ok] - align[ok]) / bin_size
     if not (np.isfinite(lo) and np.isfinite(hi)) or hi - lo > _MAX_DEFAULT_BINS:
@@ -576,7 +576,7 @@ def _read(nwbfile, label, align_to, window, bin_size, series, units, intervals, 
     table_path, table = _choose_trials(nwbfile, intervals, label, extra)
     if table is None:  # the whole session as one trial on the session clock
         if not (isinstance(align_to, str) and align_to == "start_time"):
-            raise AlignmentError(
+            raise EventAlignmentError(
                 f"align_to={align_to!r} needs an interval table, but the whole session is read (no trials table); "
                 "pass intervals=<table name> (see describe_nwb) or leave align_to='start_time'"
             )

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import urlparse
 
+from ..errors import DownloadError, MissingExtraError, require_extra
 from .errors import DatasetNotFoundError, NWBFileError, NWBLoadError
 
 #: Public DANDI Archive API; override with ``DandiAsset(api_url=...)`` or ``$NEUROKPFLOW_DANDI_API``.
@@ -31,24 +32,12 @@ DANDI_API_ENV = "NEUROKPFLOW_DANDI_API"
 
 
 
-class MissingExtraError(NWBLoadError, ImportError):
-    """An optional dependency is not installed; the message names the extra that installs it."""
-
-
-class DownloadError(NWBLoadError, ConnectionError):
-    """A remote file or the DANDI API could not be reached (offline, HTTP error)."""
-
-
-class ChecksumError(NWBLoadError, ValueError):
+class ChecksumError(DownloadError, ValueError):
     """A downloaded file does not have its pinned SHA-256; nothing is kept in the cache."""
 
 
-def require(module: str, purpose: str, extra: str):
-    """Import an optional ``module`` or raise :class:`MissingExtraError` naming the ``extra`` that installs it."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as err:
-        raise MissingExtraError(f"{purpose} needs {module!r}; install neurokpflow[{extra}]") from err
+#: Import an optional module or raise :class:`~neurokpflow.errors.MissingExtraError` (one line).
+require = require_extra
 
 
 @dataclass(frozen=True)

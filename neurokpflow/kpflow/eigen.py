@@ -38,12 +38,7 @@ __all__ = ["eigsh", "svds", "operator_norm", "smallest_singular_value", "EigenRe
            "ConvergenceError"]
 
 
-class ConvergenceError(RuntimeError):
-    """An iterative solver stopped before reaching its tolerance; ``.result`` holds what it had."""
-
-    def __init__(self, message, result):
-        super().__init__(message)
-        self.result = result
+from ..errors import ConvergenceError
 
 
 @dataclass

@@ -10,15 +10,13 @@ import json
 
 import numpy as np
 import xarray as xr
+from ..errors import require_extra
 
 _DIMS = "_ARRAY_DIMENSIONS"
 
 
 def _zarr():
-    try:
-        import zarr
-    except ImportError:  # pragma: no cover - zarr ships with hdmf-zarr
-        raise ImportError("install neurokpflow[sweep] (zarr) to write sweep results") from None
+    zarr = require_extra("zarr", "writing sweep results", "sweep")
     return zarr
 
 

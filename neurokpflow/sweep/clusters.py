@@ -8,6 +8,7 @@ count from the specification.  Any other keyword goes to the dask-jobqueue class
 cluster is scaled (``run_sweep`` asks for one job per worker).
 """
 from __future__ import annotations
+from ..errors import InputError, require_extra
 
 __all__ = ["CLUSTERS", "jobqueue_cluster"]
 
@@ -20,11 +21,8 @@ DEFAULTS = {"cores": 1, "processes": 1, "memory": "4GB", "walltime": "01:00:00",
 def jobqueue_cluster(kind: str, **options):
     """A dask-jobqueue cluster of kind ``"slurm"`` or ``"pbs"`` (see the module docstring)."""
     if kind not in CLUSTERS:
-        raise ValueError(f"cluster {kind!r} is not supported; choose one of {', '.join(CLUSTERS)}")
-    try:
-        import dask_jobqueue
-    except ImportError:
-        raise ImportError("install neurokpflow[jobqueue] (dask-jobqueue) to run sweeps on SLURM or PBS") from None
+        raise InputError(f"cluster {kind!r} is not supported; choose one of {', '.join(CLUSTERS)}")
+    dask_jobqueue = require_extra("dask_jobqueue", "running sweeps on SLURM or PBS", "jobqueue")
     options = {**DEFAULTS, **options}
     options.setdefault("scheduler_options", {"dashboard_address": ":0"})
     return getattr(dask_jobqueue, CLUSTERS[kind])(**options)

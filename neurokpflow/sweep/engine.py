@@ -23,6 +23,7 @@ import xarray as xr
 from ._zarrio import _zarr, read_group, write_group
 from .run import execute_run, recording
 from .spec import RUN_FIELDS, Sweep, SweepSpecError, run_id
+from ..errors import require_extra
 
 __all__ = ["run_sweep", "open_sweep", "STORE"]
 
@@ -292,10 +293,8 @@ def _run_distributed(todo, out, compute, threads, scheduler, n_workers, retries,
     started by the caller, closed here.  Returns the summaries and, when a cluster was started for
     this sweep, the thread that is closing it (join it before returning to the user)."""
     work = _run_and_store if work is None else work
-    try:
-        from dask.distributed import Client, as_completed
-    except ImportError:
-        raise ImportError("install neurokpflow[sweep] (dask[distributed]) to run sweeps on a cluster") from None
+    distributed = require_extra("dask.distributed", "running sweeps on a cluster", "sweep")
+    Client, as_completed = distributed.Client, distributed.as_completed
     cluster = None
     if kind is not None:
         from .clusters import jobqueue_cluster

@@ -16,11 +16,12 @@ import json
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from ..errors import InputError
 
 __all__ = ["Sweep", "SweepSpecError", "load", "RUN_FIELDS", "COMPUTE_FIELDS", "RECORDING_FIELDS"]
 
 
-class SweepSpecError(ValueError):
+class SweepSpecError(InputError):
     """A sweep specification is invalid (unknown field, wrong type, missing file)."""
 
 

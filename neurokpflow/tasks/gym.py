@@ -44,21 +44,19 @@ import numpy as np
 from .base import Task, assemble, check_batch_size
 from .batch import Batch
 from .scoring import final_step, score_final_channels_within
+from ..errors import InputTypeError, require_extra
 
 __all__ = ["GymTask", "UnsupportedEnvError", "from_gym"]
 
 _BOOKKEEPING_WRAPPERS = ("OrderEnforcing", "PassiveEnvChecker", "TimeLimit")
 
 
-class UnsupportedEnvError(TypeError):
+class UnsupportedEnvError(InputTypeError):
     """The environment cannot be read as supervised trials (see :mod:`neurokpflow.tasks.gym`)."""
 
 
 def _require(module):
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise ImportError(f"tasks.from_gym needs {module}: install neurokpflow[neurogym]") from None
+    return require_extra(module, "tasks.from_gym", "neurogym")
 
 
 def _unwrap(env):

@@ -23,8 +23,7 @@ _REQUIRED = ("format", "version", "step", "model_state", "optimizer_state", "con
 _NAME = re.compile(r"^step_(\d{8,})\.pt$")
 
 
-class CheckpointError(ValueError):
-    """A checkpoint file is missing, corrupted, partially written or not a neurokpflow checkpoint."""
+from ..errors import CheckpointError
 
 
 class CheckpointMismatchError(CheckpointError):
