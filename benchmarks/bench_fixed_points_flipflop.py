@@ -25,7 +25,7 @@ a seed, accuracy 1.000 for every seed; "converged" counts starts with q < 1e-20)
 (the numbers after "vertices" are the largest readout-to-vertex distances; seed 1 misses the 0.3 bound
 only through one memory whose readout overshoots its vertex, (1.14, -1.07, 1.26)).
 
-The unit test ``tests/test_analysis_fixed_points.py::test_trained_flip_flop_has_eight_stable_points``
+The unit test ``tests/analysis/test_analysis_fixed_points.py::test_trained_flip_flop_has_eight_stable_points``
 runs the same recipe for one seed.
 """
 import argparse

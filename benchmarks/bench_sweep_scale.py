@@ -35,7 +35,7 @@ def _size(path: Path):
 
 def noop_run_and_store(run, out, template_store, threads):
     """The no-op unit of work: the real run's result group written under this run's id."""
-    from neurokpflow.sweep._zarrio import read_group, write_group
+    from neurokpflow._io import read_zarr_group as read_group, write_zarr_group as write_group
     from neurokpflow.sweep.spec import run_id
 
     ds = read_group(template_store, "template")
@@ -47,7 +47,7 @@ def noop_run_and_store(run, out, template_store, threads):
 
 def real_run(tmp: Path, data: Path | None):
     from neurokpflow.sweep import Sweep, run_id, run_sweep
-    from neurokpflow.sweep._zarrio import read_group, write_group
+    from neurokpflow._io import read_zarr_group as read_group, write_zarr_group as write_group
 
     compute = {"collapse_at": [50, 100]}  # noqa
     recordings = {}

@@ -32,10 +32,7 @@ step() {  # step NAME COMMAND...: run, tee to $out/NAME.txt, remember failures
 }
 
 step tests $py -m pytest -q -p no:cacheprovider -rs \
-    tests/test_spectral_cuda.py tests/test_kpflow_operators.py tests/test_spectral_eigen.py tests/test_spectral_sketch.py \
-    tests/test_spectral_estimators.py tests/test_spectral_ranks.py tests/test_spectral_reductions.py \
-    tests/test_spectral_structured.py tests/test_spectral_lyapunov.py tests/test_models.py \
-    tests/test_training.py tests/test_compare_api.py
+    tests/kpflow tests/models tests/training/test_training.py tests/compare/test_compare_api.py
 step bench_operators $py benchmarks/bench_operators.py --device cuda --repeats 5
 step bench_eigsh $py benchmarks/bench_spectral.py --device cuda --repeats 3 --only eigsh --eig-blocks 4 8 16 32
 step bench_spectral $py benchmarks/bench_spectral.py --device cuda --repeats 3 --eig-blocks

@@ -11,15 +11,30 @@ kpflow    matrix-free KPFlow operators (J_theta, K, P, P^-1, P K P*) and spectra
 analysis  dynamic collapse over training and multi-task (sub-task) alignment
 compare   model-vs-recording similarity measures with statistics
 viz       plots
+sweep     many runs x many recordings on dask
 cli       the ``neurokpflow`` command line
+
+Top level: ``__version__``, :func:`open_result` (reopen what ``analyze``, ``compare``, ``flow``,
+``train`` and ``sweep`` wrote), :func:`record` and :mod:`neurokpflow.errors`.  Subpackages are
+imported on first use, so ``import neurokpflow`` is light.  See ARCHITECTURE.md for the layers.
 """
-__version__ = "0.1.0"
+from ._version import __version__
+
+__all__ = ["__version__", "open_result", "record", "errors"]
 
 
 def __getattr__(name):
-    # ``neurokpflow.record`` lives with the models; imported lazily to keep start-up light.
+    # imported lazily to keep ``import neurokpflow`` light
     if name == "record":
         from .models import record
 
         return record
+    if name == "open_result":
+        from ._io import open_result
+
+        return open_result
+    if name == "errors":
+        from . import errors
+
+        return errors
     raise AttributeError(f"module 'neurokpflow' has no attribute {name!r}")

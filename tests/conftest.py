@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from _paths import REPO_ROOT, SHARED_DATA
 
 
 @pytest.fixture(scope="session")
@@ -13,8 +13,7 @@ def shared_data_dir() -> Path:
 
     Tests using it are skipped (with the folder named) when it is absent.
     """
-    env = os.environ.get("NEUROKPFLOW_DATA")
-    folder = Path(env) if env else REPO_ROOT.parent / "shared" / "data"
+    folder = SHARED_DATA
     if not folder.is_dir():
         pytest.skip(f"real recordings not available: {folder} does not exist (set NEUROKPFLOW_DATA to their folder)")
     return folder

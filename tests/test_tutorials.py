@@ -10,8 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from _paths import REPO_ROOT, SHARED_DATA
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = REPO_ROOT
 TUTORIALS = sorted((REPO / "tutorials").glob("[0-9]*.py"))
 
 RUNNER = r"""
@@ -47,7 +48,7 @@ def test_tutorials_keep_no_rendered_outputs():
         assert "NEUROKPFLOW_TUTORIAL_SCALE" in path.read_text(), f"{path.name} cannot be shrunk for CI"
 
 
-DATA = Path(os.environ.get("NEUROKPFLOW_DATA", REPO.parent / "shared" / "data"))
+DATA = SHARED_DATA
 M1_FILE = "m1_center_out_chewie.nwb"
 
 

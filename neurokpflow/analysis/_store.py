@@ -16,25 +16,9 @@ import numpy as np
 import xarray as xr
 from tqdm.auto import tqdm
 
-from ..training.checkpoint import atomic_write
+from .._io import read_netcdf, write_netcdf
 
-__all__ = ["run_over_checkpoints", "write_netcdf", "read_netcdf"]
-
-ENGINE = "h5netcdf"
-
-
-def write_netcdf(ds: xr.Dataset, path) -> Path:
-    """Write ``ds`` to ``path`` atomically (temporary file, then rename)."""
-    path = Path(path)
-    atomic_write(path, lambda tmp: ds.to_netcdf(tmp, engine=ENGINE))
-    return path
-
-
-def read_netcdf(path) -> xr.Dataset:
-    """Load a saved analysis fully into memory and close the file."""
-    with xr.open_dataset(path, engine=ENGINE) as f:
-        return f.load()
-
+__all__ = ["run_over_checkpoints"]
 
 def _check_signature(existing: xr.Dataset, signature: dict, path):
     for key, value in signature.items():

@@ -10,7 +10,7 @@ import numpy as np
 import xarray as xr
 
 from .errors import EXIT_UNUSABLE, CLIError
-from .report import write_atomic
+from .._io import write_netcdf
 from .runs import models_over_training
 
 __all__ = ["load_recording", "model_activity", "compare_run", "score_table", "PAIRING"]
@@ -157,7 +157,7 @@ def compare_run(run_dir, recording, out_dir, report, *, measures=("procrustes", 
     result.attrs.update(recording=str(recording.attrs.get("source", "")), run=str(run_dir),
                         pairing=PAIRING)
     out_dir = Path(out_dir)
-    write_atomic(out_dir / "compare.nc", lambda tmp: result.to_netcdf(tmp, engine="h5netcdf"))
+    write_netcdf(result, out_dir / "compare.nc")
     n_cond = len(np.unique(labels))
     report.section(
         "Model vs recording over training",

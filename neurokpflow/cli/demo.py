@@ -27,7 +27,8 @@ from .analysis_steps import HEADLINE_DEFINITION, analyze_run
 from .comparison_steps import compare_run, load_recording
 from .console import Console
 from .flow_steps import flow_run, flow_summary
-from .report import Report, write_atomic
+from .._io import atomic_write
+from .report import Report
 from .training_steps import train_run
 from .virtual_animal import DEMO_TASK, AnimalSettings, demo_task, simulate_spikes, write_nwb
 
@@ -149,7 +150,7 @@ def run(out, *, quick=False, nwb=None, condition="condition", align_to="start_ti
 
     summary = _summary(log, analysis["collapse"], comparison, settings, quick, seed, time.perf_counter() - started)
     summary["similarity_flow"] = flow_summary(flow)
-    paths["summary"] = write_atomic(out / "summary.json", json.dumps(summary, indent=2))
+    paths["summary"] = atomic_write(out / "summary.json", json.dumps(summary, indent=2))
     command = ["neurokpflow", "demo", "--out", str(out), *(["--quick"] if quick else []), "--seed", str(seed),
                *(["--nwb", str(nwb), "--condition", condition] if paths.get("virtual_animal") is None else [])]
     _write_report(report, summary, source_text, recording, log, collapse_part, compare_part, out, settings, command,

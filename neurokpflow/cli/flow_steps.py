@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .report import write_atomic
+from .._io import write_netcdf
 from .runs import run_checkpoints
 
 __all__ = ["flow_run", "flow_summary"]
@@ -32,7 +32,7 @@ def flow_run(run_dir, recording, out_dir, report, *, lr, every=1, measure="procr
     batch = evaluation_batch(task, len(labels))
     flow = similarity_flow(chosen, batch, recording, measure=measure, lr=lr, preconditioner="adam",
                            condition_labels=tuple(labels.tolist()), time="resample", check=True, progress=progress)
-    write_atomic(Path(out_dir) / "similarity_flow.nc", lambda tmp: flow.to_netcdf(tmp, engine="h5netcdf"))
+    write_netcdf(flow, Path(out_dir) / "similarity_flow.nc")
     rows = []
     for step in flow["step"].values:
         for name in flow["task"].values:

@@ -15,9 +15,10 @@ from __future__ import annotations
 import base64
 import html
 import io
-import os
 from datetime import datetime, timezone
 from pathlib import Path
+
+from .._io import atomic_write
 
 __all__ = ["Report", "write_atomic"]
 
@@ -33,29 +34,8 @@ code{background:#f5f5f5;padding:0 .2rem}
 """
 
 
-def write_atomic(path, data) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename.
-
-    ``data`` is bytes, a str (UTF-8) or a callable ``write(tmp_path)`` that creates the file (e.g.
-    ``lambda p: ds.to_netcdf(p)``); the temporary name keeps the suffix of ``path``.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
-    try:
-        if callable(data):
-            data(tmp)
-        else:
-            payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
-            with open(tmp, "wb") as fh:
-                fh.write(payload)
-                fh.flush()
-                os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+#: kept for callers of the former CLI helper; the one implementation is :func:`neurokpflow._io.atomic_write`
+write_atomic = atomic_write
 
 
 def _is_number(value):
@@ -128,7 +108,7 @@ class Report:
 
     def render(self) -> str:
         """The complete HTML document."""
-        from .. import __version__
+        from .._version import __version__
 
         stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"

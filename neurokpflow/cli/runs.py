@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import EXIT_MISSING, EXIT_UNUSABLE, CLIError
-from .report import write_atomic
+from .._io import atomic_write
 
 __all__ = ["torch_threads", "build_task", "build_model", "run_checkpoints", "models_over_training", "write_run_config",
            "RUN_CONFIG"]
@@ -64,7 +64,7 @@ def build_model(kind, task, hidden, seed, **options):
 
 def write_run_config(out_dir, settings: dict) -> Path:
     """Save the command's settings as ``run.json`` (atomic)."""
-    return write_atomic(Path(out_dir) / RUN_CONFIG, json.dumps(settings, indent=2, sort_keys=True, default=str))
+    return atomic_write(Path(out_dir) / RUN_CONFIG, json.dumps(settings, indent=2, sort_keys=True, default=str))
 
 
 def run_checkpoints(run_dir):

@@ -98,7 +98,6 @@ def write_nwb(recording: xr.Dataset, path, seed: int):
     """Write the simulated population as NWB (atomic): a Units table of spike times and a trials
     table with ``condition``, ``stimulus_angle`` and the epoch times; trial ``i`` starts at
     ``i · (trial length + INTER_TRIAL)`` on the session clock."""
-    import os
     from datetime import datetime, timezone
     from pathlib import Path
 
@@ -106,7 +105,8 @@ def write_nwb(recording: xr.Dataset, path, seed: int):
     from pynwb.file import Subject
     from pynwb.misc import Units
 
-    from .. import __version__
+    from .._version import __version__
+    from .._io import atomic_write
 
     path = Path(path)
     dt = float(recording.attrs["bin_size"])
@@ -139,16 +139,11 @@ def write_nwb(recording: xr.Dataset, path, seed: int):
     for u, per_trial in enumerate(spike_times(counts, dt, rng)):
         times = np.concatenate([starts[i] + t for i, t in enumerate(per_trial)])
         nwb.units.add_unit(spike_times=np.round(times, 4), obs_intervals=[[0.0, starts[-1] + period]])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.nwb")
-    try:
+    def write(tmp):
         with NWBHDF5IO(str(tmp), "w") as io:
             io.write(nwb)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+
+    return atomic_write(path, write)
 
 
 def spike_times(counts: np.ndarray, dt: float, rng) -> list:

@@ -4,7 +4,6 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import os
-import uuid
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -12,6 +11,7 @@ import h5py
 import numpy as np
 import pynwb
 
+from .._io import atomic_write
 from .errors import NWBFileError
 from .sources import Source, handled_here, open_source, read_h5
 
@@ -81,26 +81,6 @@ def open_nwb(source) -> Iterator[pynwb.NWBFile]:
         close()
 
 
-def atomic_write(path, write: Callable[[Path], None], *, overwrite: bool) -> Path:
-    """Call ``write(tmp)`` on a temporary file next to ``path`` and rename it into place.
-
-    A failure leaves neither a partial ``path`` nor the temporary file behind.
-    """
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{str(path)!r} already exists; pass overwrite=True to replace it")
-    if not path.parent.is_dir():
-        raise FileNotFoundError(f"folder {str(path.parent)!r} does not exist; create it first")
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp{path.suffix}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
-
-
 def write_nwbfile(nwbfile: pynwb.NWBFile, path, *, overwrite: bool) -> Path:
     """Write an in-memory ``NWBFile`` to ``path`` atomically (see :func:`atomic_write`)."""
 
@@ -108,14 +88,14 @@ def write_nwbfile(nwbfile: pynwb.NWBFile, path, *, overwrite: bool) -> Path:
         with pynwb.NWBHDF5IO(str(tmp), "w") as io:
             io.write(nwbfile)
 
-    return atomic_write(path, write, overwrite=overwrite)
+    return atomic_write(path, write, overwrite=overwrite, mkdir=False)
 
 
 def package_versions() -> dict[str, str]:
     import hdmf
     import xarray
 
-    from .. import __version__
+    from .._version import __version__
 
     return {
         "created_by": f"neurokpflow {__version__}",

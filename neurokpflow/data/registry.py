@@ -20,7 +20,7 @@ import numpy as np
 import xarray as xr
 
 from . import download
-from ._nwbio import atomic_write
+from .._io import atomic_write
 from .errors import BinningError, DatasetNotFoundError
 from .reading import read_nwb
 from .sources import ChecksumError, DandiAsset

@@ -20,14 +20,16 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from ._zarrio import _zarr, read_group, write_group
+from .._io import SWEEP_STORE, _zarr
+from .._io import read_zarr_group as read_group
+from .._io import write_zarr_group as write_group
 from .run import execute_run, recording
 from .spec import RUN_FIELDS, Sweep, SweepSpecError, run_id
 from ..errors import require_extra
 
 __all__ = ["run_sweep", "open_sweep", "STORE"]
 
-STORE = "sweep.zarr"
+STORE = SWEEP_STORE
 
 
 def _analysis_id(analysis: dict) -> str:

@@ -23,6 +23,7 @@ _REQUIRED = ("format", "version", "step", "model_state", "optimizer_state", "con
 _NAME = re.compile(r"^step_(\d{8,})\.pt$")
 
 
+from .._io import atomic_write
 from ..errors import CheckpointError
 
 
@@ -32,21 +33,6 @@ class CheckpointMismatchError(CheckpointError):
 
 def checkpoint_path(out_dir, step: int) -> Path:
     return Path(out_dir) / "checkpoints" / f"step_{step:08d}.pt"
-
-
-def atomic_write(path, write):
-    """Call ``write(tmp_path)`` then rename the temporary file to ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        write(tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def list_checkpoints(out_dir) -> list:

@@ -28,6 +28,7 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 from .. import models, tasks as tasks_mod
+from .._io import write_netcdf
 from .checkpoint import FORMAT, VERSION, atomic_write, checkpoint_path, list_checkpoints, read_checkpoint
 from .loss import MASK_MODES, masked_mse
 
@@ -299,7 +300,7 @@ def _save(out_dir, model, optimizer, task, opts, steps, step, log, stop_reason):
             "log": log.state(), "rng": _rng_record(opts), "stop_reason": stop_reason}
     atomic_write(checkpoint_path(out_dir, step), lambda tmp: torch.save(data, tmp))
     dataset = log.dataset(_attrs(model, task, opts, stop_reason))
-    atomic_write(Path(out_dir) / LOG_FILE, lambda tmp: dataset.to_netcdf(tmp, engine="h5netcdf"))
+    write_netcdf(dataset, Path(out_dir) / LOG_FILE)
     return dataset
 
 

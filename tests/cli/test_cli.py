@@ -13,6 +13,7 @@ import xarray as xr
 
 from neurokpflow.cli.errors import EXIT_CODES, EXIT_MISSING, EXIT_UNUSABLE, EXIT_USAGE
 from neurokpflow.cli.main import main
+from _paths import REPO_ROOT, SHARED_DATA
 
 COMMANDS = ("info", "train", "analyze", "compare", "demo")
 
@@ -282,7 +283,7 @@ def test_analyze_command_resumes_into_the_same_file(capsys, demo, tmp_path):
 
 
 def test_the_module_entry_point_exits_with_the_code(tmp_path):
-    repo = Path(__file__).resolve().parents[1]
+    repo = REPO_ROOT
     proc = subprocess.run([sys.executable, "-m", "neurokpflow.cli.main", "info", str(tmp_path / "x.nwb")],
                           capture_output=True, text=True, cwd=repo)
     assert proc.returncode == EXIT_MISSING
@@ -303,7 +304,7 @@ def test_analyze_a_task_mix_adds_the_subtask_alignment(capsys, tmp_path):
     assert "Sub-task alignment" in html and (run / "analysis" / "figures" / "subtask_alignment.png").exists()
 
 
-DATA = Path(os.environ.get("NEUROKPFLOW_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+DATA = SHARED_DATA
 M1 = DATA / "m1_center_out_chewie.nwb"
 
 

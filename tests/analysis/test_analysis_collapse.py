@@ -11,7 +11,7 @@ from torch import nn
 import neurokpflow.analysis.dynamic_collapse as collapse_mod
 from neurokpflow import models, tasks, training
 from neurokpflow.analysis import collapse
-from neurokpflow.analysis._store import read_netcdf
+from neurokpflow import open_result as read_netcdf
 from neurokpflow.kpflow.ranks import threshold_rank
 from neurokpflow.models import LeakyRNNCell
 

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from neurokpflow.data import NWBFileError, UnsupportedSchemaError, read_nwb
+from _paths import SHARED_DATA
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ["NEUROKPFLOW_DATA"]) if os.environ.get("NEUROKPFLOW_DATA") else REPO_ROOT.parent / "shared" / "data"
+DATA = SHARED_DATA
 FILES = sorted(DATA.glob("*.nwb")) + sorted((DATA / "nwb-corpus").glob("*.nwb*")) if DATA.is_dir() else []
 
 #: files refused by name, with the words the refusal must contain.

@@ -9,7 +9,7 @@ import xarray as xr
 import neurokpflow.analysis.subtask as subtask_mod
 from neurokpflow import models, tasks
 from neurokpflow.analysis import interference_decomposition, subtask_alignment
-from neurokpflow.analysis._store import read_netcdf
+from neurokpflow import open_result as read_netcdf
 from neurokpflow.kpflow import operators_from_model
 from neurokpflow.training import masked_mse
 

@@ -10,6 +10,7 @@ import xarray as xr
 
 import neurokpflow.compare as nc
 from test_compare_support import one_torch_thread  # noqa: F401  (autouse fixture)
+from _paths import SHARED_DATA
 
 matplotlib.use("Agg")
 TIMES = np.round(np.arange(8) * 0.05, 10)
@@ -180,7 +181,7 @@ def test_pairwise_on_cuda_matches_cpu():
 
 
 def _data_dir() -> Path:
-    return Path(os.environ.get("NEUROKPFLOW_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
+    return SHARED_DATA
 
 
 @pytest.mark.realdata

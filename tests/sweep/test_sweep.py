@@ -384,7 +384,7 @@ def test_ctrl_c_then_rerun_completes_only_the_missing_steps(tmp_path):
     import subprocess
     import sys
 
-    from conftest import REPO_ROOT
+    from _paths import REPO_ROOT
 
     hook = tmp_path / "hook"
     hook.mkdir()

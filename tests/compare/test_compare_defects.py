@@ -12,8 +12,9 @@ from threadpoolctl import threadpool_info
 import neurokpflow.compare as nc
 import neurokpflow.compare.dynamics as dynamics
 from test_compare_support import one_torch_thread  # noqa: F401  (autouse fixture)
+from _paths import SHARED_DATA
 
-DATA = Path(os.environ.get("NEUROKPFLOW_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+DATA = SHARED_DATA
 
 
 def test_cca_angular_does_not_claim_to_be_a_metric_and_says_when_it_equals_the_shape_metric():
