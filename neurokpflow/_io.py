@@ -21,7 +21,7 @@ from typing import Callable, Union
 import numpy as np
 import xarray as xr
 
-from .errors import InputError, InputTypeError, require_extra
+from .errors import InputError, InputTypeError, MissingFileError, OutputExistsError, require_extra
 
 __all__ = ["atomic_write", "NETCDF_ENGINE", "write_netcdf", "read_netcdf", "write_zarr_group",
            "read_zarr_group", "open_result", "SWEEP_STORE"]
@@ -47,11 +47,11 @@ def atomic_write(path, data: Payload, *, overwrite: bool = True, fsync: bool = T
     """
     path = Path(path)
     if path.exists() and not overwrite:
-        raise FileExistsError(f"{str(path)!r} already exists; pass overwrite=True to replace it")
+        raise OutputExistsError(f"{str(path)!r} already exists; pass overwrite=True to replace it")
     if mkdir:
         path.parent.mkdir(parents=True, exist_ok=True)
     elif not path.parent.is_dir():
-        raise FileNotFoundError(f"folder {str(path.parent)!r} does not exist; create it first")
+        raise MissingFileError(f"folder {str(path.parent)!r} does not exist; create it first")
     tmp = path.with_name(f".{path.stem}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
     try:
         if callable(data):
@@ -137,7 +137,7 @@ def open_result(path) -> xr.Dataset:
     """
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(2, "No such file or directory", str(path))
+        raise MissingFileError(2, "No such file or directory", str(path))
     store = path if path.suffix == ".zarr" else path / SWEEP_STORE
     if store.is_dir():
         try:

@@ -35,6 +35,9 @@ __all__ = [
     "NeurokpflowError",
     "InputError",
     "InputTypeError",
+    "UnknownNameError",
+    "MissingFileError",
+    "OutputExistsError",
     "AlignmentError",
     "DegenerateInputError",
     "NWBError",
@@ -61,6 +64,16 @@ class InputTypeError(InputError, TypeError):
     """An argument has the wrong type (caught as ``ValueError`` or ``TypeError``)."""
 
 
+class UnknownNameError(InputError, KeyError):
+    """A name (task, measure, dataset, variable, coordinate) is not known; the message lists the known ones.
+
+    Caught as ``ValueError`` or ``KeyError``; ``str()`` is the plain message (no ``KeyError`` quotes).
+    """
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
 class AlignmentError(InputError, LookupError):
     """Two inputs cannot be matched by coordinate values, or an alignment event/column is missing.
 
@@ -70,6 +83,14 @@ class AlignmentError(InputError, LookupError):
 
 class DegenerateInputError(InputError):
     """The data cannot give a defined answer (constant activity, too few trials, zero rank)."""
+
+
+class MissingFileError(NeurokpflowError, FileNotFoundError):
+    """A file or folder the call needs does not exist (no checkpoints, no results, no folder)."""
+
+
+class OutputExistsError(NeurokpflowError, FileExistsError):
+    """The output already exists and the call was not allowed to replace it (``overwrite=False``)."""
 
 
 class NWBError(NeurokpflowError):

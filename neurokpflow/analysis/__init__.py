@@ -17,13 +17,13 @@
   lesions (:func:`lesion_effects`), Driscoll 2024 motifs over task periods (:func:`motifs`), and the
   table beside sub-task interference and fixed points (``task_variance.motif_table``).
 """
-from .dynamic_collapse import collapse
+from .dynamic_collapse import CollapseOptions, collapse
 from .fixed_points import find_fixed_points, slow_points
 from .rank_conventions import PACKAGE_RANK, PAPER_FIGURE_RANK, RankConvention, convention_ranks
 from .similarity_flow import FlowError, FlowOptions, cumulative_flow, similarity_flow
 from .subtask import interference_decomposition, subtask_alignment
 from .task_variance import VarianceOptions, cluster_units, lesion_effects, motifs
 
-__all__ = ["collapse", "subtask_alignment", "interference_decomposition", "similarity_flow", "cumulative_flow",
+__all__ = ["collapse", "CollapseOptions", "subtask_alignment", "interference_decomposition", "similarity_flow", "cumulative_flow",
            "FlowOptions", "FlowError", "find_fixed_points", "slow_points", "convention_ranks", "RankConvention",
            "PACKAGE_RANK", "PAPER_FIGURE_RANK", "cluster_units", "motifs", "lesion_effects", "VarianceOptions"]

@@ -6,33 +6,22 @@ import json
 import numpy as np
 import torch
 
+from .._validation import DTYPES as _DTYPE_NAMES
+from .._validation import dtype_name, resolve_dtype
 from ..kpflow import operators_from_model
 from ..training.loss import masked_mse
+from ..errors import InputError, InputTypeError
 
 __all__ = ["build_operators", "readout_outputs", "loss_function", "batch_coords", "resolve_dtype", "dtype_name",
            "json_attr", "cosine"]
 
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
-
-
-def resolve_dtype(dtype) -> torch.dtype:
-    if isinstance(dtype, str):
-        if dtype not in DTYPES:
-            raise ValueError(f"dtype must be one of {sorted(DTYPES)} or a torch dtype, got {dtype!r}")
-        return DTYPES[dtype]
-    if dtype not in DTYPES.values():
-        raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype!r}")
-    return dtype
-
-
-def dtype_name(dtype: torch.dtype) -> str:
-    return str(dtype).replace("torch.", "")
+DTYPES = {name: resolve_dtype(name) for name in _DTYPE_NAMES}
 
 
 def build_operators(model, inputs, *, dtype, inner, chunk_size):
     """KPFlow operators of ``model`` along the noise-free trajectory of ``inputs`` (analysis dtype)."""
     if getattr(model, "readout", None) is None:
-        raise TypeError("the model has no .readout; the loss (and the error Err) need the linear readout")
+        raise InputTypeError("the model has no .readout; the loss (and the error Err) need the linear readout")
     return operators_from_model(model, inputs, dtype=dtype, inner=inner, chunk_size=chunk_size)
 
 

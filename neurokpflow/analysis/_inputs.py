@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from ..errors import InputError, InputTypeError, MissingFileError
 
 __all__ = ["Checkpoint", "resolve_checkpoints", "architecture", "check_model", "check_batch", "batch_fingerprint"]
 
@@ -41,10 +42,10 @@ def check_model(model, arg: str = "model"):
     """Raise a ``TypeError`` unless ``model`` has a recurrent ``.cell`` with parameters."""
     cell = getattr(model, "cell", None)
     if not isinstance(cell, torch.nn.Module):
-        raise TypeError(f"{arg} must be a model with a recurrent .cell (e.g. neurokpflow.models.make(...)), "
+        raise InputTypeError(f"{arg} must be a model with a recurrent .cell (e.g. neurokpflow.models.make(...)), "
                         f"got {type(model).__name__}")
     if next(cell.parameters(), None) is None:
-        raise ValueError(f"{arg}.cell has no parameters; the KPFlow operators need recurrent parameters")
+        raise InputError(f"{arg}.cell has no parameters; the KPFlow operators need recurrent parameters")
     return model
 
 
@@ -83,23 +84,23 @@ def resolve_checkpoints(checkpoints, arg: str = "checkpoints") -> list:
     if _is_path(checkpoints):
         folder = Path(checkpoints)
         if not folder.is_dir():
-            raise FileNotFoundError(f"{arg}={str(folder)!r} is not a directory; pass a run directory, a list of "
+            raise MissingFileError(f"{arg}={str(folder)!r} is not a directory; pass a run directory, a list of "
                                     "checkpoint files or (step, model) pairs")
         paths = training.list_checkpoints(folder)
         if not paths:
-            raise FileNotFoundError(f"{arg}: no checkpoints under {folder / 'checkpoints'}")
+            raise MissingFileError(f"{arg}: no checkpoints under {folder / 'checkpoints'}")
         checkpoints = paths
     if isinstance(checkpoints, Mapping):
         checkpoints = list(checkpoints.items())
     if isinstance(checkpoints, (torch.nn.Module,)) or hasattr(checkpoints, "cell"):
-        raise TypeError(f"{arg} must be a sequence of checkpoints; for a single model pass [(step, model)]")
+        raise InputTypeError(f"{arg} must be a sequence of checkpoints; for a single model pass [(step, model)]")
     try:
         items = list(checkpoints)
     except TypeError:
-        raise TypeError(f"{arg} must be a run directory, a sequence of checkpoint paths or of (step, model) "
+        raise InputTypeError(f"{arg} must be a run directory, a sequence of checkpoint paths or of (step, model) "
                         f"pairs, got {type(checkpoints).__name__}") from None
     if not items:
-        raise ValueError(f"{arg} is empty")
+        raise InputError(f"{arg} is empty")
     out = []
     for k, item in enumerate(items):
         if _is_path(item):
@@ -108,21 +109,21 @@ def resolve_checkpoints(checkpoints, arg: str = "checkpoints") -> list:
         elif isinstance(item, tuple) and len(item) == 2:
             step, model = item
             if isinstance(step, bool) or not isinstance(step, (int, np.integer)):
-                raise TypeError(f"{arg}[{k}]: the step of a (step, model) pair must be an int, got {step!r}")
+                raise InputTypeError(f"{arg}[{k}]: the step of a (step, model) pair must be an int, got {step!r}")
             check_model(model, f"{arg}[{k}] model")
             out.append(Checkpoint(int(step), model, f"memory:{k}"))
         else:
-            raise TypeError(f"{arg}[{k}] must be a checkpoint path or a (step, model) pair, got "
+            raise InputTypeError(f"{arg}[{k}] must be a checkpoint path or a (step, model) pair, got "
                             f"{type(item).__name__}")
     reference = architecture(out[0].model)
     for c in out[1:]:
         if architecture(c.model) != reference:
-            raise ValueError(f"{arg} mixes architectures: step {out[0].step} ({out[0].source}) is {reference} but "
+            raise InputError(f"{arg} mixes architectures: step {out[0].step} ({out[0].source}) is {reference} but "
                              f"step {c.step} ({c.source}) is {architecture(c.model)}; analyse one run at a time")
     steps = [c.step for c in out]
     dup = sorted({s for s in steps if steps.count(s) > 1})
     if dup:
-        raise ValueError(f"{arg} holds several checkpoints for step(s) {dup}; each step must appear once")
+        raise InputError(f"{arg} holds several checkpoints for step(s) {dup}; each step must appear once")
     return sorted(out, key=lambda c: c.step)
 
 
@@ -133,23 +134,23 @@ def check_batch(batch, model, arg: str = "batch"):
     """
     inputs = getattr(batch, "inputs", None)
     if not isinstance(inputs, torch.Tensor):
-        raise TypeError(f"{arg} must be a task batch with .inputs/.targets/.mask (neurokpflow.tasks), got "
+        raise InputTypeError(f"{arg} must be a task batch with .inputs/.targets/.mask (neurokpflow.tasks), got "
                         f"{type(batch).__name__}")
     if inputs.dim() != 3:
-        raise ValueError(f"{arg}.inputs must have shape [trial, time, input], got {tuple(inputs.shape)}")
+        raise InputError(f"{arg}.inputs must have shape [trial, time, input], got {tuple(inputs.shape)}")
     targets, mask = getattr(batch, "targets", None), getattr(batch, "mask", None)
     p = next(model.cell.parameters())
     for name, t in (("inputs", inputs), ("targets", targets), ("mask", mask)):
         if t is not None and t.device != p.device:
-            raise ValueError(f"{arg}.{name} is on device {t.device} but the model is on {p.device}; move the batch "
+            raise InputError(f"{arg}.{name} is on device {t.device} but the model is on {p.device}; move the batch "
                              f"with {arg}.to({str(p.device)!r}) (or the model to {t.device})")
     n_in = getattr(model.cell, "input_size", inputs.shape[-1])
     if inputs.shape[-1] != n_in:
-        raise ValueError(f"{arg}.inputs has {inputs.shape[-1]} input channels but the model expects {n_in}")
+        raise InputError(f"{arg}.inputs has {inputs.shape[-1]} input channels but the model expects {n_in}")
     if mask is None and targets is not None:
         mask = torch.ones_like(targets)
     if targets is not None and targets.shape[:2] != inputs.shape[:2]:
-        raise ValueError(f"{arg}.targets has shape {tuple(targets.shape)}, which does not match the inputs "
+        raise InputError(f"{arg}.targets has shape {tuple(targets.shape)}, which does not match the inputs "
                          f"{tuple(inputs.shape)} in (trial, time)")
     return inputs, targets, mask
 

@@ -17,6 +17,7 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 from .._io import read_netcdf, write_netcdf
+from ..errors import InputError
 
 __all__ = ["run_over_checkpoints"]
 
@@ -24,7 +25,7 @@ def _check_signature(existing: xr.Dataset, signature: dict, path):
     for key, value in signature.items():
         have = existing.attrs.get(key)
         if have != value:
-            raise ValueError(
+            raise InputError(
                 f"out={str(path)!r} holds a different analysis: its attribute {key!r} is {have!r} but this call "
                 f"has {value!r}. Use another output path, or delete the file to recompute")
 

@@ -17,6 +17,10 @@ For every checkpoint of a run, on one fixed evaluation batch (kpflow-math ยง5, ย
 """
 from __future__ import annotations
 
+import numbers
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
 import numpy as np
 import torch
 import xarray as xr
@@ -29,8 +33,10 @@ from ._common import (batch_coords, build_operators, dtype_name, json_attr, loss
                       resolve_dtype)
 from ._inputs import architecture, batch_fingerprint, check_batch, resolve_checkpoints
 from ._store import run_over_checkpoints
+from .._validation import Interval, Options, OptionsMixin, Rule
+from ..errors import InputError, InputTypeError
 
-__all__ = ["collapse", "RANK_OPERATORS", "EIGEN_OPERATORS"]
+__all__ = ["collapse", "CollapseOptions", "RANK_OPERATORS", "EIGEN_OPERATORS"]
 
 #: operators whose effective ranks are reported (``P`` enters through ``P P*``)
 RANK_OPERATORS = ("K", "P", "PKP*")
@@ -44,7 +50,7 @@ def _reduce(A, keep, reduction):
     dims = operator_dims(A)
     unknown = [k for k in keep if k not in dims]
     if unknown:
-        raise ValueError(f"keep={keep!r} names axes {unknown} that the operators do not have; they have {list(dims)}")
+        raise InputError(f"keep={keep!r} names axes {unknown} that the operators do not have; they have {list(dims)}")
     traced = tuple(d for d in dims if d not in keep)
     return _REDUCTIONS[reduction](A, traced) if traced else A
 
@@ -64,7 +70,7 @@ def _rank(G, definition, opts, seed):
     if definition == "ER1":
         k = G.size_in if opts["er1_k"] is None else min(int(opts["er1_k"]), G.size_in)
         if k >= G.size_in and not dense:
-            raise ValueError(f"ER1 over all {G.size_in} eigenvalues of {G.name} needs a dense reduced operator; "
+            raise InputError(f"ER1 over all {G.size_in} eigenvalues of {G.name} needs a dense reduced operator; "
                              f"pass er1_k < {G.size_in} or raise dense_limit")
         return effective_rank(G, definition="ER1", k=k, threshold=opts["threshold"], seed=seed)
     if dense:
@@ -169,13 +175,13 @@ def _resolve_task(task, checkpoints, batch):
             return None
         task = tasks_mod.from_spec(spec)
     if not isinstance(task, tasks_mod.Task):
-        raise TypeError(f"task must be a neurokpflow task (tasks.make / tasks.mix) or None, got {type(task).__name__}")
+        raise InputTypeError(f"task must be a neurokpflow task (tasks.make / tasks.mix) or None, got {type(task).__name__}")
     if not isinstance(batch, tasks_mod.Batch):
-        raise TypeError("accuracy needs a neurokpflow.tasks.Batch (with per-trial metadata) as batch; "
+        raise InputTypeError("accuracy needs a neurokpflow.tasks.Batch (with per-trial metadata) as batch; "
                         "pass task=None to skip accuracy")
     missing = sorted(set(batch.tasks) - set(task.task_names))
     if missing:
-        raise ValueError(f"batch holds trials of task(s) {missing} that task {task.name!r} does not score "
+        raise InputError(f"batch holds trials of task(s) {missing} that task {task.name!r} does not score "
                          f"(it scores {list(task.task_names)})")
     return task
 
@@ -188,19 +194,60 @@ def _check_definitions(definitions):
     for d in definitions:
         did = by_name.get(d, d)
         if did not in _OPERATOR_DEFINITIONS:
-            raise ValueError(f"definitions: {d!r} is not an operator effective-rank definition; choose from "
+            raise InputError(f"definitions: {d!r} is not an operator effective-rank definition; choose from "
                              f"{[f'{i} ({DEFINITIONS[i]})' for i in _OPERATOR_DEFINITIONS]} (the activity rank ER4 is "
                              "always reported)")
         out.append(did)
     if not out:
-        raise ValueError("definitions is empty; name at least one of ER1, ER2, ER3")
+        raise InputError("definitions is empty; name at least one of ER1, ER2, ER3")
     return tuple(out)
 
 
-def collapse(checkpoints, batch, *, definitions=("ER1", "ER2", "ER3"), keep=("time",),
-             reduction="block_average", n_modes=3, budget=30, threshold=0.95, er1_k=None, dense_limit=512,
-             inner="sum", dtype=torch.float64, mask_mode="pre_square", task=None, n_bootstrap=50, seed=0,
-             chunk_size=16, out=None, progress=True) -> xr.Dataset:
+_POSITIVE = {name: Rule(Interval(numbers.Integral, low, None)) for name, low in
+             (("n_modes", 1), ("budget", 2), ("dense_limit", 1), ("n_bootstrap", 1), ("chunk_size", 1))}
+
+
+@dataclass(frozen=True)
+class CollapseOptions(OptionsMixin):
+    """How :func:`collapse` measures every checkpoint (frozen, validated once, saved in the result's attrs).
+
+    Fields are described in :func:`collapse`; ``collapse(run, batch, budget=60)`` is short for
+    ``collapse(run, batch, CollapseOptions(budget=60))``.
+    """
+
+    definitions: tuple = ("ER1", "ER2", "ER3")
+    keep: tuple = ("time",)
+    reduction: str = "block_average"
+    n_modes: int = 3
+    budget: int = 30
+    threshold: float = 0.95
+    er1_k: int | None = None
+    dense_limit: int = 512
+    inner: str = "sum"
+    dtype: Any = torch.float64
+    mask_mode: str = "pre_square"
+    n_bootstrap: int = 50
+    seed: int = 0
+    chunk_size: int = 16
+
+    RULES: ClassVar[dict] = {
+        "reduction": Rule(Options(*sorted(_REDUCTIONS))),
+        "threshold": Rule(Interval(low=0, high=1, closed="right")),
+        "er1_k": Rule((None, Interval(numbers.Integral, 1, None))),
+        "seed": Rule(Interval(numbers.Integral, 0, None), "collapse needs a fixed seed (the same probes at every "
+                     "checkpoint)"),
+        **_POSITIVE,
+    }
+
+    def __post_init__(self):
+        super().__post_init__()
+        object.__setattr__(self, "keep", (self.keep,) if isinstance(self.keep, str) else tuple(self.keep))
+        object.__setattr__(self, "definitions", tuple(_check_definitions(self.definitions)))
+        object.__setattr__(self, "dtype", resolve_dtype(self.dtype))
+
+
+def collapse(checkpoints, batch, options: CollapseOptions | None = None, *, task=None, out=None, progress=True,
+             **fields) -> xr.Dataset:
     """Dynamic-collapse statistics of every checkpoint of a training run.
 
     Parameters
@@ -236,6 +283,8 @@ def collapse(checkpoints, batch, *, definitions=("ER1", "ER2", "ER3"), keep=("ti
         file are skipped, so an interrupted analysis resumes where it stopped.  A file from a
         different analysis (architecture, evaluation data or options) is refused.
     progress : show a tqdm progress bar.
+    options, fields : a :class:`CollapseOptions` (every parameter above except ``checkpoints``,
+        ``batch``, ``task``, ``out`` and ``progress``), or its fields as keywords (they override it).
 
     Returns
     -------
@@ -259,19 +308,13 @@ def collapse(checkpoints, batch, *, definitions=("ER1", "ER2", "ER3"), keep=("ti
     first = checkpoints[0].model
     inputs, targets, mask = check_batch(batch, first)
     if targets is None:
-        raise TypeError("batch has no .targets; collapse reports the loss and needs the targets")
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"reduction must be one of {sorted(_REDUCTIONS)}, got {reduction!r}")
-    keep = (keep,) if isinstance(keep, str) else tuple(keep)
-    for name, v, lo in (("n_modes", n_modes, 1), ("budget", budget, 2), ("dense_limit", dense_limit, 1),
-                        ("n_bootstrap", n_bootstrap, 1)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-            raise ValueError(f"{name} must be an int >= {lo}, got {v!r}")
-    dtype = resolve_dtype(dtype)
+        raise InputTypeError("batch has no .targets; collapse reports the loss and needs the targets")
+    options = CollapseOptions.resolve(options, fields, "collapse")
     task = _resolve_task(task, checkpoints, batch)
-    opts = dict(definitions=_check_definitions(definitions), keep=keep, reduction=reduction, n_modes=n_modes,
-                budget=budget, threshold=float(threshold), er1_k=er1_k, dense_limit=dense_limit, inner=inner,
-                dtype=dtype, mask_mode=mask_mode, n_bootstrap=n_bootstrap, seed=int(seed), chunk_size=chunk_size)
+    opts = {**vars(options), "threshold": float(options.threshold), "seed": int(options.seed)}
+    opts["definitions"] = list(options.definitions)
+    opts["keep"] = options.keep
+    n_modes = options.n_modes
     saved_opts = {k: (dtype_name(v) if k == "dtype" else v) for k, v in opts.items() if k != "chunk_size"}
     signature = {
         "analysis": "collapse",

@@ -31,6 +31,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 import xarray as xr
+from ..errors import InputError, InputTypeError
 
 __all__ = ["FixedPointOptions", "find_fixed_points", "slow_points", "minimize_q", "state_jacobians",
            "initial_states", "unique_points"]
@@ -76,16 +77,16 @@ class FixedPointOptions:
     def __post_init__(self):
         for name in ("n_initial", "max_iter", "chunk_size", "chord_steps"):
             if not isinstance(getattr(self, name), (int, np.integer)) or getattr(self, name) < 1:
-                raise ValueError(f"FixedPointOptions.{name} must be a positive int, got {getattr(self, name)!r}")
+                raise InputError(f"FixedPointOptions.{name} must be a positive int, got {getattr(self, name)!r}")
         for name in ("noise", "tol_q", "unique_tol", "stability_tol", "damping", "acceleration"):
             if getattr(self, name) is not None and not getattr(self, name) >= 0:
-                raise ValueError(f"FixedPointOptions.{name} must be >= 0, got {getattr(self, name)!r}")
+                raise InputError(f"FixedPointOptions.{name} must be >= 0, got {getattr(self, name)!r}")
 
 
 def _cell(model):
     cell = getattr(model, "cell", model)
     if not (isinstance(cell, torch.nn.Module) and hasattr(cell, "state_size") and hasattr(cell, "input_size")):
-        raise TypeError("fixed points need a neurokpflow model (models.make) or one of its recurrent cells, "
+        raise InputTypeError("fixed points need a neurokpflow model (models.make) or one of its recurrent cells, "
                         f"got {type(model).__name__}")
     return cell
 
@@ -99,7 +100,7 @@ def _as_input(cell, inputs):
     u = torch.as_tensor(np.asarray(inputs) if not isinstance(inputs, torch.Tensor) else inputs)
     u = u.to(dtype=p.dtype, device=p.device).reshape(-1)
     if u.numel() != cell.input_size:
-        raise ValueError(f"the constant input must have {cell.input_size} entries (the cell's inputs), "
+        raise InputError(f"the constant input must have {cell.input_size} entries (the cell's inputs), "
                          f"got {u.numel()}")
     return u
 
@@ -135,7 +136,7 @@ def minimize_q(model, inputs, initial, options: FixedPointOptions | None = None)
     opt = _resolved(options, u.dtype)
     z_all = torch.as_tensor(initial).to(dtype=u.dtype, device=u.device).clone()
     if z_all.dim() != 2 or z_all.shape[1] != cell.state_size:
-        raise ValueError(f"initial states must have shape [N, {cell.state_size}], got {tuple(z_all.shape)}")
+        raise InputError(f"initial states must have shape [N, {cell.state_size}], got {tuple(z_all.shape)}")
     q_all = torch.empty(len(z_all), dtype=u.dtype, device=u.device)
     it_all = torch.zeros(len(z_all), dtype=torch.long, device=u.device)
     jac = torch.func.vmap(torch.func.jacfwd(_step(cell, u)))
@@ -218,7 +219,7 @@ def initial_states(states, n: int, noise: float, seed=0) -> torch.Tensor:
     if z.dim() == 2:
         return z.clone()
     if z.dim() != 3:
-        raise ValueError(f"states must be [N, S] initial states or [B, T, S] trajectories, got {tuple(z.shape)}")
+        raise InputError(f"states must be [N, S] initial states or [B, T, S] trajectories, got {tuple(z.shape)}")
     gen = torch.Generator().manual_seed(int(seed))
     flat = z.reshape(-1, z.shape[-1])
     pick = torch.randint(len(flat), (int(n),), generator=gen)
@@ -319,7 +320,7 @@ def slow_points(model, u1, u2, states, n_steps: int = 11, options: FixedPointOpt
     ``step [point]``, and ``u [point, input]``.
     """
     if not isinstance(n_steps, (int, np.integer)) or n_steps < 2:
-        raise ValueError(f"n_steps must be an int >= 2 (both ends included), got {n_steps!r}")
+        raise InputError(f"n_steps must be an int >= 2 (both ends included), got {n_steps!r}")
     cell = _cell(model)
     a, b = _as_input(cell, u1), _as_input(cell, u2)
     opt = _resolved(options, a.dtype)

@@ -42,6 +42,7 @@ from ..kpflow.ranks import threshold_rank
 from ..kpflow.reductions import block_average, partial_trace
 from ._common import json_attr, readout_outputs, resolve_dtype
 from ._inputs import resolve_checkpoints
+from ..errors import InputError, InputTypeError, UnknownNameError
 
 __all__ = ["RankConvention", "PACKAGE_RANK", "PAPER_FIGURE_RANK", "paper_era_operators", "reduced_spectra",
            "rank_from_spectrum", "convention_ranks", "one_factor_variants", "collapse_summary", "deciding_factors",
@@ -68,26 +69,26 @@ class RankConvention:
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name:
-            raise ValueError(f"RankConvention.name must be a non-empty string, got {self.name!r}")
+            raise InputError(f"RankConvention.name must be a non-empty string, got {self.name!r}")
         for field, value, allowed in (("time_index", self.time_index, _TIME_INDEX),
                                       ("K_form", self.K_form, _K_FORMS),
                                       ("reduction", self.reduction, _REDUCTIONS)):
             if value not in allowed:
-                raise ValueError(f"RankConvention.{field} must be one of {allowed}, got {value!r}")
+                raise InputError(f"RankConvention.{field} must be one of {allowed}, got {value!r}")
         keep = (self.keep,) if isinstance(self.keep, str) else tuple(self.keep)
         if keep not in _KEEPS:
-            raise ValueError(f"RankConvention.keep must be one of {_KEEPS}, got {self.keep!r}")
+            raise InputError(f"RankConvention.keep must be one of {_KEEPS}, got {self.keep!r}")
         object.__setattr__(self, "keep", keep)
         if not isinstance(self.squared, bool):
-            raise ValueError(f"RankConvention.squared must be True or False, got {self.squared!r}")
+            raise InputError(f"RankConvention.squared must be True or False, got {self.squared!r}")
         if self.top_k is not None:
             k = tuple(self.top_k)
             if len(k) != 2 or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in k):
-                raise ValueError(f"RankConvention.top_k must be None or (k_K, k_P), two positive ints, "
+                raise InputError(f"RankConvention.top_k must be None or (k_K, k_P), two positive ints, "
                                  f"got {self.top_k!r}")
             object.__setattr__(self, "top_k", k)
         if not 0 < self.threshold < 1:
-            raise ValueError(f"RankConvention.threshold must lie in (0, 1), got {self.threshold!r}")
+            raise InputError(f"RankConvention.threshold must lie in (0, 1), got {self.threshold!r}")
 
     def replace(self, **changes) -> "RankConvention":
         """A copy with some fields changed (validated again)."""
@@ -170,7 +171,7 @@ def reduced_spectra(ops, convention: RankConvention, budget: int = 64, seed: int
 def rank_from_spectrum(values, convention: RankConvention, operator: str) -> float:
     """The effective rank ``convention`` assigns to a reduced spectrum of ``operator`` ("K" or "P")."""
     if operator not in ("K", "P"):
-        raise ValueError(f"operator must be 'K' or 'P', got {operator!r}")
+        raise InputError(f"operator must be 'K' or 'P', got {operator!r}")
     v = np.ascontiguousarray(np.sort(np.clip(np.asarray(values, dtype=float), 0, None))[::-1])
     if convention.top_k is not None:
         v = v[:convention.top_k[0 if operator == "K" else 1]]
@@ -190,10 +191,10 @@ def convention_ranks(checkpoints, batch, conventions, *, dtype=torch.float64, bu
     """
     conventions = list(conventions)
     if not conventions or not all(isinstance(c, RankConvention) for c in conventions):
-        raise TypeError("conventions must be a non-empty list of RankConvention")
+        raise InputTypeError("conventions must be a non-empty list of RankConvention")
     names = [c.name for c in conventions]
     if len(set(names)) != len(names):
-        raise ValueError(f"convention names must be distinct, got {names}")
+        raise InputError(f"convention names must be distinct, got {names}")
     dtype = resolve_dtype(dtype)
     checkpoints = resolve_checkpoints(checkpoints)
     inputs = batch.inputs
@@ -241,7 +242,7 @@ def collapse_summary(ds: xr.Dataset, convention: str, factor: float = 3.0, tail:
     transient) is at least ``factor`` times below its first while K's stays at most ``factor``.
     """
     if convention not in ds.convention.values:
-        raise KeyError(f"convention {convention!r} is not in the result; it has {list(ds.convention.values)}")
+        raise UnknownNameError(f"convention {convention!r} is not in the result; it has {list(ds.convention.values)}")
     P = ds.effective_rank.sel(convention=convention, operator="P").values
     K = ds.effective_rank.sel(convention=convention, operator="K").values
     steps = ds.step.values

@@ -45,6 +45,8 @@ from ._common import (batch_coords, build_operators, cosine, dtype_name, json_at
                       readout_outputs, resolve_dtype)
 from ._inputs import architecture, batch_fingerprint, check_batch, check_model, resolve_checkpoints
 from ._store import run_over_checkpoints, write_netcdf
+from .._validation import Interval, Options, Rule, check_params
+from ..errors import InputError, InputTypeError
 
 __all__ = ["subtask_alignment", "interference_decomposition", "NORMALISATIONS", "CUMULATE_OVER"]
 
@@ -70,40 +72,40 @@ class _TaskBatch:
 def _join_batches(batches_by_task, tasks, model) -> _TaskBatch:
     if isinstance(batches_by_task, Mapping):
         if not batches_by_task:
-            raise ValueError("batches_by_task is empty; pass {task_name: batch, ...}")
+            raise InputError("batches_by_task is empty; pass {task_name: batch, ...}")
         present = [str(k) for k in batches_by_task]
         parts = dict(zip(present, batches_by_task.values()))
     elif hasattr(batches_by_task, "inputs"):
         meta = getattr(batches_by_task, "meta", None) or {}
         if "task" not in meta:
-            raise ValueError("batches_by_task is a single batch without per-trial task labels (meta['task']); "
+            raise InputError("batches_by_task is a single batch without per-trial task labels (meta['task']); "
                              "pass a mapping {task_name: batch}")
         labels = np.asarray(meta["task"]).astype(str)
         present = list(dict.fromkeys(labels.tolist()))
         parts = {name: batches_by_task[np.flatnonzero(labels == name)] for name in present}
     else:
-        raise TypeError(f"batches_by_task must be a mapping {{task: batch}} or a batch with meta['task'], got "
+        raise InputTypeError(f"batches_by_task must be a mapping {{task: batch}} or a batch with meta['task'], got "
                         f"{type(batches_by_task).__name__}")
     names = present if tasks is None else [str(t) for t in tasks]
     missing = [t for t in names if t not in parts]
     if missing:
-        raise ValueError(f"task(s) {missing} are absent from batches_by_task; it holds {present}")
+        raise InputError(f"task(s) {missing} are absent from batches_by_task; it holds {present}")
     if len(set(names)) != len(names):
-        raise ValueError(f"tasks names a task twice: {names}")
+        raise InputError(f"tasks names a task twice: {names}")
     if len(names) < 2:
-        raise ValueError(f"sub-task alignment needs at least two tasks, got {names}")
+        raise InputError(f"sub-task alignment needs at least two tasks, got {names}")
     tensors, labels, steps = [], [], set()
     for name in names:
         inputs, targets, mask = check_batch(parts[name], model, arg=f"batches_by_task[{name!r}]")
         if targets is None:
-            raise TypeError(f"batches_by_task[{name!r}] has no .targets; the error Err needs them")
+            raise InputTypeError(f"batches_by_task[{name!r}] has no .targets; the error Err needs them")
         if inputs.shape[0] == 0:
-            raise ValueError(f"batches_by_task[{name!r}] has no trials")
+            raise InputError(f"batches_by_task[{name!r}] has no trials")
         steps.add(inputs.shape[1])
         tensors.append((inputs, targets, mask))
         labels += [name] * inputs.shape[0]
     if len(steps) > 1:
-        raise ValueError(f"the task batches have different numbers of time steps {sorted(steps)}; the "
+        raise InputError(f"the task batches have different numbers of time steps {sorted(steps)}; the "
                          "decomposition needs one time axis (pad the trials to a common length)")
     cat = [torch.cat([t[k] for t in tensors]) for k in range(3)]
     metas = [getattr(parts[n], "meta", None) or {} for n in names]
@@ -157,13 +159,15 @@ def _pair_statistics(model, D, err, ops, tb: _TaskBatch, mask_mode) -> dict:
             "task_loss": (("task_i",), np.asarray(task_loss))}
 
 
+_RULES = {
+    "lr": Rule(Interval(low=0, closed="neither"), "the learning rate η, e.g. lr=1e-3"),
+    "normalisation": Rule(Options(*sorted(NORMALISATIONS))),
+    "cumulate_over": Rule(Options(*sorted(CUMULATE_OVER))),
+}
+
+
 def _check_options(lr, normalisation, cumulate_over, dtype):
-    if not (isinstance(lr, (int, float)) and not isinstance(lr, bool) and lr > 0):
-        raise ValueError(f"lr must be a positive number (the learning rate η), got {lr!r}")
-    if normalisation not in NORMALISATIONS:
-        raise ValueError(f"normalisation must be one of {sorted(NORMALISATIONS)}, got {normalisation!r}")
-    if cumulate_over not in CUMULATE_OVER:
-        raise ValueError(f"cumulate_over must be one of {sorted(CUMULATE_OVER)}, got {cumulate_over!r}")
+    check_params(_RULES, lr=lr, normalisation=normalisation, cumulate_over=cumulate_over)
     return resolve_dtype(dtype)
 
 

@@ -50,7 +50,7 @@ import xarray as xr
 
 from ..tasks.batch import PAD_EPOCH
 from ._common import json_attr
-from ..errors import InputError
+from ..errors import InputError, InputTypeError
 
 __all__ = ["VarianceOptions", "TaskVarianceError", "task_variance", "cluster_units", "motifs", "lesion",
            "lesion_effects", "fixed_point_summary", "motif_table"]
@@ -124,11 +124,11 @@ def _hidden(activity) -> xr.DataArray:
     """The (trial, time, unit) activity with per-trial ``task`` and per-step ``epoch`` labels."""
     if isinstance(activity, xr.Dataset):
         if "hidden" not in activity:
-            raise TypeError("activity must be the Dataset of neurokpflow.models.record (with 'hidden') or its "
+            raise InputTypeError("activity must be the Dataset of neurokpflow.models.record (with 'hidden') or its "
                             "'hidden' DataArray")
         activity = activity["hidden"]
     if not isinstance(activity, xr.DataArray):
-        raise TypeError(f"activity must be models.record(model, batch) or its 'hidden' DataArray, got "
+        raise InputTypeError(f"activity must be models.record(model, batch) or its 'hidden' DataArray, got "
                         f"{type(activity).__name__}")
     if set(activity.dims) != {"trial", "time", "unit"}:
         raise TaskVarianceError(f"activity must have dims (trial, time, unit), got {activity.dims}")
@@ -390,7 +390,7 @@ def lesion(model, units):
     recurrent weights (all gates) and of the readout are zero.  ``model`` is not modified."""
     cell = getattr(model, "cell", None)
     if cell is None or not hasattr(cell, "weight_hh") or getattr(model, "readout", None) is None:
-        raise TypeError("lesion needs a neurokpflow model (models.make) with .cell.weight_hh and .readout, got "
+        raise InputTypeError("lesion needs a neurokpflow model (models.make) with .cell.weight_hh and .readout, got "
                         f"{type(model).__name__}")
     idx = np.asarray(units)
     if idx.ndim != 1 or (idx.size and not np.issubdtype(idx.dtype, np.integer)):
@@ -411,12 +411,12 @@ def _groups(clusters):
     if isinstance(clusters, xr.Dataset):
         label = "cluster" if "cluster" in clusters.coords else "motif" if "motif" in clusters.coords else None
         if label is None:
-            raise TypeError("clusters must be the Dataset of cluster_units / motifs or a mapping {name: units}")
+            raise InputTypeError("clusters must be the Dataset of cluster_units / motifs or a mapping {name: units}")
         units, labels = clusters["unit"].values, clusters[label].values
         return {f"{label} {c}": units[labels == c] for c in np.unique(labels)}
     if isinstance(clusters, dict):
         return {str(k): np.asarray(v) for k, v in clusters.items()}
-    raise TypeError("clusters must be the Dataset of cluster_units / motifs or a mapping {name: units}")
+    raise InputTypeError("clusters must be the Dataset of cluster_units / motifs or a mapping {name: units}")
 
 
 def lesion_effects(model, task, batch, clusters) -> xr.Dataset:
@@ -466,7 +466,7 @@ def fixed_point_summary(model, inputs_by_task: dict, states, options=None) -> xr
     from .fixed_points import find_fixed_points
 
     if not isinstance(inputs_by_task, dict) or not inputs_by_task:
-        raise TypeError("inputs_by_task must be a non-empty mapping {task name: constant input}")
+        raise InputTypeError("inputs_by_task must be a non-empty mapping {task name: constant input}")
     kinds = ["stable", "marginal", "saddle", "unstable"]
     counts = []
     for task, u in inputs_by_task.items():
@@ -490,10 +490,10 @@ def motif_table(alignment: xr.Dataset, clusters: xr.Dataset, fixed_points: xr.Da
     import pandas as pd
 
     if not isinstance(alignment, xr.Dataset) or "alignment" not in alignment or "step" in alignment["alignment"].dims:
-        raise TypeError("alignment must be the Dataset of analysis.subtask_alignment for one model (no step dim)")
+        raise InputTypeError("alignment must be the Dataset of analysis.subtask_alignment for one model (no step dim)")
     overlap_name = "cluster_overlap" if "cluster_overlap" in clusters else "motif_overlap"
     if overlap_name not in clusters:
-        raise TypeError("clusters must be the Dataset of cluster_units or motifs")
+        raise InputTypeError("clusters must be the Dataset of cluster_units or motifs")
     names = [str(t) for t in alignment["task_i"].values]
     have = set(clusters[overlap_name]["task_i"].values.tolist())
     missing = [t for t in names if t not in have]

@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .._io import atomic_write
+from ..errors import InputError
 
 __all__ = ["Report", "write_atomic"]
 
@@ -78,7 +79,7 @@ class Report:
         lines = []
         for row in rows:
             if len(row) != len(header):
-                raise ValueError(f"table row {row!r} has {len(row)} cells for {len(header)} columns")
+                raise InputError(f"table row {row!r} has {len(row)} cells for {len(header)} columns")
             cells = "".join(f'<td class="num">{v:.4g}</td>' if _is_number(v) else f"<td>{html.escape(str(v))}</td>"
                             for v in row)
             lines.append(f"<tr>{cells}</tr>")
@@ -91,7 +92,7 @@ class Report:
         import matplotlib.pyplot as plt
 
         if not name or any(c in name for c in "/\\") or name.startswith("."):
-            raise ValueError(f"figure name must be a plain file stem, got {name!r}")
+            raise InputError(f"figure name must be a plain file stem, got {name!r}")
         buffer = io.BytesIO()
         try:
             fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")

@@ -9,14 +9,14 @@ Measures: :func:`procrustes`, :func:`cca`, :func:`cka`, :func:`rsa`, :func:`dsa`
 Statistics: :func:`bootstrap`, :func:`permutation_test`, :func:`cross_validated`,
 :func:`split_half_reliability`, :func:`noise_ceiling`, :func:`spearman_brown`.
 Over time and training: :func:`time_resolved`, :func:`cross_temporal`, :func:`along_training`.
-Many representations: :func:`pairwise`. Everything at once: :func:`compare` (options in :class:`StatsOptions`)
+Many representations: :func:`pairwise`. Everything at once: :func:`compare` (options in :class:`AlignOptions` and :class:`StatsOptions`)
 and :func:`plot_comparison`. Several sessions: :mod:`neurokpflow.compare.sessions`.
 """
 from ._inputs import Representation, align, as_representation
 from ._measure import TRANSFORMS, Measure
 from ._registry import MEASURES, get_measure
 from ._result import AlignmentError, BootstrapBiasWarning, DegenerateInputError, InSampleBiasWarning, Score
-from .api import StatsOptions, compare
+from .api import AlignOptions, StatsOptions, compare
 from .dynamics import DSA, compare_operators, delay_embed, dsa, eigenvalue_wasserstein, fit_operator
 from .geometry import CCA, CKA, Procrustes, cca, cka, procrustes, whitening_matrix
 from .pairwise import pairwise
@@ -28,7 +28,7 @@ from .stats import (BootstrapResult, NoiseCeiling, PermutationResult, bootstrap,
 from .temporal import along_training, cross_temporal, time_resolved
 
 __all__ = [
-    "procrustes", "cca", "cka", "rsa", "dsa", "predictivity", "compare", "StatsOptions", "plot_comparison", "pairwise",
+    "procrustes", "cca", "cka", "rsa", "dsa", "predictivity", "compare", "StatsOptions", "AlignOptions", "plot_comparison", "pairwise",
     "Procrustes", "CCA", "CKA", "RSA", "DSA", "Predictivity", "Measure", "MEASURES", "TRANSFORMS", "get_measure",
     "Score", "AlignmentError", "DegenerateInputError", "InSampleBiasWarning", "BootstrapBiasWarning",
     "Representation", "align", "as_representation",

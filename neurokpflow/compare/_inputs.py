@@ -16,6 +16,7 @@ import torch
 import xarray as xr
 
 from ._result import AlignmentError, DegenerateInputError
+from ..errors import InputError, InputTypeError, UnknownNameError
 
 TRIAL_DIM, TIME_DIM, UNIT_DIM = "trial", "time", "unit"
 
@@ -156,7 +157,7 @@ def _as_numpy(obj: Any, name: str) -> np.ndarray:
         obj = obj.detach().cpu().numpy()
     arr = np.asarray(obj)
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
-        raise TypeError(f"{name} must hold numbers, got dtype {arr.dtype}")
+        raise InputTypeError(f"{name} must hold numbers, got dtype {arr.dtype}")
     return arr
 
 
@@ -187,33 +188,33 @@ def _from_trials(values: np.ndarray, labels: np.ndarray, times, has_coords: bool
 def _pick_variable(ds: xr.Dataset, var: str | None, name: str) -> xr.DataArray:
     if var is not None:
         if var not in ds.data_vars:
-            raise KeyError(f"{name} has no variable {var!r}; variables: {list(ds.data_vars)}")
+            raise UnknownNameError(f"{name} has no variable {var!r}; variables: {list(ds.data_vars)}")
         return ds[var]
     candidates = [v for v in ds.data_vars if UNIT_DIM in ds[v].dims] or list(ds.data_vars)
     if len(candidates) != 1:
-        raise ValueError(f"{name} is a Dataset with variables {list(ds.data_vars)}; name the one to compare "
+        raise InputError(f"{name} is a Dataset with variables {list(ds.data_vars)}; name the one to compare "
                          f"with var=... (e.g. var='hidden' or var='spike_count')")
     return ds[candidates[0]]
 
 
 def _from_dataarray(da: xr.DataArray, condition: str | None, unit_dim: str, name: str) -> Representation:
     if unit_dim not in da.dims:
-        raise ValueError(f"{name} has dims {da.dims}; it needs a {unit_dim!r} dimension (pass unit_dim=...)")
+        raise InputError(f"{name} has dims {da.dims}; it needs a {unit_dim!r} dimension (pass unit_dim=...)")
     sample_dims = [d for d in da.dims if d not in (unit_dim, TIME_DIM)]
     if len(sample_dims) != 1:
-        raise ValueError(
+        raise InputError(
             f"{name} has dims {da.dims}; expected one sample dimension (e.g. 'trial' or 'condition') besides "
             f"{TIME_DIM!r} and {unit_dim!r}. Select or stack the others first; for checkpoints use along_training")
     sample = sample_dims[0]
     if condition is None:
         if sample == TRIAL_DIM and "condition" not in da.coords:
-            raise ValueError(f"{name} has a 'trial' dimension but no 'condition' coordinate; name the per-trial "
+            raise InputError(f"{name} has a 'trial' dimension but no 'condition' coordinate; name the per-trial "
                              f"coordinate that defines conditions, e.g. condition='target'")
         condition = "condition" if "condition" in da.coords else sample
     if condition not in da.coords:
-        raise KeyError(f"{name} has no coordinate {condition!r}; coordinates: {list(da.coords)}")
+        raise UnknownNameError(f"{name} has no coordinate {condition!r}; coordinates: {list(da.coords)}")
     if da[condition].dims != (sample,):
-        raise ValueError(f"coordinate {condition!r} of {name} must lie along {sample!r}, has dims {da[condition].dims}")
+        raise InputError(f"coordinate {condition!r} of {name} must lie along {sample!r}, has dims {da[condition].dims}")
     labels = np.asarray(da[condition].values)
     has_time = TIME_DIM in da.dims
     da = da.transpose(sample, *([TIME_DIM] if has_time else []), unit_dim)
@@ -239,13 +240,13 @@ def as_representation(obj: Any, *, condition: Any = None, var: str | None = None
         obj = _pick_variable(obj, var, name)
     if isinstance(obj, xr.DataArray):
         if condition is not None and not isinstance(condition, str):
-            raise TypeError(f"for xarray inputs condition must be a coordinate name, got {type(condition).__name__}")
+            raise InputTypeError(f"for xarray inputs condition must be a coordinate name, got {type(condition).__name__}")
         return _from_dataarray(obj, condition, unit_dim, name)
     arr = _as_numpy(obj, name)
     if arr.ndim == 3 and condition is not None:
         labels = np.asarray(condition)
         if labels.shape != (arr.shape[0],):
-            raise ValueError(f"condition labels for {name} must have shape ({arr.shape[0]},), got {labels.shape}")
+            raise InputError(f"condition labels for {name} must have shape ({arr.shape[0]},), got {labels.shape}")
         return _from_trials(arr, labels, None, False, name)
     if arr.ndim == 2:
         means = _tensor(arr)[:, None, :]
@@ -253,7 +254,7 @@ def as_representation(obj: Any, *, condition: Any = None, var: str | None = None
     elif arr.ndim == 3:
         means, from_matrix = _tensor(arr), False
     else:
-        raise ValueError(f"{name} must be 2-D (sample, unit) or 3-D (condition, time, unit), got shape {arr.shape}")
+        raise InputError(f"{name} must be 2-D (sample, unit) or 3-D (condition, time, unit), got shape {arr.shape}")
     _check_finite(means, name)
     if means.shape[0] == 0 or means.shape[-1] == 0:
         raise DegenerateInputError(f"{name} is empty (shape {tuple(arr.shape)})")
@@ -263,7 +264,7 @@ def as_representation(obj: Any, *, condition: Any = None, var: str | None = None
 def _per_side(value: Any, what: str) -> tuple[Any, Any]:
     if isinstance(value, tuple):
         if len(value) != 2:
-            raise ValueError(f"{what} given as a tuple must be a pair (first input, second input), got {value!r}")
+            raise InputError(f"{what} given as a tuple must be a pair (first input, second input), got {value!r}")
         return value
     return value, value
 
@@ -300,7 +301,7 @@ def _match_times(a: Representation, b: Representation, time: str) -> tuple[Repre
             raise AlignmentError("time='resample': the second input's times lie outside the first input's range")
         b = b.take_times(inside)
         return _interpolate_times(a, b.times), b
-    raise ValueError(f"time must be 'exact', 'intersect' or 'resample', got {time!r}")
+    raise InputError(f"time must be 'exact', 'intersect' or 'resample', got {time!r}")
 
 
 def _interpolate_times(rep: Representation, new_times: np.ndarray) -> Representation:
@@ -340,7 +341,7 @@ def align(first: Any, second: Any, *, condition: Any = None, var: Any = None, co
     a = as_representation(first, condition=cond_a, var=var_a, unit_dim=unit_dim, name="first input")
     b = as_representation(second, condition=cond_b, var=var_b, unit_dim=unit_dim, name="second input")
     if conditions not in ("exact", "intersect"):
-        raise ValueError(f"conditions must be 'exact' or 'intersect', got {conditions!r}")
+        raise InputError(f"conditions must be 'exact' or 'intersect', got {conditions!r}")
     if not (a.has_coords and b.has_coords):
         if a.n_conditions != b.n_conditions:
             raise AlignmentError(

@@ -9,6 +9,8 @@ import torch
 
 from ._inputs import Representation, align
 from ._result import DegenerateInputError, Score
+from ..errors import InputError, InputTypeError
+from .._validation import Options, Rule, check_params
 
 #: Transforms named in the invariance tables. For representation measures they act on the units
 #: of one input (translation adds the same vector to every sample); for operator comparisons,
@@ -85,7 +87,7 @@ class Measure(ABC):
                        test: tuple[Representation, Representation]) -> float:
         """Fit on ``train``, evaluate on ``test`` (only for fitted measures)."""
         if not self.fitted:
-            raise TypeError(f"{self.measure} learns nothing from data; held-out scoring does not apply")
+            raise InputTypeError(f"{self.measure} learns nothing from data; held-out scoring does not apply")
         self.check(*train)
         return self.evaluate(*test, self.fit(*train))[0]
 
@@ -128,5 +130,5 @@ def nonzero_norm(x: torch.Tensor, what: str) -> torch.Tensor:
 
 
 def check_option(name: str, value: Any, allowed: tuple) -> None:
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+    """Refuse a ``value`` of option ``name`` outside ``allowed`` (the package's one message format)."""
+    check_params({name: Rule(Options(*allowed))}, **{name: value})

@@ -8,6 +8,7 @@ from .dynamics import DSA
 from .geometry import CCA, CKA, Procrustes
 from .predictivity import Predictivity
 from .rsa import RSA
+from ..errors import InputError
 
 MEASURES: dict[str, Callable[[], Measure]] = {
     "procrustes": lambda: Procrustes("angular"),
@@ -31,5 +32,5 @@ def get_measure(measure: Any) -> Measure:
         return measure
     if isinstance(measure, str) and measure in MEASURES:
         return MEASURES[measure]()
-    raise ValueError(f"unknown measure {measure!r}; use a Measure instance (e.g. Procrustes(kind='euclidean')) "
+    raise InputError(f"unknown measure {measure!r}; use a Measure instance (e.g. Procrustes(kind='euclidean')) "
                      f"or one of {sorted(MEASURES)}")

@@ -36,6 +36,7 @@ import numpy as np
 
 from ._measure import check_option
 from ._result import DegenerateInputError
+from ..errors import InputError
 
 BACKENDS = ("auto", "threads", "processes")
 #: work (estimated serial seconds for the remaining replicates) above which "auto" uses processes,
@@ -59,7 +60,7 @@ def resolve_jobs(n_jobs: int | None) -> int:
     if n_jobs == -1:
         return max(1, os.cpu_count() or 1)
     if int(n_jobs) < 1:
-        raise ValueError(f"n_jobs must be >= 1 or -1 (all CPUs), got {n_jobs}")
+        raise InputError(f"n_jobs must be >= 1 or -1 (all CPUs), got {n_jobs}")
     return int(n_jobs)
 
 

@@ -11,7 +11,7 @@ import numpy as np
 CONVENTIONS = ("similarity", "distance", "angle", "score")
 
 
-from ..errors import AlignmentError, DegenerateInputError, NeurokpflowWarning
+from ..errors import AlignmentError, DegenerateInputError, InputError, NeurokpflowWarning
 
 
 class InSampleBiasWarning(NeurokpflowWarning):
@@ -25,7 +25,7 @@ class BootstrapBiasWarning(NeurokpflowWarning):
 def larger_is_more_similar(convention: str) -> bool:
     """True for similarities and scores, False for distances and angles."""
     if convention not in CONVENTIONS:
-        raise ValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
+        raise InputError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
     return convention in ("similarity", "score")
 
 

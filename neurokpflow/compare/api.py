@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, replace
-from typing import Any, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Sequence
 
 import numpy as np
 import xarray as xr
 
+from .._validation import InstanceOf, Options, OptionsMixin, Rule, split_fields
 from ._measure import check_option
 from ._registry import get_measure
 from ._replicates import BACKENDS
@@ -15,12 +16,13 @@ from .sessions import is_multi_session, split_sessions
 from .stats import (INTERVALS, OVERS, aligned_sessions, bootstrap_aligned, cross_validated_aligned, noise_ceiling,
                     permutation_aligned)
 from .temporal import TRAINING_DIMS, split_checkpoints
+from ..errors import InputError
 
 STATS = ("bootstrap", "permutation", "noise_ceiling", "cross_validated")
 
 
 @dataclass(frozen=True)
-class StatsOptions:
+class StatsOptions(OptionsMixin):
     """How :func:`compare` computes its statistics.
 
     n_boot, n_perm : bootstrap replicates and permutations.
@@ -55,9 +57,9 @@ class StatsOptions:
         check_option("interval", self.interval, (None,) + INTERVALS)
         check_option("backend", self.backend, BACKENDS)
         if not 0 < self.ci < 1:
-            raise ValueError(f"ci must lie in (0, 1), got {self.ci}")
+            raise InputError(f"ci must lie in (0, 1), got {self.ci}")
         if self.n_boot < 2 or self.n_perm < 1:
-            raise ValueError(f"n_boot must be >= 2 and n_perm >= 1, got {self.n_boot}, {self.n_perm}")
+            raise InputError(f"n_boot must be >= 2 and n_perm >= 1, got {self.n_boot}, {self.n_perm}")
 
 
 def _cells(pairs, resolution: str):
@@ -71,18 +73,33 @@ def _cells(pairs, resolution: str):
             for i, j in itertools.product(range(n_a), range(n_b))]
 
 
-def _legacy(options: StatsOptions, **given) -> StatsOptions:
-    """Options with the explicitly passed (not None) keyword values of older signatures applied."""
-    given = {k: v for k, v in given.items() if v is not None}
-    return replace(options, **given) if given else options
+_NONE_MEANS_DEFAULT = ("n_boot", "n_perm", "ci", "bootstrap_over", "permute_over", "seed")
+
+
+@dataclass(frozen=True)
+class AlignOptions(OptionsMixin):
+    """How :func:`compare` matches the model's samples to the data's (see :func:`align`).
+
+    ``condition``, ``var``: the per-trial condition coordinate and the variable (a name for both or
+    a pair); ``conditions`` / ``time``: ``"exact"`` or ``"intersect"`` (``time`` also ``"resample"``);
+    ``resolution``: ``"overall"``, ``"time"`` (a score per time bin) or ``"cross_temporal"``;
+    ``along``: the model's training dimension when it is not ``step``/``checkpoint``/``epoch``.
+    """
+
+    condition: Any = None
+    var: Any = None
+    conditions: str = "exact"
+    time: str = "exact"
+    resolution: str = "overall"
+    along: str | None = None
+
+    RULES: ClassVar[dict] = {"resolution": Rule(Options("overall", "time", "cross_temporal")),
+                             "along": Rule((None, InstanceOf(str, name="a dimension name")))}
 
 
 def compare(model: Any, data: Any, measures: Sequence[Any] = ("procrustes", "cka", "rsa"),
-            stats: Sequence[str] = ("bootstrap", "permutation"), *, condition: Any = None, var: Any = None,
-            conditions: str = "exact", time: str = "exact", resolution: str = "overall", along: str | None = None,
-            options: StatsOptions | None = None, n_boot: int | None = None, n_perm: int | None = None,
-            ci: float | None = None, bootstrap_over: str | None = None, permute_over: str | None = None,
-            n_splits: int | None = None, seed: int | None = None) -> xr.Dataset:
+            stats: Sequence[str] = ("bootstrap", "permutation"), *, align: AlignOptions | None = None,
+            options: StatsOptions | None = None, **fields: Any) -> xr.Dataset:
     """Compare a model recording with a data recording under several measures, with statistics.
 
     Parameters
@@ -101,9 +118,11 @@ def compare(model: Any, data: Any, measures: Sequence[Any] = ("procrustes", "cka
     stats : any of ``"bootstrap"`` (a confidence interval, BCa by default), ``"permutation"``
         (null and p = (k + 1) / (n + 1)), ``"noise_ceiling"`` (split-half ceiling of the data,
         Spearman-Brown extrapolated) and ``"cross_validated"`` (K-fold over conditions, fitted measures only).
+    align : :class:`AlignOptions` (``condition``, ``var``, ``conditions``, ``time``, ``resolution``,
+        ``along``).
     options : :class:`StatsOptions` (replicates, level, what is resampled, interval method, seed, workers).
-        The keywords ``n_boot`` ... ``seed`` are kept for older code and override the matching fields.
-    resolution : ``"overall"``, ``"time"`` (a score per time bin) or ``"cross_temporal"`` (time x time).
+    fields : fields of either options object as keywords (``compare(m, d, condition="target", n_boot=500)``);
+        they override the objects.
 
     Returns
     -------
@@ -114,16 +133,19 @@ def compare(model: Any, data: Any, measures: Sequence[Any] = ("procrustes", "cka
     ``cv_score``, and ``session_score`` for multi-session data. ``cv_score`` is NaN for measures that
     fit nothing (documented in its attrs); every other value is finite or an error is raised.
     """
-    opts = _legacy(options or StatsOptions(), n_boot=n_boot, n_perm=n_perm, ci=ci, bootstrap_over=bootstrap_over,
-                   permute_over=permute_over, n_splits=n_splits, seed=seed)
-    check_option("resolution", resolution, ("overall", "time", "cross_temporal"))
+    # older code passed None for "the default" to these keywords
+    fields = {k: v for k, v in fields.items() if not (v is None and k in _NONE_MEANS_DEFAULT)}
+    align_fields, stat_fields = split_fields(fields, "compare", AlignOptions, StatsOptions)
+    how = AlignOptions.resolve(align, align_fields, "compare")
+    opts = StatsOptions.resolve(options, stat_fields, "compare")
+    resolution, along = how.resolution, how.along
     for s in stats:
         check_option("stats entry", s, STATS)
     ms = [get_measure(m) for m in measures]
     names = [m.estimator for m in ms]
     if len(set(names)) != len(names):
-        raise ValueError(f"measures repeat an estimator: {names}")
-    align_opts = dict(condition=condition, var=var, conditions=conditions, time=time)
+        raise InputError(f"measures repeat an estimator: {names}")
+    align_opts = dict(condition=how.condition, var=how.var, conditions=how.conditions, time=how.time)
 
     has_training = along is not None or isinstance(model, (list, tuple, dict)) or (
         isinstance(model, (xr.DataArray, xr.Dataset)) and any(d in model.dims for d in TRAINING_DIMS))
@@ -135,7 +157,7 @@ def compare(model: Any, data: Any, measures: Sequence[Any] = ("procrustes", "cka
     all_pairs = [aligned_sessions(rec, data, **align_opts) for rec in recordings]
     a0, b0 = all_pairs[0][0]
     if resolution != "overall" and len({(a.n_times, b.n_times) for a, b in all_pairs[0]}) > 1:
-        raise ValueError(f"resolution={resolution!r} needs the same time bins in every session; select a common "
+        raise InputError(f"resolution={resolution!r} needs the same time bins in every session; select a common "
                          "window first (e.g. data.sel(time=slice(...)))")
 
     grid_dims, grid_coords = [], {}
@@ -223,6 +245,7 @@ def compare(model: Any, data: Any, measures: Sequence[Any] = ("procrustes", "cka
     for name in ds.data_vars:
         ds[name].attrs["description"] = attrs[name]
     ds.attrs.update(n_conditions=a0.n_conditions, n_units_model=a0.n_units, n_units_data=b0.n_units,
-                    resolution=resolution, seed=opts.seed, conditions=conditions, time=time,
-                    n_boot=opts.n_boot, n_perm=opts.n_perm, ci=opts.ci)
+                    resolution=resolution, seed=opts.seed, conditions=how.conditions, time=how.time,
+                    n_boot=opts.n_boot, n_perm=opts.n_perm, ci=opts.ci, align_options=how.to_json(),
+                    stats_options=opts.to_json())
     return ds

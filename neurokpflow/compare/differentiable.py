@@ -21,19 +21,20 @@ from __future__ import annotations
 import torch
 
 from .geometry import unbiased_hsic
+from ..errors import InputError
 
 __all__ = ["linear_cka", "debiased_cka", "procrustes_angle", "DIFFERENTIABLE"]
 
 
 def _centred(x: torch.Tensor) -> torch.Tensor:
     if x.dim() != 2:
-        raise ValueError(f"expected a [samples, units] matrix, got shape {tuple(x.shape)}")
+        raise InputError(f"expected a [samples, units] matrix, got shape {tuple(x.shape)}")
     return x - x.mean(0, keepdim=True)
 
 
 def _pair(X, Y):
     if X.shape[0] != Y.shape[0]:
-        raise ValueError(f"X has {X.shape[0]} samples but Y has {Y.shape[0]}; rows must be matched samples")
+        raise InputError(f"X has {X.shape[0]} samples but Y has {Y.shape[0]}; rows must be matched samples")
     return _centred(X), _centred(Y.to(X.dtype))
 
 
@@ -48,7 +49,7 @@ def debiased_cka(X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
     needs at least 4 samples and can be negative."""
     x, y = _pair(X, Y)
     if x.shape[0] < 4:
-        raise ValueError("debiased CKA needs at least 4 samples (conditions x times)")
+        raise InputError("debiased CKA needs at least 4 samples (conditions x times)")
     k, l = x @ x.T, y @ y.T
     return unbiased_hsic(k, l) / torch.sqrt(unbiased_hsic(k, k) * unbiased_hsic(l, l))
 

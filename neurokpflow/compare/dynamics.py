@@ -14,6 +14,8 @@ import torch
 from ._inputs import Representation
 from ._measure import Measure, check_option, safe_arccos
 from ._result import DegenerateInputError, Score
+from ..errors import InputError
+from .._validation import numpy_rng
 
 
 def delay_embed(trajectories: torch.Tensor, n_delays: int = 1, delay_interval: int = 1) -> torch.Tensor:
@@ -22,7 +24,7 @@ def delay_embed(trajectories: torch.Tensor, n_delays: int = 1, delay_interval: i
     Row t holds [x_{t+(d-1)tau}, x_{t+(d-2)tau}, ..., x_t] (newest first), time' = time - (d-1) tau.
     """
     if n_delays < 1 or delay_interval < 1:
-        raise ValueError(f"n_delays and delay_interval must be >= 1, got {n_delays}, {delay_interval}")
+        raise InputError(f"n_delays and delay_interval must be >= 1, got {n_delays}, {delay_interval}")
     span = (n_delays - 1) * delay_interval
     n_time = trajectories.shape[1] - span
     if n_time < 2:
@@ -79,7 +81,7 @@ def eigenvalue_wasserstein(a: torch.Tensor, b: torch.Tensor) -> float:
     """W2 (not W2^2) between the eigenvalue clouds of A and B in the complex plane, uniform weights."""
     ea, eb = np.linalg.eigvals(a.numpy()), np.linalg.eigvals(b.numpy())
     if len(ea) != len(eb):
-        raise ValueError(f"operators have {len(ea)} and {len(eb)} eigenvalues; fit them with a common rank")
+        raise InputError(f"operators have {len(ea)} and {len(eb)} eigenvalues; fit them with a common rank")
     cost = np.abs(ea[:, None] - eb[None, :]) ** 2
     rows, cols = scipy.optimize.linear_sum_assignment(cost)
     return float(np.sqrt(cost[rows, cols].mean()))
@@ -117,7 +119,7 @@ def _pavf_alignment(a: torch.Tensor, b: torch.Tensor, n_starts: int, seed: int,
     maximizing its linearisation, C <- polar(A C B^T + A^T C B + 2 s C), never decreases f. The polar
     factor may change det(C), so both components of O(r) are reached.
     """
-    rng = np.random.default_rng(seed)
+    rng = numpy_rng(seed)
     an, bn = a.numpy(), b.numpy()
     shift = np.linalg.norm(an, 2) * np.linalg.norm(bn, 2)
     c = torch.stack(_pavf_starts(a, b, n_starts, rng)).numpy()
@@ -149,7 +151,7 @@ def compare_operators(a: Any, b: Any, comparison: str = "pavf", kind: str = "ang
     a, b = (torch.tensor(np.array(m.detach().cpu().numpy() if isinstance(m, torch.Tensor) else m,
                                   dtype=np.float64)) for m in (a, b))
     if a.ndim != 2 or a.shape[0] != a.shape[1] or a.shape != b.shape:
-        raise ValueError(f"operators must be square and of equal size, got {tuple(a.shape)} and {tuple(b.shape)}")
+        raise InputError(f"operators must be square and of equal size, got {tuple(a.shape)} and {tuple(b.shape)}")
     if comparison == "eigenvalues":
         return eigenvalue_wasserstein(a, b)
     norm_a, norm_b = float(torch.linalg.norm(a)), float(torch.linalg.norm(b))
@@ -233,7 +235,7 @@ class DSA(Measure):
                  rank: int | float | None = 0.99, ridge: float = 0.0, n_starts: int = 8, seed: int = 0):
         check_option("comparison", comparison, ("pavf", "eigenvalues"))
         if isinstance(rank, float) and not 0 < rank < 1:
-            raise ValueError(f"rank must be an int >= 1, an energy fraction in (0, 1) or None, got {rank}")
+            raise InputError(f"rank must be an int >= 1, an energy fraction in (0, 1) or None, got {rank}")
         check_option("kind", kind, ("angular", "euclidean"))
         self.comparison, self.kind = comparison, kind
         self.n_delays, self.delay_interval, self.rank, self.ridge = n_delays, delay_interval, rank, ridge

@@ -13,6 +13,7 @@ import torch
 from ._inputs import Representation, fold_means
 from ._measure import Measure, angle_between, centred, check_option, nonzero_norm, pad_columns, safe_arccos
 from ._result import DegenerateInputError, InSampleBiasWarning, Score
+from ..errors import InputError
 
 _ALL = dict(rotation=True, permutation=True, isotropic_scale=True, translation=True,
             invertible_linear=True, anisotropic_scale=True)
@@ -80,11 +81,11 @@ class Procrustes(Measure):
                  preserve_variance: bool = True, *, cross_validated: bool = False, n_folds: int = 4):
         check_option("kind", kind, ("angular", "euclidean"))
         if not 0.0 <= float(alpha) <= 1.0:
-            raise ValueError(f"alpha must lie in [0, 1], got {alpha}")
+            raise InputError(f"alpha must lie in [0, 1], got {alpha}")
         if cross_validated and (float(alpha) != 1.0 or not center):
-            raise ValueError("cross_validated=True is defined for centred Procrustes (alpha=1, center=True)")
+            raise InputError("cross_validated=True is defined for centred Procrustes (alpha=1, center=True)")
         if cross_validated and n_folds < 2:
-            raise ValueError(f"cross_validated=True needs n_folds >= 2 (independent folds), got {n_folds}")
+            raise InputError(f"cross_validated=True needs n_folds >= 2 (independent folds), got {n_folds}")
         self.kind, self.alpha, self.center, self.preserve_variance = kind, float(alpha), bool(center), preserve_variance
         self.cross_validated, self.n_folds = bool(cross_validated), int(n_folds)
         if self.cross_validated:
@@ -196,7 +197,7 @@ class CCA(Measure):
             if isinstance(truncate, (bool, np.bool_)) or not (
                     (isinstance(truncate, (int, np.integer)) and truncate >= 1)
                     or (isinstance(truncate, float) and 0 < truncate < 1)):
-                raise ValueError(f"truncate must be None, a variance fraction in (0, 1) or a number of dims >= 1, "
+                raise InputError(f"truncate must be None, a variance fraction in (0, 1) or a number of dims >= 1, "
                                  f"got {truncate!r}")
         self.truncate, self.output, self.rank_tol = truncate, output, rank_tol
         self.measure = "cca" if truncate is None else "svcca"
@@ -358,10 +359,10 @@ class CKA(Measure):
         check_option("kernel", kernel, ("linear", "rbf"))
         check_option("output", output, ("similarity", "angular"))
         if cross_validated and (kernel != "linear" or debiased):
-            raise ValueError("cross_validated=True is defined for the linear kernel without debiased=True "
+            raise InputError("cross_validated=True is defined for the linear kernel without debiased=True "
                              "(it removes trial noise; pick one correction)")
         if cross_validated and n_folds < 4:
-            raise ValueError(f"cross_validated=True needs n_folds >= 4 (four independent folds), got {n_folds}")
+            raise InputError(f"cross_validated=True needs n_folds >= 4 (four independent folds), got {n_folds}")
         self.cross_validated, self.n_folds = bool(cross_validated), int(n_folds)
         self.trial_folds = self.n_folds if self.cross_validated else 1
         self.debiased, self.hsic, self.kernel = bool(debiased), hsic, kernel

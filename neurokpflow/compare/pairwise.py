@@ -11,6 +11,7 @@ from ._inputs import as_representation
 from ._registry import get_measure
 from ._result import DegenerateInputError
 from .geometry import CKA, Procrustes
+from ..errors import InputError
 
 
 def _batched_kind(m) -> str | None:
@@ -40,7 +41,7 @@ def pairwise(representations: Sequence[Any] | Mapping[str, Any], measures: Seque
     reps = [as_representation(x, name=f"representation {n!r}") for n, x in zip(names, items)]
     n_rows = {r.n_conditions * r.n_times for r in reps}
     if len(n_rows) != 1:
-        raise ValueError(f"representations must share their samples; got row counts {sorted(n_rows)}")
+        raise InputError(f"representations must share their samples; got row counts {sorted(n_rows)}")
     ms = [get_measure(m) for m in measures]
     n = len(reps)
     result = np.zeros((len(ms), n, n))

@@ -5,6 +5,7 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
+from ..errors import InputError
 
 
 def plot_comparison(ds: xr.Dataset, *, measures: Any = None, axes: Any = None):
@@ -17,7 +18,7 @@ def plot_comparison(ds: xr.Dataset, *, measures: Any = None, axes: Any = None):
     import matplotlib.pyplot as plt
 
     if "score" not in ds:
-        raise ValueError("expected the Dataset returned by compare(...), which has a 'score' variable")
+        raise InputError("expected the Dataset returned by compare(...), which has a 'score' variable")
     names = list(ds["measure"].values) if measures is None else list(measures)
     if axes is None:
         fig, axes = plt.subplots(1, len(names), figsize=(3.6 * len(names), 3.2), squeeze=False)
@@ -26,7 +27,7 @@ def plot_comparison(ds: xr.Dataset, *, measures: Any = None, axes: Any = None):
         axes = np.atleast_1d(axes)
         fig = axes[0].figure
     if len(axes) != len(names):
-        raise ValueError(f"got {len(axes)} axes for {len(names)} measures")
+        raise InputError(f"got {len(axes)} axes for {len(names)} measures")
     for ax, name in zip(axes, names):
         sub = ds.sel(measure=name)
         other = [d for d in sub["score"].dims]

@@ -9,6 +9,7 @@ import torch
 from ._inputs import Representation
 from ._measure import Measure, check_option
 from ._result import DegenerateInputError, Score
+from .._validation import numpy_rng
 
 
 def spearman_brown(r: Any, n: float = 2.0) -> Any:
@@ -98,7 +99,7 @@ class Predictivity(Measure):
 
     def per_unit_r(self, a: Representation, b: Representation) -> tuple[np.ndarray, list[float]]:
         x, y = a.matrix(), b.matrix()
-        rng = np.random.default_rng(self.seed)
+        rng = numpy_rng(self.seed)
         rs, alphas = [], []
         for test in condition_folds(a.row_groups(), self.n_splits, rng):
             train = np.setdiff1d(np.arange(x.shape[0]), test)

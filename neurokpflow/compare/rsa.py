@@ -10,6 +10,7 @@ import torch
 from ._inputs import Representation, as_representation, fold_means
 from ._measure import Measure, check_option
 from ._result import DegenerateInputError, Score
+from ..errors import InputError
 
 RDM_METHODS = ("euclidean", "sqeuclidean", "correlation", "crossnobis")
 COMPARATORS = ("spearman", "kendall_tau_a", "pearson", "cosine")
@@ -67,7 +68,7 @@ def rdm_vector(rep: Representation, method: str = "euclidean", *, noise: str = "
         xn = xc / norms[:, None]
         return _upper(1.0 - xn @ xn.T)
     if n_folds < 2:
-        raise ValueError(f"crossnobis needs n_folds >= 2, got {n_folds}")
+        raise InputError(f"crossnobis needs n_folds >= 2, got {n_folds}")
     folds = _crossnobis_folds(rep, n_folds)
     whitener = _noise_whitener(rep, noise)
     if whitener is not None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 import xarray as xr
+from ..errors import InputError, InputTypeError
 
 SESSION_DIM = "session"
 
@@ -45,12 +46,12 @@ def split_sessions(obj: Any) -> tuple[list[str], list[Any]]:
         parts = [obj[name].to_dataset() for name in names]
         empty = [n for n, p in zip(names, parts) if not p.data_vars]
         if empty:
-            raise ValueError(f"DataTree session(s) {empty} hold no variables; each child must be one session's "
+            raise InputError(f"DataTree session(s) {empty} hold no variables; each child must be one session's "
                              "recording (e.g. what read_nwb returns)")
         return names, parts
     if isinstance(obj, (xr.DataArray, xr.Dataset)) and SESSION_DIM in obj.dims:
         values = obj[SESSION_DIM].values if SESSION_DIM in obj.coords else range(obj.sizes[SESSION_DIM])
         names = [str(v) for v in values]
         return names, [_drop_padding(obj.isel({SESSION_DIM: i}, drop=True)) for i in range(len(names))]
-    raise TypeError(f"not a multi-session input: {type(obj).__name__} (use a DataTree with one child per session "
+    raise InputTypeError(f"not a multi-session input: {type(obj).__name__} (use a DataTree with one child per session "
                     f"or a '{SESSION_DIM}' dimension)")

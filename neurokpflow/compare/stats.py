@@ -17,6 +17,8 @@ from ._replicates import kept_values, run_indexed, run_replicates
 from ._result import BootstrapBiasWarning, DegenerateInputError, Score
 from .predictivity import condition_folds, pearson_columns, spearman_brown
 from .sessions import is_multi_session, split_sessions
+from ..errors import InputError, InputTypeError
+from .._validation import numpy_rng
 
 __all__ = ["spearman_brown", "split_halves", "split_half_reliability", "noise_ceiling", "bootstrap",
            "permutation_test", "cross_validated", "BootstrapResult", "PermutationResult", "NoiseCeiling",
@@ -53,7 +55,7 @@ def split_half_reliability(data: Any, *, n_splits: int = 10, seed: int = 0, cond
     Spearman-Brown corrected with n = 2 (the reliability of the full-data average).
     """
     rep = _rep(data, condition, var)
-    rng = np.random.default_rng(seed)
+    rng = numpy_rng(seed)
     rs = torch.stack([pearson_columns(h1.matrix(), h2.matrix()) for h1, h2 in
                       (split_halves(rep, rng) for _ in range(n_splits))]).mean(0).numpy()
     if np.isnan(rs).any():
@@ -108,7 +110,7 @@ def noise_ceiling(measure: Any, data: Any, *, n_splits: int = 10, seed: int = 0,
         attainable_r = np.sqrt(np.clip(split_half_reliability(rep, n_splits=n_splits, seed=seed), 0.0, None))
         agg = float(np.median(attainable_r))
         return NoiseCeiling(agg, agg, f"{m.estimator}-ceiling=sqrt_split_half_reliability", attainable_r)
-    split_halves(rep, np.random.default_rng(seed))  # fails early, with its own message, on unsplittable data
+    split_halves(rep, numpy_rng(seed))  # fails early, with its own message, on unsplittable data
     values = kept_values(run_replicates(_HalvesScore(m, rep), seed, n_splits, n_jobs=n_jobs, backend=backend),
                          "split halves")
     half = float(values.mean())
@@ -435,7 +437,7 @@ def aligned_sessions(first: Any, second: Any, **align_options: Any) -> list[tupl
     """One aligned pair per session (a single pair for single-session inputs)."""
     multi = [is_multi_session(x) for x in (first, second)]
     if multi[0] and multi[1]:
-        raise ValueError("both inputs have several sessions; give the model as one recording and the data as a "
+        raise InputError("both inputs have several sessions; give the model as one recording and the data as a "
                          "multi-session input")
     if not any(multi):
         return [align(first, second, **align_options)]
@@ -455,7 +457,7 @@ def resolve_over(m: Measure, pairs, over: str) -> str:
         raise DegenerateInputError("bootstrap over='sessions' needs multi-session input (a DataTree with one child "
                                    "per session, or a 'session' dim); use over='trials' or 'conditions'")
     if over != "sessions" and len(pairs) > 1:
-        raise ValueError(f"multi-session input is resampled over='sessions' (then trials), not over={over!r}")
+        raise InputError(f"multi-session input is resampled over='sessions' (then trials), not over={over!r}")
     if over in ("trials", "both") and all(rep.trials is None for rep in pairs[0]):
         raise DegenerateInputError(f"bootstrap over={over!r} needs trial-level data on at least one side; "
                                    "use over='conditions'")
@@ -602,8 +604,8 @@ def cross_validated_aligned(m: Measure, a: Representation, b: Representation, *,
     """:func:`cross_validated` on already aligned representations."""
     check_option("over", over, ("conditions", "trials"))
     if not m.fitted:
-        raise TypeError(f"{m.estimator} fits nothing to the data; its in-sample value is already unbiased by fitting")
-    rng = np.random.default_rng(seed)
+        raise InputTypeError(f"{m.estimator} fits nothing to the data; its in-sample value is already unbiased by fitting")
+    rng = numpy_rng(seed)
     values = []
     if over == "conditions":
         for test in condition_folds(np.unique(a.conditions, return_inverse=True)[1].ravel(), n_splits, rng):

@@ -9,6 +9,7 @@ import xarray as xr
 from ._inputs import Representation, align
 from ._registry import get_measure
 from ._result import DegenerateInputError
+from ..errors import InputError, InputTypeError
 
 TRAINING_DIMS = ("checkpoint", "step", "epoch")
 
@@ -20,7 +21,7 @@ def _time_values(rep: Representation) -> np.ndarray:
 def _per_time_measure(measure: Any):
     m = get_measure(measure)
     if m.measure == "dsa":
-        raise ValueError("dsa compares dynamics across time; a per-time-bin dsa is undefined")
+        raise InputError("dsa compares dynamics across time; a per-time-bin dsa is undefined")
     return m
 
 
@@ -51,7 +52,7 @@ def split_checkpoints(checkpoints: Any, dim: str | None = None) -> tuple[str, li
     if isinstance(checkpoints, (xr.DataArray, xr.Dataset)):
         found = [d for d in ((dim,) if dim else TRAINING_DIMS) if d in checkpoints.dims]
         if not found:
-            raise ValueError(f"no checkpoint dimension among {checkpoints.dims}; name it with dim=...")
+            raise InputError(f"no checkpoint dimension among {checkpoints.dims}; name it with dim=...")
         d = found[0]
         values = list(checkpoints[d].values)
         return d, values, [checkpoints.isel({d: i}) for i in range(len(values))]
@@ -59,7 +60,7 @@ def split_checkpoints(checkpoints: Any, dim: str | None = None) -> tuple[str, li
         return dim or "checkpoint", list(checkpoints.keys()), list(checkpoints.values())
     if isinstance(checkpoints, Sequence) and not isinstance(checkpoints, str):
         return dim or "checkpoint", list(range(len(checkpoints))), list(checkpoints)
-    raise TypeError(f"checkpoints must be an xarray object with a {TRAINING_DIMS} dim, a mapping or a sequence, "
+    raise InputTypeError(f"checkpoints must be an xarray object with a {TRAINING_DIMS} dim, a mapping or a sequence, "
                     f"got {type(checkpoints).__name__}")
 
 

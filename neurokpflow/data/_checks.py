@@ -1,6 +1,6 @@
-"""Declarative option checks for the readers: one table of constraints, one message format.
+"""Declarative option checks for the readers, on the package's validation module.
 
-Each :class:`Rule` says what a valid value is and how to fix a bad one; :func:`check_options`
+Each :func:`Rule` says what a valid value is and how to fix a bad one; :func:`check_options`
 raises the rule's error class (a subclass of :class:`InvalidOptionError`, itself a ``ValueError``
 and a ``TypeError``) with one line ``"<option>=<value>: expected <what>; <fix>"``.  Checks run
 before anything is computed from the options.
@@ -10,20 +10,18 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
 
+from .._validation import Rule as _Rule
+from .._validation import Satisfies, check_params, shown
 from .errors import BinningError, InvalidOptionError
 
 
-@dataclass(frozen=True)
-class Rule:
-    test: Callable[[Any], bool]
-    expect: str
-    fix: str
-    error: type = InvalidOptionError
+def Rule(test: Callable[[Any], bool], expect: str, fix: str, error: type = InvalidOptionError) -> _Rule:
+    """A reader option's rule: values for which ``test`` holds, described by ``expect``."""
+    return _Rule((Satisfies(test, expect),), fix, error=error)
 
 
 def _real(x) -> bool:
@@ -84,21 +82,8 @@ def one_of(*choices) -> Callable[[Any], bool]:
     return lambda x: isinstance(x, (str, bool)) and x in choices
 
 
-def shown(value) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def check_options(rules: Mapping[str, Rule], **values) -> None:
-    """Raise the rule's error for the first option whose value fails its rule."""
-    for name, value in values.items():
-        rule = rules[name]
-        try:
-            ok = bool(rule.test(value))
-        except Exception:  # a value the test cannot even inspect is a bad value
-            ok = False
-        if not ok:
-            raise rule.error(f"{name}={shown(value)}: expected {rule.expect}; {rule.fix}")
+#: raise the rule's error for the first option whose value fails its rule (the package's one format)
+check_options = check_params
 
 
 #: the options of :func:`neurokpflow.data.read_nwb` (and the time grid).

@@ -19,6 +19,7 @@ from collections import OrderedDict
 
 import numpy as np
 import xarray as xr
+from ..errors import InputError, InputTypeError
 
 #: reopened sources kept open per process (the least recently used one is closed beyond this)
 KEEP_OPEN = 4
@@ -40,7 +41,7 @@ class Recipe:
 
     def __reduce__(self):
         if self.source is None:
-            raise TypeError(f"a lazy read of a {self.kind} cannot be computed in another process; read it from a "
+            raise InputTypeError(f"a lazy read of a {self.kind} cannot be computed in another process; read it from a "
                             "path or URL (or pass lazy=False)")
         return _rebuild, (self.token, self.source, self.options, self.kind)
 
@@ -54,7 +55,7 @@ class Recipe:
             if ds is not None:
                 return ds
             if self.token in _CLOSED:
-                raise ValueError("this lazy NWB dataset was closed; read the file again to compute it")
+                raise InputError("this lazy NWB dataset was closed; read the file again to compute it")
             if self.token in _REOPENED:
                 _REOPENED.move_to_end(self.token)
                 return _REOPENED[self.token]

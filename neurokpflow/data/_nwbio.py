@@ -14,6 +14,7 @@ import pynwb
 from .._io import atomic_write
 from .errors import NWBFileError
 from .sources import Source, handled_here, open_source, read_h5
+from ..errors import InputTypeError
 
 def _open(source) -> tuple[pynwb.NWBFile, Callable[[], None], str]:
     """Return ``(nwbfile, close, label)``; ``close`` releases the file (no-op for an in-memory NWBFile).
@@ -28,7 +29,7 @@ def _open(source) -> tuple[pynwb.NWBFile, Callable[[], None], str]:
     if isinstance(source, Source) or handled_here(source):
         return open_source(source)
     if not isinstance(source, (str, os.PathLike)):
-        raise TypeError(
+        raise InputTypeError(
             "source must be a path, an http(s):// or s3:// URL, a binary file object, a DandiAsset, a Source "
             f"or a pynwb.NWBFile, got {type(source).__name__}"
         )

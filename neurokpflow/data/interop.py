@@ -29,7 +29,7 @@ import xarray as xr
 
 from .binning import TimeGrid, bin_spike_times, check_spike_times
 from .errors import NWBLoadError
-from ..errors import require_extra
+from ..errors import InputTypeError, require_extra
 
 _TOL = 1e-9
 
@@ -54,7 +54,7 @@ def _pick(obj, var):
             raise PynappleConversionError(f"name the variable to convert with var=...; variables: {list(obj.data_vars)}")
         return obj[var]
     if not isinstance(obj, xr.DataArray):
-        raise TypeError(f"to_pynapple takes an xarray Dataset or DataArray, got {type(obj).__name__}")
+        raise InputTypeError(f"to_pynapple takes an xarray Dataset or DataArray, got {type(obj).__name__}")
     return obj
 
 
@@ -250,4 +250,4 @@ def from_pynapple(obj, *, bin_size: float | None = None, ep=None, feature_dim: s
         if ep is not None:
             obj = obj.restrict(ep)
         return _series(obj, feature_dim)
-    raise TypeError(f"from_pynapple takes a TsGroup, Tsd, TsdFrame or TsdTensor, got {type(obj).__name__}")
+    raise InputTypeError(f"from_pynapple takes a TsGroup, Tsd, TsdFrame or TsdTensor, got {type(obj).__name__}")

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 import numpy as np
 import xarray as xr
 from scipy.ndimage import gaussian_filter1d
+from ..errors import InputError, InputTypeError
+from .._validation import numpy_rng
 
 
 def _with_history(obj, line: str, **attrs):
@@ -24,16 +26,16 @@ def _with_history(obj, line: str, **attrs):
 
 def _require_dim(obj, dim: str, arg: str = "dim") -> None:
     if dim not in obj.dims:
-        raise ValueError(f"{arg}={dim!r} is not a dimension of the input; its dims are {tuple(obj.dims)}")
+        raise InputError(f"{arg}={dim!r} is not a dimension of the input; its dims are {tuple(obj.dims)}")
 
 
 def _regular_step(obj, dim: str) -> float:
     coord = obj[dim].values.astype(float)
     if coord.size < 2:
-        raise ValueError(f"coordinate {dim!r} needs at least two values to define a step")
+        raise InputError(f"coordinate {dim!r} needs at least two values to define a step")
     steps = np.diff(coord)
     if not np.allclose(steps, steps[0], rtol=1e-6, atol=0):
-        raise ValueError(f"coordinate {dim!r} is not regularly spaced; resample it onto a regular grid first")
+        raise InputError(f"coordinate {dim!r} is not regularly spaced; resample it onto a regular grid first")
     return float(steps[0])
 
 
@@ -56,7 +58,7 @@ def smooth(da, sigma: float, dim: str = "time", truncate: float = 4.0):
     """
     _require_dim(da, dim)
     if not np.isfinite(sigma) or sigma <= 0:
-        raise ValueError(f"sigma={sigma!r} must be a positive number of {dim} units")
+        raise InputError(f"sigma={sigma!r} must be a positive number of {dim} units")
     sigma_bins = sigma / _regular_step(da, dim)
 
     def kernel(x):
@@ -91,7 +93,7 @@ def counts_to_rates(counts: xr.DataArray, bin_size: float | None = None, dim: st
     if bin_size is None:
         bin_size = float(counts.attrs.get("bin_size") or _regular_step(counts, dim))
     if not np.isfinite(bin_size) or bin_size <= 0:
-        raise ValueError(f"bin_size={bin_size!r} must be a positive number of seconds")
+        raise InputError(f"bin_size={bin_size!r} must be a positive number of seconds")
     rates = (counts / bin_size).rename("firing_rate")
     rates.attrs = {k: v for k, v in counts.attrs.items() if k not in ("units", "long_name", "cell_methods")}
     rates.attrs.update(units="Hz", long_name="firing rate", bin_size=float(bin_size))
@@ -107,7 +109,7 @@ def soft_normalize(da: xr.DataArray, softening: float = 5.0, feature_dim: str = 
     """
     _require_dim(da, feature_dim, "feature_dim")
     if not np.isfinite(softening) or softening < 0:
-        raise ValueError(f"softening={softening!r} must be a non-negative number (in the units of the data)")
+        raise InputError(f"softening={softening!r} must be a non-negative number (in the units of the data)")
     others = [d for d in da.dims if d != feature_dim]
     span = da.max(others, skipna=True) - da.min(others, skipna=True)
     out = da / (span + softening)
@@ -129,7 +131,7 @@ def trial_average(da, by, dim: str = "trial"):
     for key in keys:
         if key not in da.coords or da[key].dims != (dim,):
             per_trial = [c for c in da.coords if da[c].dims == (dim,) and c != dim]
-            raise ValueError(f"by={key!r} is not a coordinate along {dim!r}; per-trial coordinates: {per_trial}")
+            raise InputError(f"by={key!r} is not a coordinate along {dim!r}; per-trial coordinates: {per_trial}")
     static = []
     if isinstance(da, xr.Dataset):  # variables without the trial dim are not averaged (nor broadcast)
         static = [name for name, var in da.data_vars.items() if dim not in var.dims]
@@ -153,13 +155,13 @@ def split_halves(da, seed: int = 0, by: str | None = None, dim: str = "trial"):
     preserved within each half.  Returns ``(first, second)``; ``attrs`` record the seed.
     """
     _require_dim(da, dim)
-    rng = np.random.default_rng(seed)
+    rng = numpy_rng(seed)
     n = da.sizes[dim]
     if by is None:
         groups = [np.arange(n)]
     else:
         if by not in da.coords or da[by].dims != (dim,):
-            raise ValueError(f"by={by!r} is not a coordinate along {dim!r}")
+            raise InputError(f"by={by!r} is not a coordinate along {dim!r}")
         labels = da[by].values
         groups = [np.flatnonzero(labels == value) for value in np.unique(labels)]
     first = []
@@ -192,16 +194,16 @@ def crop_epoch(da, epoch, coord: str = "epoch", dim: str = "time"):
     t = da[dim]
     if isinstance(epoch, str):
         if coord not in da.coords:
-            raise ValueError(f"crop_epoch({epoch!r}) needs the coordinate {coord!r}, which the input lacks")
+            raise InputError(f"crop_epoch({epoch!r}) needs the coordinate {coord!r}, which the input lacks")
         labels = da[coord]
         if not (labels == epoch).any():
-            raise ValueError(f"epoch {epoch!r} never occurs in coordinate {coord!r}; labels: {np.unique(labels.values).tolist()}")
+            raise InputError(f"epoch {epoch!r} never occurs in coordinate {coord!r}; labels: {np.unique(labels.values).tolist()}")
         keep = labels == epoch
         what = f"{coord} == {epoch!r}"
     elif isinstance(epoch, Sequence) and len(epoch) == 2 and all(isinstance(e, str) for e in epoch):
         missing = [c for c in (*epoch, "align_time") if c not in da.coords]
         if missing:
-            raise ValueError(f"crop_epoch({epoch!r}) needs per-trial coordinates {missing}, which the input lacks")
+            raise InputError(f"crop_epoch({epoch!r}) needs per-trial coordinates {missing}, which the input lacks")
         lo = da[epoch[0]] - da["align_time"]
         hi = da[epoch[1]] - da["align_time"]
         keep = (t >= lo) & (t < hi)
@@ -209,14 +211,14 @@ def crop_epoch(da, epoch, coord: str = "epoch", dim: str = "time"):
     elif isinstance(epoch, Sequence) and len(epoch) == 2:
         lo, hi = (float(e) for e in epoch)
         if not hi > lo:
-            raise ValueError(f"epoch={epoch!r}: need start < stop")
+            raise InputError(f"epoch={epoch!r}: need start < stop")
         keep = (t >= lo) & (t < hi)
         what = f"{lo:g} <= time < {hi:g} s"
     else:
-        raise TypeError(f"epoch must be a label, a (start, stop) pair of times or of coordinate names; got {epoch!r}")
+        raise InputTypeError(f"epoch must be a label, a (start, stop) pair of times or of coordinate names; got {epoch!r}")
     any_kept = keep.any([d for d in keep.dims if d != dim]) if keep.ndim > 1 else keep
     if not bool(any_kept.any()):
-        raise ValueError(f"no {dim} bin satisfies {what}")
+        raise InputError(f"no {dim} bin satisfies {what}")
     idx = np.flatnonzero(any_kept.values)
     span = slice(idx[0], idx[-1] + 1)
     cropped = da.isel({dim: span})
@@ -246,14 +248,14 @@ def pca_project(da: xr.DataArray, n_components: int, dim: str = "unit", fit_on: 
     fit = da if fit_on is None else fit_on
     _require_dim(fit, dim, "dim (in fit_on)")
     if fit.sizes[dim] != da.sizes[dim] or not np.array_equal(fit[dim].values, da[dim].values):
-        raise ValueError(f"fit_on and da must share the {dim!r} coordinate (same values, same order)")
+        raise InputError(f"fit_on and da must share the {dim!r} coordinate (same values, same order)")
     n_features = da.sizes[dim]
     if not (isinstance(n_components, (int, np.integer)) and 1 <= n_components <= n_features):
-        raise ValueError(f"n_components={n_components!r} must be an integer in [1, {n_features}]")
+        raise InputError(f"n_components={n_components!r} must be an integer in [1, {n_features}]")
     x = fit.transpose(..., dim).values.reshape(-1, n_features).astype(float)
     x = x[np.isfinite(x).all(axis=1)]
     if x.shape[0] < 2:
-        raise ValueError("fewer than two samples without NaN to fit the principal components")
+        raise InputError("fewer than two samples without NaN to fit the principal components")
     mean = x.mean(axis=0)
     _, s, vt = np.linalg.svd(x - mean, full_matrices=False)
     components = vt[:n_components]

@@ -25,6 +25,7 @@ from .errors import BinningError, DatasetNotFoundError
 from .reading import read_nwb
 from .sources import ChecksumError, DandiAsset
 from .synthetic import synthetic_nwbfile
+from ..errors import UnknownNameError
 
 ENV_VAR = "NEUROKPFLOW_DATA"
 
@@ -260,7 +261,7 @@ def list_datasets() -> list[str]:
 
 def _info(name: str) -> DatasetInfo:
     if name not in DATASETS:
-        raise KeyError(f"unknown dataset {name!r}; registered: {list(DATASETS)}")
+        raise UnknownNameError(f"unknown dataset {name!r}; registered: {list(DATASETS)}")
     return DATASETS[name]
 
 

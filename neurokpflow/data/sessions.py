@@ -44,6 +44,8 @@ import xarray as xr
 from .errors import MissingDataError, NWBLoadError
 from .preprocessing import trial_average
 from .reading import read_nwb
+from ..errors import InputTypeError
+from .._validation import numpy_rng
 
 SESSION_DIM = "session"
 _SESSION_ATTRS = ("nwb_file", "nwb_identifier", "session_id", "session_start_time", "subject_id")
@@ -95,7 +97,7 @@ def read_sessions(sources, *, layout: str = "tree", **read_options):
         sources = list(sources.values())
     else:
         if isinstance(sources, (str, bytes)) or not isinstance(sources, Sequence):
-            raise TypeError("sources must be a list of NWB paths/files or a mapping {name: source}")
+            raise InputTypeError("sources must be a list of NWB paths/files or a mapping {name: source}")
         given = None
         sources = list(sources)
     if not sources:
@@ -222,7 +224,7 @@ def _sessions_of(sessions, var: str) -> list[tuple[str, xr.DataArray]]:
         names = _unique([_session_name(getattr(s, "attrs", {}), i) for i, s in enumerate(sessions)])
         items = list(zip(names, sessions))
     else:
-        raise TypeError("sessions must be a DataTree from read_sessions, a Dataset with a 'session' dim, "
+        raise InputTypeError("sessions must be a DataTree from read_sessions, a Dataset with a 'session' dim, "
                         "a mapping {name: Dataset} or a list of Datasets")
     if not items:
         raise MissingDataError("pseudo_population needs at least one session")
@@ -234,7 +236,7 @@ def _sessions_of(sessions, var: str) -> list[tuple[str, xr.DataArray]]:
                                        "name the one to pool with var=...")
             obj = obj[var]
         if not isinstance(obj, xr.DataArray):
-            raise TypeError(f"session {name!r} is a {type(obj).__name__}, not an xarray Dataset or DataArray")
+            raise InputTypeError(f"session {name!r} is a {type(obj).__name__}, not an xarray Dataset or DataArray")
         out.append((str(name), obj))
     return out
 
@@ -384,7 +386,7 @@ def _pooled_means(parts, condition: str, conds: np.ndarray) -> xr.DataArray:
 
 
 def _pooled_trials(parts, condition: str, conds: np.ndarray, n, seed: int) -> xr.DataArray:
-    rng = np.random.default_rng(seed)
+    rng = numpy_rng(seed)
     members = [[np.flatnonzero(da[condition].values == c) for c in conds] for _, da, _, _ in parts]
     fewest = min(len(m) for per in members for m in per)
     if n == "min":

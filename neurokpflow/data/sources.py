@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import urlparse
 
-from ..errors import DownloadError, MissingExtraError, require_extra
+from ..errors import DownloadError, InputTypeError, MissingExtraError, require_extra
 from .errors import DatasetNotFoundError, NWBFileError, NWBLoadError
 
 #: Public DANDI Archive API; override with ``DandiAsset(api_url=...)`` or ``$NEUROKPFLOW_DANDI_API``.
@@ -208,7 +208,7 @@ def open_source(source) -> tuple[Any, Callable[[], None], str]:
     if hasattr(location, "read") and hasattr(location, "seek"):
         name = getattr(location, "name", None)
         return _open_fileobj(location, str(name) if isinstance(name, (str, os.PathLike)) else "<file object>")
-    raise TypeError(
+    raise InputTypeError(
         "source must be a path, an http(s):// or s3:// URL, a binary file object, a DandiAsset, a Source "
         f"or a pynwb.NWBFile, got {type(location).__name__}"
     )

@@ -22,6 +22,8 @@ import pynwb
 from pynwb.file import Subject
 
 from ._nwbio import write_nwbfile
+from ..errors import InputError
+from .._validation import numpy_rng
 
 TARGET_ON_DELAY = 0.3
 INTER_TRIAL_INTERVAL = 0.25
@@ -97,8 +99,8 @@ def synthetic_nwbfile(
     """
     for name, value in (("n_units", n_units), ("n_trials", n_trials), ("n_conditions", n_conditions)):
         if not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name}={value!r} must be a positive integer")
-    rng = np.random.default_rng(seed)
+            raise InputError(f"{name}={value!r} must be a positive integer")
+    rng = numpy_rng(seed)
     trials = _trials(rng, n_trials, n_conditions)
     session_end = float(trials["stop_time"][-1] + INTER_TRIAL_INTERVAL)
     nwbfile = pynwb.NWBFile(

@@ -32,6 +32,7 @@ from pynwb.file import Subject
 
 from ._nwbio import _open, package_versions, utc_now, write_nwbfile
 from .errors import MissingDataError, NWBWriteError
+from ..errors import InputError, InputTypeError
 
 LAYOUT_NAME = "xarray_layout"
 LAYOUT_FORMAT = "neurokpflow-xarray-layout"
@@ -84,7 +85,7 @@ def _decode(value):
         return tuple(_decode(v) for v in value["__tuple__"])
     if "__dict__" in value:
         return {k: _decode(v) for k, v in value["__dict__"].items()}
-    raise ValueError(f"unknown layout entry {value!r}")
+    raise InputError(f"unknown layout entry {value!r}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -180,7 +181,7 @@ def to_nwb(
             raise NWBWriteError("a DataArray needs a name to be written; use da.rename('activity') or pass a Dataset")
         ds = ds.to_dataset()
     if not isinstance(ds, xr.Dataset):
-        raise TypeError(f"ds must be an xarray.Dataset, got {type(ds).__name__}")
+        raise InputTypeError(f"ds must be an xarray.Dataset, got {type(ds).__name__}")
     for dim in ("trial", "time"):
         if dim not in ds.dims:
             raise NWBWriteError(f"Dataset has no {dim!r} dim (dims: {tuple(ds.dims)}); to_nwb needs trial and time dims")

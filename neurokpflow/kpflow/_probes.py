@@ -10,26 +10,17 @@ import math
 import torch
 
 from .linop import LinearOperator
+from ..errors import InputError, InputTypeError
+from .._validation import torch_generator
 
 #: default number of probes applied at once when neither the call nor the operator says
 DEFAULT_CHUNK = 16
 
 
 def make_generator(seed, device) -> torch.Generator:
-    """A ``torch.Generator`` on ``device`` from an int seed, an existing generator or ``None``.
-
-    ``None`` draws a fresh seed from torch's global generator (so ``torch.manual_seed``
-    makes whole analyses reproducible).
-    """
-    if isinstance(seed, torch.Generator):
-        return seed
-    if seed is None:
-        seed = int(torch.randint(0, 2**62, (1,)).item())
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise TypeError(f"seed must be an int, a torch.Generator or None, got {type(seed).__name__}")
-    gen = torch.Generator(device=torch.device(device))
-    gen.manual_seed(seed)
-    return gen
+    """A ``torch.Generator`` on ``device`` under the package's seed convention: an int seed, an
+    existing generator (used as is) or ``None`` (fresh OS entropy; see :mod:`neurokpflow._validation`)."""
+    return torch_generator(seed, device)
 
 
 def random_probes(n, shape, dtype, device, generator, kind="rademacher") -> torch.Tensor:
@@ -39,7 +30,7 @@ def random_probes(n, shape, dtype, device, generator, kind="rademacher") -> torc
         return _rademacher(size, dtype, device, generator)
     if kind == "gaussian":
         return torch.randn(size, generator=generator, device=device, dtype=dtype)
-    raise ValueError(f"probe distribution must be 'rademacher' or 'gaussian', got {kind!r}")
+    raise InputError(f"probe distribution must be 'rademacher' or 'gaussian', got {kind!r}")
 
 
 def _rademacher(size, dtype, device, generator) -> torch.Tensor:
@@ -68,7 +59,7 @@ def basis_vectors(start, stop, shape, dtype, device) -> torch.Tensor:
 def chunk_size_for(op: LinearOperator, chunk_size) -> int:
     if chunk_size is not None:
         if int(chunk_size) < 1:
-            raise ValueError(f"chunk_size must be a positive int, got {chunk_size}")
+            raise InputError(f"chunk_size must be a positive int, got {chunk_size}")
         return int(chunk_size)
     return op.chunk_size or DEFAULT_CHUNK
 

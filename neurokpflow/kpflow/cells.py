@@ -14,6 +14,7 @@ from torch import nn
 from torch.func import jvp as _jvp, vjp as _vjp, vmap
 
 from ..models.cells import GRUCell, LSTMCell, ParameterSite, RecurrentCell, StateLinearization, ACTIVATIONS
+from ..errors import InputError, InputTypeError
 
 __all__ = ["as_state_cell", "TorchCellAdapter", "GenericCell"]
 
@@ -29,14 +30,14 @@ class TorchCellAdapter(RecurrentCell):
         super().__init__()
         if isinstance(module, (nn.RNN, nn.GRU, nn.LSTM)):
             if module.num_layers != 1:
-                raise ValueError(
+                raise InputError(
                     f"{type(module).__name__} has num_layers={module.num_layers}; the KPFlow operators need a "
                     "single recurrent cell: pass one layer (num_layers=1) or a custom cell module"
                 )
             if module.bidirectional:
-                raise ValueError(f"bidirectional {type(module).__name__} is not a causal recurrent cell")
+                raise InputError(f"bidirectional {type(module).__name__} is not a causal recurrent cell")
             if getattr(module, "proj_size", 0):
-                raise ValueError("LSTM with proj_size > 0 is not supported; use proj_size=0")
+                raise InputError("LSTM with proj_size > 0 is not supported; use proj_size=0")
             self._suffix = "_l0"
         else:
             self._suffix = ""
@@ -47,7 +48,7 @@ class TorchCellAdapter(RecurrentCell):
         self.input_size, self.hidden_size = module.input_size, module.hidden_size
         self.state_size = 2 * self.hidden_size if self.kind == "lstm" else self.hidden_size
         if self.kind == "rnn" and module.nonlinearity not in ("tanh", "relu"):
-            raise ValueError(f"unsupported nonlinearity {module.nonlinearity!r}")
+            raise InputError(f"unsupported nonlinearity {module.nonlinearity!r}")
 
     def _p(self, name):
         return getattr(self.cell, name + self._suffix, None)
@@ -173,15 +174,15 @@ def as_state_cell(cell: nn.Module, input_size: int | None = None, state_size: in
     if isinstance(cell, RecurrentCell):
         return cell
     if not isinstance(cell, nn.Module):
-        raise TypeError(
+        raise InputTypeError(
             f"cell must be a torch.nn.Module implementing h' = f(x, h; θ), got {type(cell).__name__}"
         )
     if type(cell) in (nn.RNNCell, nn.GRUCell, nn.LSTMCell, nn.RNN, nn.GRU, nn.LSTM):
         return TorchCellAdapter(cell)
     if hasattr(cell, "cell") and isinstance(getattr(cell, "cell"), nn.Module) and hasattr(cell, "readout"):
-        raise TypeError(
+        raise InputTypeError(
             "got a whole model; pass model.cell (or use neurokpflow.kpflow.operators_from_model(model, batch))"
         )
     if input_size is None or state_size is None:
-        raise ValueError("a generic cell needs input_size and state_size (taken from inputs and hidden)")
+        raise InputError("a generic cell needs input_size and state_size (taken from inputs and hidden)")
     return GenericCell(cell, input_size, state_size)

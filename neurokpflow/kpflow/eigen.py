@@ -38,7 +38,7 @@ __all__ = ["eigsh", "svds", "operator_norm", "smallest_singular_value", "EigenRe
            "ConvergenceError"]
 
 
-from ..errors import ConvergenceError
+from ..errors import ConvergenceError, InputError, InputTypeError
 
 
 @dataclass
@@ -112,9 +112,9 @@ def _default_tol(dtype) -> float:
 
 def _check_k(k, n, what="k"):
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"{what} must be a positive int, got {k!r}")
+        raise InputError(f"{what} must be a positive int, got {k!r}")
     if k >= n:
-        raise ValueError(f"{what}={k} must be smaller than the dimension {n}; for a full spectrum of a small "
+        raise InputError(f"{what}={k} must be smaller than the dimension {n}; for a full spectrum of a small "
                          "operator use torch.linalg.eigh(A.to_dense())")
 
 
@@ -127,7 +127,7 @@ def _check_self_adjoint(A: LinearOperator, gen):
     rel = abs(a - b) / max(abs(a) + abs(b), 1e-300)
     limit = 1e-8 if A.dtype == torch.float64 else 1e-3
     if rel > limit:
-        raise ValueError(f"A ({A.name}) is not self-adjoint: |<Ax,y> - <x,Ay>| / (|<Ax,y>| + |<x,Ay>|) = "
+        raise InputError(f"A ({A.name}) is not self-adjoint: |<Ax,y> - <x,Ay>| / (|<Ax,y>| + |<x,Ay>|) = "
                          f"{rel:.3g} > {limit:g}; use svds(A, k) for non-self-adjoint operators")
     del nd
 
@@ -246,20 +246,20 @@ def eigsh(A: LinearOperator, k: int, *, which: str = "LA", tol: float | None = N
         residuals exceed the tolerance tenfold (float32 round-off near a tiny ``tol``).
     """
     if not isinstance(A, LinearOperator):
-        raise TypeError(f"A must be a LinearOperator, got {type(A).__name__}")
+        raise InputTypeError(f"A must be a LinearOperator, got {type(A).__name__}")
     if A.shape_in != A.shape_out or A.weight_in != A.weight_out:
-        raise ValueError(f"A ({A.name}) maps {list(A.shape_in)} -> {list(A.shape_out)}; eigsh needs a square "
+        raise InputError(f"A ({A.name}) maps {list(A.shape_in)} -> {list(A.shape_out)}; eigsh needs a square "
                          "self-adjoint operator (use svds for rectangular or non-self-adjoint ones)")
     if which not in ("LA", "SA", "LM"):
-        raise ValueError(f"which must be 'LA', 'SA' or 'LM', got {which!r}")
+        raise InputError(f"which must be 'LA', 'SA' or 'LM', got {which!r}")
     if on_failure not in ("raise", "warn"):
-        raise ValueError(f"on_failure must be 'raise' or 'warn', got {on_failure!r}")
+        raise InputError(f"on_failure must be 'raise' or 'warn', got {on_failure!r}")
     n = A.size_in
     _check_k(k, n)
     tol = _default_tol(A.dtype) if tol is None else float(tol)
     b = 1 if block_size is None else block_size
     if isinstance(b, bool) or not isinstance(b, int) or b < 1:
-        raise ValueError(f"block_size must be a positive int, got {block_size!r}")
+        raise InputError(f"block_size must be a positive int, got {block_size!r}")
     itemsize = torch.empty((), dtype=A.dtype).element_size()
     m = int(max_basis or k + max(30, 10 * b))
     limited = False
@@ -268,7 +268,7 @@ def eigsh(A: LinearOperator, k: int, *, which: str = "LA", tol: float | None = N
         # never more memory); an explicit max_basis is honoured as given
         m, limited = max(k + 2 * b, BASIS_MEMORY // (n * itemsize)), True
     if m < k + 2 * b:
-        raise ValueError(f"max_basis={m} must be at least k + 2 * block_size = {k + 2 * b}")
+        raise InputError(f"max_basis={m} must be at least k + 2 * block_size = {k + 2 * b}")
     gen = make_generator(seed, A.device)
     if check_self_adjoint:
         _check_self_adjoint(A, gen)
@@ -377,7 +377,7 @@ def svds(A: LinearOperator, k: int, *, tol: float | None = None, seed=None, on_f
     ``ε σ_1² / σ_i²``; for the smallest singular value use :func:`smallest_singular_value`.
     """
     if not isinstance(A, LinearOperator):
-        raise TypeError(f"A must be a LinearOperator, got {type(A).__name__}")
+        raise InputTypeError(f"A must be a LinearOperator, got {type(A).__name__}")
     _check_k(k, min(A.size_in, A.size_out))
     right_side = A.size_in <= A.size_out
     G = A.T @ A if right_side else A @ A.T
@@ -417,13 +417,13 @@ def smallest_singular_value(inverse: LinearOperator, *, A: LinearOperator | None
     converges poorly.  With ``A`` given, ``A (A⁻¹ x) = x`` is checked on one random vector.
     """
     if not isinstance(inverse, LinearOperator):
-        raise TypeError(f"inverse must be a LinearOperator (e.g. ops.P_inv), got {type(inverse).__name__}")
+        raise InputTypeError(f"inverse must be a LinearOperator (e.g. ops.P_inv), got {type(inverse).__name__}")
     if A is not None:
         gen = make_generator(seed if isinstance(seed, int) else 0, inverse.device)
         x = torch.randn(*inverse.shape_out, generator=gen, device=inverse.device, dtype=inverse.dtype)
         err = float((A.matvec(inverse.matvec(x)) - x).norm() / x.norm())
         limit = 1e-8 if inverse.dtype == torch.float64 else 1e-3
         if err > limit:
-            raise ValueError(f"inverse ({inverse.name}) is not the inverse of A ({A.name}): "
+            raise InputError(f"inverse ({inverse.name}) is not the inverse of A ({A.name}): "
                              f"‖A A⁻¹ x − x‖/‖x‖ = {err:.3g}")
     return 1.0 / operator_norm(inverse, seed=seed, **kwargs)

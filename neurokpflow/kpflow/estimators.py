@@ -31,6 +31,7 @@ from scipy import stats
 
 from .linop import LinearOperator, apply_pair, gram_factor
 from ._probes import basis_vectors, batched_dot, chunk_size_for, make_generator, random_probes
+from ..errors import InputError, InputTypeError
 
 __all__ = ["Estimate", "trace", "frobenius_norm", "alignment", "sketch", "Sketch"]
 
@@ -90,7 +91,7 @@ class Estimate:
 
 def _quantile(level: float, dof: float) -> float:
     if not 0 < level < 1:
-        raise ValueError(f"level must lie in (0, 1), got {level}")
+        raise InputError(f"level must lie in (0, 1), got {level}")
     p = 0.5 + level / 2
     return float(stats.norm.ppf(p) if not math.isfinite(dof) else stats.t.ppf(p, dof))
 
@@ -115,25 +116,25 @@ def make_estimate(value, stderr, *, level, method, n_matvecs, meta, dof=math.inf
 # ----------------------------------------------------------------------------- helpers
 def _require_operator(A, name="A") -> LinearOperator:
     if not isinstance(A, LinearOperator):
-        raise TypeError(f"{name} must be a neurokpflow LinearOperator, got {type(A).__name__}; "
+        raise InputTypeError(f"{name} must be a neurokpflow LinearOperator, got {type(A).__name__}; "
                         "wrap a dense matrix with DenseOperator")
     return A
 
 
 def _require_square(A: LinearOperator, name="A", hint=""):
     if A.shape_in != A.shape_out:
-        raise ValueError(f"{name} ({A.name}) maps {list(A.shape_in)} -> {list(A.shape_out)}; "
+        raise InputError(f"{name} ({A.name}) maps {list(A.shape_in)} -> {list(A.shape_out)}; "
                          f"this needs a square operator{hint}")
 
 
 def _check_budget(budget, method, dim) -> int:
     if budget is None:
-        raise TypeError(f"method={method!r} needs budget= (number of operator applications); "
+        raise InputTypeError(f"method={method!r} needs budget= (number of operator applications); "
                         f"pass budget>={MIN_BUDGET[method]}, or method='exact'")
     if isinstance(budget, bool) or not isinstance(budget, int):
-        raise TypeError(f"budget must be an int, got {type(budget).__name__}")
+        raise InputTypeError(f"budget must be an int, got {type(budget).__name__}")
     if budget < MIN_BUDGET[method]:
-        raise ValueError(f"budget={budget} is too small for method={method!r}: it needs at least "
+        raise InputError(f"budget={budget} is too small for method={method!r}: it needs at least "
                          f"{MIN_BUDGET[method]} operator applications (dimension {dim})")
     return budget
 
@@ -252,11 +253,11 @@ def trace(A, budget: int | None = None, method: str = "hutch++", *, seed=None,
     """
     A = _require_operator(A)
     if method not in TRACE_METHODS:
-        raise ValueError(f"method must be one of {TRACE_METHODS}, got {method!r}")
+        raise InputError(f"method must be one of {TRACE_METHODS}, got {method!r}")
     if blocks not in ("auto", None, *BLOCK_AXES):
-        raise ValueError(f"blocks must be 'auto', 'trial' or None, got {blocks!r}")
+        raise InputError(f"blocks must be 'auto', 'trial' or None, got {blocks!r}")
     if blocks in BLOCK_AXES and method != "vjp":
-        raise ValueError(f"blocks={blocks!r} splits the adjoint samples of method='vjp'; got method={method!r} "
+        raise InputError(f"blocks={blocks!r} splits the adjoint samples of method='vjp'; got method={method!r} "
                          "(pass blocks=None, or method='vjp' with the factor J of A = J J*)")
     chunk = chunk_size_for(A, chunk_size)
     dt, dev = A.dtype, A.device
@@ -265,7 +266,7 @@ def trace(A, budget: int | None = None, method: str = "hutch++", *, seed=None,
         if A._has_block_sqnorms(BLOCK_AXES["trial"]):
             split = "trial"
         elif blocks == "trial":
-            raise ValueError(f"blocks='trial': {A.name} gives no per-trial adjoint norms; it needs J_theta of a "
+            raise InputError(f"blocks='trial': {A.name} gives no per-trial adjoint norms; it needs J_theta of a "
                              "cell with parameter sites composed with trial-separable operators (P, P_inv, "
                              "readout); pass blocks=None or 'auto' for the plain one-sided estimator")
     if method in ("jvp", "vjp"):
@@ -395,7 +396,7 @@ def frobenius_norm(A, budget: int | None = None, method: str = "hutchinson", *, 
     """
     A = _require_operator(A)
     if factor is not None and method != "trial_pairs":
-        raise ValueError(f"factor= is used by method='trial_pairs' only, got method={method!r}")
+        raise InputError(f"factor= is used by method='trial_pairs' only, got method={method!r}")
     if method == "hutch++":
         sq = trace(A.T @ A, budget, "hutch++", seed=seed, distribution=distribution, level=level,
                    chunk_size=chunk_size)
@@ -417,7 +418,7 @@ def frobenius_norm(A, budget: int | None = None, method: str = "hutchinson", *, 
             return sketch(A, budget, seed=seed, distribution=distribution, level=level,
                           chunk_size=chunk_size).frobenius_norm()
     else:
-        raise ValueError(f"method must be 'hutchinson', 'trial_pairs', 'nystrom', 'hutch++' or 'exact', "
+        raise InputError(f"method must be 'hutchinson', 'trial_pairs', 'nystrom', 'hutch++' or 'exact', "
                          f"got {method!r}")
     return _norm_from_squared(sq, n_mv)
 
@@ -434,7 +435,7 @@ def _norm_from_squared(sq: Estimate, n_mv: int) -> Estimate:
 def _require_self_adjoint_square(A, what):
     _require_square(A, hint=f"; {what} needs a self-adjoint PSD operator")
     if not math.isclose(A.weight_in, A.weight_out, rel_tol=1e-12):
-        raise ValueError(f"{what} needs equal inner-product weights on both sides of {A.name}")
+        raise InputError(f"{what} needs equal inner-product weights on both sides of {A.name}")
 
 
 def _nystrom_frobenius2(A, budget, seed, distribution, level, chunk_size) -> Estimate:
@@ -468,16 +469,16 @@ def _trial_pairs_frobenius2(A, budget, seed, distribution, level, chunk_size, fa
     m = _check_budget(budget, "trial_pairs", A.size_in)
     J = gram_factor(A) if factor is None else _require_operator(factor, "factor")
     if J is None:
-        raise ValueError(f"method='trial_pairs' needs A = J J*: {A.name} is not written as such a composition; "
+        raise InputError(f"method='trial_pairs' needs A = J J*: {A.name} is not written as such a composition; "
                          "pass factor=J, or use method='hutchinson'")
     if J.shape_out != A.shape_in or not math.isclose(J.weight_out, A.weight_in, rel_tol=1e-12):
-        raise ValueError(f"factor maps to shape {list(J.shape_out)} with inner-product weight {J.weight_out}, but A acts "
+        raise InputError(f"factor maps to shape {list(J.shape_out)} with inner-product weight {J.weight_out}, but A acts "
                          f"on {list(A.shape_in)} with weight {A.weight_in}: it cannot be A's factor")
     if J.dtype != A.dtype or J.device != A.device:
-        raise TypeError(f"factor is {J.dtype} on {J.device}, A is {A.dtype} on {A.device}")
+        raise InputTypeError(f"factor is {J.dtype} on {J.device}, A is {A.dtype} on {A.device}")
     axis = BLOCK_AXES["trial"]
     if not J._has_block_vectors(axis):
-        raise ValueError(f"method='trial_pairs': {J.name} gives no per-trial adjoint images; it needs J_theta of a "
+        raise InputError(f"method='trial_pairs': {J.name} gives no per-trial adjoint images; it needs J_theta of a "
                          "cell with parameter sites composed with trial-separable operators (P, P_inv, readout); "
                          "use method='hutchinson'")
     chunk = chunk_size_for(A, chunk_size)
@@ -515,10 +516,10 @@ ALIGNMENT_METHODS = ("sketch", "hutchinson", "traces", "exact")
 def _check_pair(A, B):
     A, B = _require_operator(A, "A"), _require_operator(B, "B")
     if (A.shape_in, A.shape_out) != (B.shape_in, B.shape_out):
-        raise ValueError(f"A maps {list(A.shape_in)} -> {list(A.shape_out)} but B maps "
+        raise InputError(f"A maps {list(A.shape_in)} -> {list(A.shape_out)} but B maps "
                          f"{list(B.shape_in)} -> {list(B.shape_out)}; alignment needs equal shapes")
     if A.dtype != B.dtype or A.device != B.device:
-        raise TypeError(f"A ({A.dtype}, {A.device}) and B ({B.dtype}, {B.device}) must share dtype and device")
+        raise InputTypeError(f"A ({A.dtype}, {A.device}) and B ({B.dtype}, {B.device}) must share dtype and device")
     return A, B
 
 
@@ -559,7 +560,7 @@ def alignment(A, B, budget: int | None = None, method: str = "sketch", *, seed=N
     """
     A, B = _check_pair(A, B)
     if method not in ALIGNMENT_METHODS:
-        raise ValueError(f"method must be one of {ALIGNMENT_METHODS}, got {method!r}")
+        raise InputError(f"method must be one of {ALIGNMENT_METHODS}, got {method!r}")
     chunk = chunk_size_for(A, chunk_size)
     dim, dt, dev = A.size_in, A.dtype, A.device
     meta = {"quantity": "alignment", "dimension": dim}
@@ -609,7 +610,7 @@ def participation_ratio_estimate(a: torch.Tensor, b: torch.Tensor, level, meta) 
     their means, with the delta-method error of the pair."""
     n = a.numel()
     if n < 2:
-        raise ValueError(f"budget={n} is too small: the participation ratio needs at least 2 probes")
+        raise InputError(f"budget={n} is too small: the participation ratio needs at least 2 probes")
     ma, mb = a.mean(), b.mean()
     value = float(ma ** 2 / mb)
     grad = torch.stack([2 * ma / mb, -ma ** 2 / mb ** 2])
@@ -659,7 +660,7 @@ class Sketch:
 
     def trace(self) -> Estimate:
         if self.quad_A is None:
-            raise ValueError("the sketch's operator is not square: it has no trace")
+            raise InputError("the sketch's operator is not square: it has no trace")
         value, se, dof = _mean_stderr(self.quad_A)
         return make_estimate(value, se, dof=dof, level=self.level, method="hutchinson", n_matvecs=self.budget,
                              meta=self._meta("trace"))
@@ -673,21 +674,21 @@ class Sketch:
     def effective_rank(self, meta=None) -> Estimate:
         """ER3 ``tr(A)² / tr(A²)`` of a self-adjoint ``A`` (``tr(A²) = ‖A‖_F²``)."""
         if self.quad_A is None:
-            raise ValueError("the sketch's operator is not square: ER3 needs a self-adjoint operator")
+            raise InputError("the sketch's operator is not square: ER3 needs a self-adjoint operator")
         base = {"definition": "ER3", "name": "participation_ratio"} if meta is None else meta
         return participation_ratio_estimate(self.quad_A, self.norm2_A, self.level,
                                             dict(self._meta("effective_rank"), **base))
 
     def alignment(self) -> Estimate:
         if self.cross is None:
-            raise ValueError("the sketch was taken without B; pass B= to sketch() for the alignment")
+            raise InputError("the sketch was taken without B; pass B= to sketch() for the alignment")
         return _ratio_estimate(self.cross, self.norm2_A, self.norm2_B, 1.0, self.level, "hutchinson",
                                dict(self._meta("alignment"), dimension=self.dimension))
 
     def swap(self) -> "Sketch":
         """The same sketch with the roles of ``A`` and ``B`` exchanged (estimates of ``B``)."""
         if self.cross is None:
-            raise ValueError("the sketch was taken without B")
+            raise InputError("the sketch was taken without B")
         return Sketch(self.quad_B, self.norm2_B, self.quad_A, self.norm2_A, self.cross, self.dimension,
                       self.level, self.meta)
 
@@ -706,7 +707,7 @@ def sketch(A, budget: int, *, B=None, seed=None, distribution: str = "rademacher
     dim = A.size_in
     _check_budget(budget, "hutchinson", dim)
     if distribution not in ("rademacher", "gaussian"):
-        raise ValueError(f"probe distribution must be 'rademacher' or 'gaussian', got {distribution!r}")
+        raise InputError(f"probe distribution must be 'rademacher' or 'gaussian', got {distribution!r}")
     chunk = chunk_size_for(A, chunk_size)
     gen = make_generator(seed, A.device)
     square = A.shape_in == A.shape_out

@@ -27,6 +27,7 @@ import math
 from typing import Callable, Sequence
 
 import torch
+from ..errors import InputError, InputTypeError
 
 __all__ = [
     "LinearOperator",
@@ -106,14 +107,14 @@ class LinearOperator:
     def _check(self, v: torch.Tensor, shape: tuple, what: str) -> bool:
         """Validate ``v``; return True when it carries a leading probe dimension."""
         if not isinstance(v, torch.Tensor):
-            raise TypeError(f"{self.name}: {what} must be a torch.Tensor, got {type(v).__name__}")
+            raise InputTypeError(f"{self.name}: {what} must be a torch.Tensor, got {type(v).__name__}")
         if v.dtype != self.dtype:
-            raise TypeError(
+            raise InputTypeError(
                 f"{self.name}: {what} has dtype {v.dtype} but the operator is {self.dtype}; "
                 f"convert with v.to({self.dtype})"
             )
         if v.device != self.device:
-            raise TypeError(
+            raise InputTypeError(
                 f"{self.name}: {what} is on {v.device} but the operator is on {self.device}; "
                 f"move it with v.to('{self.device}')"
             )
@@ -121,7 +122,7 @@ class LinearOperator:
             return False
         if v.dim() == len(shape) + 1 and tuple(v.shape[1:]) == shape:
             return True
-        raise ValueError(
+        raise InputError(
             f"{self.name}: {what} has shape {tuple(v.shape)}; expected {list(shape)} "
             f"or [n_probes, {', '.join(map(str, shape))}]"
         )
@@ -215,7 +216,7 @@ class LinearOperator:
         if isinstance(other, LinearOperator):
             return _Sum(self, other, 1.0)
         if isinstance(other, (int, float)):
-            raise TypeError(
+            raise InputTypeError(
                 "adding a scalar to an operator is ambiguous and not linear; "
                 "write A + c * identity(A.shape_in) for A + cI"
             )
@@ -227,14 +228,14 @@ class LinearOperator:
         if isinstance(other, LinearOperator):
             return _Sum(self, other, -1.0)
         if isinstance(other, (int, float)):
-            raise TypeError("subtracting a scalar from an operator is not linear; use A - c * identity(...)")
+            raise InputTypeError("subtracting a scalar from an operator is not linear; use A - c * identity(...)")
         return NotImplemented
 
     def __mul__(self, other):
         if isinstance(other, (int, float)) or (isinstance(other, torch.Tensor) and other.dim() == 0):
             return _Scaled(self, float(other))
         if isinstance(other, LinearOperator):
-            raise TypeError(
+            raise InputTypeError(
                 "elementwise products of operators are not linear operators; use A @ B for composition"
             )
         return NotImplemented
@@ -244,7 +245,7 @@ class LinearOperator:
     def __truediv__(self, other):
         if isinstance(other, (int, float)):
             return _Scaled(self, 1.0 / float(other))
-        raise TypeError("operators can only be divided by a scalar")
+        raise InputTypeError("operators can only be divided by a scalar")
 
     def __neg__(self):
         return _Scaled(self, -1.0)
@@ -276,7 +277,7 @@ class LinearOperator:
         """
         n_in, n_out = self.size_in, self.size_out
         if n_in * n_out > MAX_DENSE_ENTRIES and not force:
-            raise ValueError(
+            raise InputError(
                 f"{self.name}: a dense view would have {n_out} x {n_in} = {n_in * n_out:.3g} entries; "
                 "dense views are for small operators (pass force=True to insist)"
             )
@@ -297,9 +298,9 @@ class LinearOperator:
 
 def _check_compatible(a: LinearOperator, b: LinearOperator, what: str):
     if a.dtype != b.dtype:
-        raise TypeError(f"cannot {what} operators of dtypes {a.dtype} and {b.dtype}; convert one first")
+        raise InputTypeError(f"cannot {what} operators of dtypes {a.dtype} and {b.dtype}; convert one first")
     if a.device != b.device:
-        raise TypeError(f"cannot {what} operators on devices {a.device} and {b.device}; move one first")
+        raise InputTypeError(f"cannot {what} operators on devices {a.device} and {b.device}; move one first")
 
 
 class _Adjoint(LinearOperator):
@@ -339,12 +340,12 @@ class _Chain(LinearOperator):
     def __init__(self, A: LinearOperator, B: LinearOperator):
         _check_compatible(A, B, "compose")
         if A.shape_in != B.shape_out:
-            raise ValueError(
+            raise InputError(
                 f"cannot compose {A.name} @ {B.name}: {B.name} outputs shape {list(B.shape_out)} "
                 f"but {A.name} takes shape {list(A.shape_in)}"
             )
         if not math.isclose(A.weight_in, B.weight_out, rel_tol=1e-12):
-            raise ValueError(
+            raise InputError(
                 f"cannot compose {A.name} @ {B.name}: their shared space uses different inner-product "
                 f"weights ({A.weight_in} vs {B.weight_out}); build both with the same inner= convention"
             )
@@ -482,7 +483,7 @@ class _Sum(LinearOperator):
     def __init__(self, A: LinearOperator, B: LinearOperator, sign: float):
         _check_compatible(A, B, "add")
         if A.shape_in != B.shape_in or A.shape_out != B.shape_out:
-            raise ValueError(
+            raise InputError(
                 f"cannot add {A.name} ({list(A.shape_in)} -> {list(A.shape_out)}) and "
                 f"{B.name} ({list(B.shape_in)} -> {list(B.shape_out)}): shapes differ"
             )
@@ -557,11 +558,11 @@ class DenseOperator(LinearOperator):
 
     def __init__(self, matrix: torch.Tensor, shape_in=None, shape_out=None, name="Dense"):
         if not isinstance(matrix, torch.Tensor) or matrix.dim() != 2:
-            raise ValueError("DenseOperator needs a 2-D torch.Tensor")
+            raise InputError("DenseOperator needs a 2-D torch.Tensor")
         shape_in = tuple(shape_in) if shape_in is not None else (matrix.shape[1],)
         shape_out = tuple(shape_out) if shape_out is not None else (matrix.shape[0],)
         if _numel(shape_in) != matrix.shape[1] or _numel(shape_out) != matrix.shape[0]:
-            raise ValueError(
+            raise InputError(
                 f"matrix of shape {tuple(matrix.shape)} does not match shape_in={shape_in}, shape_out={shape_out}"
             )
         super().__init__(shape_in, shape_out, matrix.dtype, matrix.device, name=name)
@@ -601,4 +602,4 @@ def as_operator(A, shape_in=None, shape_out=None) -> LinearOperator:
         return A
     if isinstance(A, torch.Tensor):
         return DenseOperator(A, shape_in, shape_out)
-    raise TypeError(f"expected a LinearOperator or a 2-D torch.Tensor, got {type(A).__name__}")
+    raise InputTypeError(f"expected a LinearOperator or a 2-D torch.Tensor, got {type(A).__name__}")

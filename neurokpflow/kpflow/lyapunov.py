@@ -18,6 +18,7 @@ import xarray as xr
 
 from .cells import as_state_cell
 from ._probes import make_generator
+from ..errors import InputError
 
 __all__ = ["lyapunov_spectrum", "kaplan_yorke_dimension"]
 
@@ -67,15 +68,15 @@ def lyapunov_spectrum(cell, inputs: torch.Tensor, hidden: torch.Tensor, h0: torc
     """
     for name, v in (("inputs", inputs), ("hidden", hidden)):
         if not isinstance(v, torch.Tensor) or v.dim() != 3:
-            raise ValueError(f"{name} must be a tensor of shape [B, T, ·]")
+            raise InputError(f"{name} must be a tensor of shape [B, T, ·]")
     if inputs.shape[:2] != hidden.shape[:2]:
-        raise ValueError(f"inputs {tuple(inputs.shape)} and hidden {tuple(hidden.shape)} must share B and T")
+        raise InputError(f"inputs {tuple(inputs.shape)} and hidden {tuple(hidden.shape)} must share B and T")
     B, T, S = hidden.shape
     if not 0 <= warmup < T:
-        raise ValueError(f"warmup must lie in [0, T) = [0, {T}), got {warmup}")
+        raise InputError(f"warmup must lie in [0, T) = [0, {T}), got {warmup}")
     k = S if n_exponents is None else int(n_exponents)
     if not 1 <= k <= S:
-        raise ValueError(f"n_exponents must lie in [1, {S}], got {n_exponents}")
+        raise InputError(f"n_exponents must lie in [1, {S}], got {n_exponents}")
     f64 = torch.float64
     cell64 = as_state_cell(copy.deepcopy(cell).to(f64), input_size=inputs.shape[-1], state_size=S)
     x = inputs.detach().to(f64)

@@ -43,6 +43,7 @@ from torch.func import functional_call, jvp as _jvp, vjp as _vjp, vmap
 from ..models.cells import StateLinearization, unroll
 from .cells import as_state_cell
 from .linop import FunctionOperator, LinearOperator
+from ..errors import InputError, InputTypeError
 
 __all__ = ["operators", "operators_from_model", "KPFlowOperators"]
 
@@ -51,39 +52,39 @@ __all__ = ["operators", "operators_from_model", "KPFlowOperators"]
 def _validate(cell, inputs, hidden, h0):
     for name, v in (("inputs", inputs), ("hidden", hidden)):
         if not isinstance(v, torch.Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor, got {type(v).__name__}")
+            raise InputTypeError(f"{name} must be a torch.Tensor, got {type(v).__name__}")
         if v.dim() != 3:
-            raise ValueError(f"{name} must have shape [B, T, {'I' if name == 'inputs' else 'H'}], got {tuple(v.shape)}")
+            raise InputError(f"{name} must have shape [B, T, {'I' if name == 'inputs' else 'H'}], got {tuple(v.shape)}")
         if not v.is_floating_point():
-            raise TypeError(f"{name} must be floating point, got {v.dtype}")
+            raise InputTypeError(f"{name} must be floating point, got {v.dtype}")
         if not torch.isfinite(v).all():
-            raise ValueError(f"{name} contains NaN or inf; the operators need a finite trajectory")
+            raise InputError(f"{name} contains NaN or inf; the operators need a finite trajectory")
     if inputs.shape[:2] != hidden.shape[:2]:
-        raise ValueError(
+        raise InputError(
             f"inputs has (B, T) = {tuple(inputs.shape[:2])} but hidden has {tuple(hidden.shape[:2])}; "
             "they must describe the same trials and time steps"
         )
     if inputs.dtype != hidden.dtype:
-        raise TypeError(f"inputs is {inputs.dtype} but hidden is {hidden.dtype}; use one dtype")
+        raise InputTypeError(f"inputs is {inputs.dtype} but hidden is {hidden.dtype}; use one dtype")
     if inputs.device != hidden.device:
-        raise TypeError(f"inputs is on {inputs.device} but hidden is on {hidden.device}; use one device")
+        raise InputTypeError(f"inputs is on {inputs.device} but hidden is on {hidden.device}; use one device")
     params = list(cell.parameters())
     if params:
         p = params[0]
         if p.dtype != inputs.dtype:
-            raise TypeError(
+            raise InputTypeError(
                 f"the cell's parameters are {p.dtype} but the data are {inputs.dtype}; convert the cell "
                 f"(cell.to({inputs.dtype})) or the data"
             )
         if p.device != inputs.device:
-            raise TypeError(f"the cell is on {p.device} but the data are on {inputs.device}; move one of them")
+            raise InputTypeError(f"the cell is on {p.device} but the data are on {inputs.device}; move one of them")
     if h0 is not None:
         if not isinstance(h0, torch.Tensor):
-            raise TypeError(f"h0 must be a torch.Tensor or None, got {type(h0).__name__}")
+            raise InputTypeError(f"h0 must be a torch.Tensor or None, got {type(h0).__name__}")
         if h0.dtype != inputs.dtype or h0.device != inputs.device:
-            raise TypeError(f"h0 must match the data's dtype/device ({inputs.dtype}, {inputs.device})")
+            raise InputTypeError(f"h0 must match the data's dtype/device ({inputs.dtype}, {inputs.device})")
         if not torch.isfinite(h0).all():
-            raise ValueError("h0 contains NaN or inf")
+            raise InputError("h0 contains NaN or inf")
 
 
 def _initial_state(h0, B, S, H, dtype, device):
@@ -92,13 +93,13 @@ def _initial_state(h0, B, S, H, dtype, device):
     if h0.dim() == 1:
         h0 = h0.expand(B, -1)
     if h0.dim() != 2 or h0.shape[0] != B:
-        raise ValueError(f"h0 must have shape [{S}] or [{B}, {S}], got {tuple(h0.shape)}")
+        raise InputError(f"h0 must have shape [{S}] or [{B}, {S}], got {tuple(h0.shape)}")
     if h0.shape[1] == S:
         return h0
     if h0.shape[1] == H and S == 2 * H:
         # LSTM: initial hidden state given, initial cell state zero
         return torch.cat([h0, torch.zeros_like(h0)], dim=-1)
-    raise ValueError(f"h0 must have shape [{S}] or [{B}, {S}] (the cell's state size), got {tuple(h0.shape)}")
+    raise InputError(f"h0 must have shape [{S}] or [{B}, {S}] (the cell's state size), got {tuple(h0.shape)}")
 
 
 def _full_state(cell, inputs, hidden, z0):
@@ -113,13 +114,13 @@ def _full_state(cell, inputs, hidden, z0):
         err = (full[..., sl] - hidden).abs().max() / hidden.abs().max().clamp_min(1e-30)
         tol = 1e-3 if hidden.dtype == torch.float32 else 1e-8
         if err > tol:
-            raise ValueError(
+            raise InputError(
                 f"hidden has the readout size {hidden.shape[-1]} but the cell's state has size {S}; rebuilding "
                 f"the full state by running the cell does not reproduce hidden (relative error {float(err):.2g}). "
                 "Pass the full state trajectory (e.g. [h, c] for an LSTM) or the h0 that produced it"
             )
         return full
-    raise ValueError(
+    raise InputError(
         f"hidden has last dimension {hidden.shape[-1]}; the cell's state size is {S}"
         + (f" (or {sl.stop - sl.start} for the readout-visible part)" if sl.stop - sl.start != S else "")
     )
@@ -439,7 +440,7 @@ class KPFlowOperators:
         with torch.enable_grad():
             L = loss_fn(z)
             if not (isinstance(L, torch.Tensor) and L.dim() == 0):
-                raise ValueError("loss_fn must return a scalar tensor")
+                raise InputError("loss_fn must return a scalar tensor")
             (g,) = torch.autograd.grad(L, z)
         return g / self.weight
 
@@ -487,9 +488,9 @@ def operators(cell, inputs, hidden, h0=None, readout=None, inner="sum", jacobian
         Largest number of probes pushed through an operator at once (bounds peak memory).
     """
     if inner not in ("sum", "mean"):
-        raise ValueError(f"inner must be 'sum' or 'mean', got {inner!r}")
+        raise InputError(f"inner must be 'sum' or 'mean', got {inner!r}")
     if jacobians not in ("matrix_free", "cached"):
-        raise ValueError(f"jacobians must be 'matrix_free' or 'cached', got {jacobians!r}")
+        raise InputError(f"jacobians must be 'matrix_free' or 'cached', got {jacobians!r}")
     _validate(cell, inputs, hidden, h0)
     B, T, I = inputs.shape
     # a snapshot: the operators describe the cell at its present θ, whatever later happens to the
@@ -497,7 +498,7 @@ def operators(cell, inputs, hidden, h0=None, readout=None, inner="sum", jacobian
     # the B·T·S trajectories the operators keep
     cell = as_state_cell(_snapshot(cell), input_size=I, state_size=hidden.shape[-1])
     if getattr(cell, "input_size", I) != I:
-        raise ValueError(f"inputs has I = {I} features but the cell expects input_size = {cell.input_size}")
+        raise InputError(f"inputs has I = {I} features but the cell expects input_size = {cell.input_size}")
     dtype, device = inputs.dtype, inputs.device
     S, H = cell.state_size, cell.hidden_size
     z0 = _initial_state(h0, B, S, H, dtype, device)
@@ -505,7 +506,7 @@ def operators(cell, inputs, hidden, h0=None, readout=None, inner="sum", jacobian
         probe = cell(inputs[:, 0], z0)
     if not isinstance(probe, torch.Tensor) or tuple(probe.shape) != (B, S):
         got = tuple(probe.shape) if isinstance(probe, torch.Tensor) else type(probe).__name__
-        raise ValueError(f"the cell's output has shape {got}, but the state shape is {(B, S)}; "
+        raise InputError(f"the cell's output has shape {got}, but the state shape is {(B, S)}; "
                          "a cell must map (x [B, I], h [B, S]) to h' [B, S]")
     states = _full_state(cell, inputs, hidden, z0).detach()
     z_prev = torch.cat([z0[:, None], states[:, :-1]], dim=1)
@@ -564,10 +565,10 @@ def operators(cell, inputs, hidden, h0=None, readout=None, inner="sum", jacobian
         known = {n for n, _ in named}
         missing = [n for n in params if n not in known]
         if missing:
-            raise ValueError(f"unknown parameter names {missing}; the cell has {sorted(known)}")
+            raise InputError(f"unknown parameter names {missing}; the cell has {sorted(known)}")
         named = [(n, p) for n, p in named if n in set(params)]
     if not named:
-        raise ValueError("the cell has no trainable parameters, so J_theta and K are empty")
+        raise InputError("the cell has no trainable parameters, so J_theta and K are empty")
     names = [n for n, _ in named]
     shapes = [tuple(p.shape) for _, p in named]
     primal = {n: p.detach() for n, p in named}
@@ -602,14 +603,14 @@ def operators(cell, inputs, hidden, h0=None, readout=None, inner="sum", jacobian
     if readout is not None:
         W_out = readout.weight if isinstance(readout, nn.Linear) else readout
         if not isinstance(W_out, torch.Tensor) or W_out.dim() != 2:
-            raise TypeError("readout must be an nn.Linear or a [O, H] weight tensor")
+            raise InputTypeError("readout must be an nn.Linear or a [O, H] weight tensor")
         W_out = W_out.detach().clone()     # a snapshot, like the cell
         sl = cell.output_slice
         if W_out.shape[1] != sl.stop - sl.start:
-            raise ValueError(f"readout expects {W_out.shape[1]} features but the cell's readout-visible "
+            raise InputError(f"readout expects {W_out.shape[1]} features but the cell's readout-visible "
                              f"state has {sl.stop - sl.start}")
         if W_out.dtype != dtype or W_out.device != device:
-            raise TypeError(f"readout is {W_out.dtype} on {W_out.device}; the data are {dtype} on {device}")
+            raise InputTypeError(f"readout is {W_out.dtype} on {W_out.device}; the data are {dtype} on {device}")
         O = W_out.shape[0]
 
         def R_mm(Z):
@@ -640,10 +641,10 @@ def operators_from_model(model, batch, h0=None, dtype=None, **options) -> KPFlow
     double precision.
     """
     if not hasattr(model, "cell"):
-        raise TypeError(f"{type(model).__name__} has no .cell; pass the cell to operators() directly")
+        raise InputTypeError(f"{type(model).__name__} has no .cell; pass the cell to operators() directly")
     inputs = batch.inputs if hasattr(batch, "inputs") else batch
     if not isinstance(inputs, torch.Tensor):
-        raise TypeError("batch must have .inputs or be a [B, T, I] tensor")
+        raise InputTypeError("batch must have .inputs or be a [B, T, I] tensor")
     cell, readout = model.cell, getattr(model, "readout", None)
     p = next(cell.parameters())
     target_dtype = dtype or p.dtype

@@ -41,6 +41,7 @@ from .estimators import Estimate, _chunks, alignment, make_estimate, sketch
 from .linop import LinearOperator, identity
 from .reductions import block_average, operator_dims, partial_trace, resolve_axes
 from ._probes import basis_vectors, batched_dot, chunk_size_for
+from ..errors import InputError, InputTypeError
 
 __all__ = ["effective_rank", "DEFINITIONS"]
 
@@ -60,7 +61,7 @@ def _definition_id(definition) -> str:
     if definition in _BY_NAME:
         return _BY_NAME[definition]
     choices = ", ".join(f"{k!r}/{v!r}" for k, v in DEFINITIONS.items())
-    raise ValueError(f"definition must be one of {choices}; got {definition!r}")
+    raise InputError(f"definition must be one of {choices}; got {definition!r}")
 
 
 def _pr(mu: torch.Tensor) -> float:
@@ -76,10 +77,10 @@ def threshold_rank(values, threshold: float = 0.95) -> float:
     values ``τ·n``.
     """
     if not 0 < threshold < 1:
-        raise ValueError(f"threshold must lie in (0, 1), got {threshold}")
+        raise InputError(f"threshold must lie in (0, 1), got {threshold}")
     v = torch.as_tensor(values, dtype=torch.float64).flatten().sort(descending=True).values
     if (v < -1e-12 * v.abs().max()).any():
-        raise ValueError("ER1 needs non-negative eigenvalues (a PSD operator); pass A.gram() for other operators")
+        raise InputError("ER1 needs non-negative eigenvalues (a PSD operator); pass A.gram() for other operators")
     C = torch.cat([v.new_zeros(1), torch.cumsum(v.clamp_min(0), 0) / v.clamp_min(0).sum()])
     i = int(torch.nonzero(C[1:] > threshold)[0]) + 1
     return (i - 1) + (threshold - float(C[i - 1])) / float(C[i] - C[i - 1])
@@ -88,7 +89,7 @@ def threshold_rank(values, threshold: float = 0.95) -> float:
 def _reduced(A: LinearOperator, keep, reduction):
     if keep is None:
         if reduction is not None:
-            raise ValueError("reduction= was given without keep=; name the axes to keep")
+            raise InputError("reduction= was given without keep=; name the axes to keep")
         return A, None, None
     kept = resolve_axes(A, keep, arg="keep")
     dims = operator_dims(A)
@@ -96,7 +97,7 @@ def _reduced(A: LinearOperator, keep, reduction):
     if not traced:
         return A, tuple(dims[i] for i in kept), None
     if reduction not in ("partial_trace", "block_average"):
-        raise TypeError(f"keep={keep!r} needs reduction='partial_trace' or reduction='block_average' "
+        raise InputTypeError(f"keep={keep!r} needs reduction='partial_trace' or reduction='block_average' "
                         f"(got {reduction!r}); the two differ unless A is C ⊗ I on the reduced axes")
     fn = partial_trace if reduction == "partial_trace" else block_average
     return fn(A, traced), tuple(dims[i] for i in kept), reduction
@@ -110,7 +111,7 @@ def _shared_probe_pr(G: LinearOperator, budget, seed, level, chunk_size, meta) -
     dim = G.size_in
     if budget is not None and budget < dim:
         if budget < 2:
-            raise ValueError(f"budget={budget} is too small: the participation ratio needs at least 2 probes")
+            raise InputError(f"budget={budget} is too small: the participation ratio needs at least 2 probes")
         return sketch(G, budget, seed=seed, level=level, chunk_size=chunk_size).effective_rank(meta)
     chunk = chunk_size_for(G, chunk_size)
     a, b = [], []
@@ -126,11 +127,11 @@ def _shared_probe_pr(G: LinearOperator, budget, seed, level, chunk_size, meta) -
 def _activity(X, centered, unit_dim):
     if isinstance(X, xr.DataArray):
         if unit_dim not in X.dims:
-            raise ValueError(f"activity has dims {X.dims}; it needs a {unit_dim!r} dimension (unit_dim=)")
+            raise InputError(f"activity has dims {X.dims}; it needs a {unit_dim!r} dimension (unit_dim=)")
         X = X.transpose(..., unit_dim).values
     X = torch.as_tensor(np.asarray(X) if not isinstance(X, torch.Tensor) else X).to(torch.float64)
     if X.dim() < 2:
-        raise ValueError("activity needs at least two axes: samples and units")
+        raise InputError("activity needs at least two axes: samples and units")
     X = X.reshape(-1, X.shape[-1])
     if centered:
         X = X - X.mean(0)
@@ -161,17 +162,17 @@ def effective_rank(A, *, definition, keep=None, reduction: str | None = None, bu
     meta = {"definition": did, "name": DEFINITIONS[did]}
     if did == "ER4":
         if isinstance(A, LinearOperator):
-            raise TypeError("ER4 (activity participation ratio) takes activity [samples..., units], not an operator")
+            raise InputTypeError("ER4 (activity participation ratio) takes activity [samples..., units], not an operator")
         value = _activity(A, centered, unit_dim)
         return make_estimate(value, 0.0, level=level, method="exact", n_matvecs=0,
                              meta=dict(meta, centered=bool(centered)))
     if not isinstance(A, LinearOperator):
         spec = torch.as_tensor(np.asarray(A) if not isinstance(A, torch.Tensor) else A)
         if spec.dim() != 1:
-            raise TypeError(f"{did} takes a LinearOperator or a 1-D spectrum of eigenvalues, got shape "
+            raise InputTypeError(f"{did} takes a LinearOperator or a 1-D spectrum of eigenvalues, got shape "
                             f"{tuple(spec.shape)}; activity goes with definition='ER4'")
         if did == "ER5":
-            raise TypeError("ER5 (Schmidt rank) needs the operator, not its spectrum")
+            raise InputTypeError("ER5 (Schmidt rank) needs the operator, not its spectrum")
         value = {"ER1": lambda s: threshold_rank(s, threshold), "ER2": lambda s: _pr(s.double() ** 2),
                  "ER3": _pr}[did](spec)
         return make_estimate(value, 0.0, level=level, method="exact", n_matvecs=0, meta=dict(meta, input="spectrum"))
@@ -183,9 +184,9 @@ def effective_rank(A, *, definition, keep=None, reduction: str | None = None, bu
     meta.update(keep=kept_dims, reduction=red, gram=did == "ER2", dimension=G.size_in)
     if did == "ER3":
         if method not in (None, "hutchinson", "exact"):
-            raise ValueError(f"ER3 method must be 'hutchinson' or 'exact', got {method!r}")
+            raise InputError(f"ER3 method must be 'hutchinson' or 'exact', got {method!r}")
         if method != "exact" and budget is None:
-            raise TypeError("ER3 needs budget= (probes) or method='exact'")
+            raise InputTypeError("ER3 needs budget= (probes) or method='exact'")
         return _shared_probe_pr(G, None if method == "exact" else budget, seed, level, chunk_size, meta)
     if did == "ER2":
         ka = alignment(G, identity(G), budget, method or "sketch", seed=seed, level=level, chunk_size=chunk_size)
@@ -196,7 +197,7 @@ def effective_rank(A, *, definition, keep=None, reduction: str | None = None, bu
                         (m * max(lo, 0.0) ** 2, m * min(hi, 1.0) ** 2), ka.level, ka.method, ka.n_matvecs, meta)
     # ER1
     if k is None:
-        raise TypeError("ER1 needs k= (number of top eigenvalues); the value depends on it")
+        raise InputTypeError("ER1 needs k= (number of top eigenvalues); the value depends on it")
     if k >= G.size_in:
         values = torch.linalg.eigvalsh(G.to_dense().double()).flip(0)[:k]
         n_mv = G.size_in
@@ -210,14 +211,14 @@ def effective_rank(A, *, definition, keep=None, reduction: str | None = None, bu
 
 def _schmidt(A: LinearOperator, keep, level, meta) -> Estimate:
     if keep is None:
-        raise TypeError("ER5 needs keep= (the axes of one tensor factor, e.g. keep=('trial', 'time'))")
+        raise InputTypeError("ER5 needs keep= (the axes of one tensor factor, e.g. keep=('trial', 'time'))")
     if A.shape_in != A.shape_out:
-        raise ValueError("ER5 needs a square operator")
+        raise InputError("ER5 needs a square operator")
     kept = resolve_axes(A, keep, arg="keep")
     nd = len(A.shape_in)
     other = tuple(i for i in range(nd) if i not in kept)
     if not other:
-        raise ValueError("keep names every axis; ER5 needs a split into two non-empty factors")
+        raise InputError("keep names every axis; ER5 needs a split into two non-empty factors")
     M = A.to_dense().double().reshape(*A.shape_in, *A.shape_in)
     perm = kept + tuple(nd + i for i in kept) + other + tuple(nd + i for i in other)
     n1 = int(np.prod([A.shape_in[i] for i in kept])) ** 2

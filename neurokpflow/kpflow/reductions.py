@@ -28,6 +28,7 @@ import torch
 
 from .linop import LinearOperator
 from ._probes import chunk_size_for, make_generator, random_probes
+from ..errors import InputError, InputTypeError
 
 __all__ = ["partial_trace", "block_average", "ReducedOperator", "operator_dims", "resolve_axes"]
 
@@ -52,35 +53,35 @@ def resolve_axes(A: LinearOperator, axes, arg: str = "axes") -> tuple:
     nd = len(A.shape_in)
     items = [axes] if isinstance(axes, (int, str)) else list(axes)
     if not items:
-        raise ValueError(f"{arg} is empty; name at least one of the axes {list(dims)}")
+        raise InputError(f"{arg} is empty; name at least one of the axes {list(dims)}")
     out = []
     for ax in items:
         if isinstance(ax, str):
             name = _ALIASES.get(ax, ax)
             if name not in dims:
-                raise ValueError(f"{arg}: {A.name} has no axis {ax!r}; its axes are {list(dims)} "
+                raise InputError(f"{arg}: {A.name} has no axis {ax!r}; its axes are {list(dims)} "
                                  f"(shape {list(A.shape_in)})")
             i = dims.index(name)
         elif isinstance(ax, int) and not isinstance(ax, bool):
             if not -nd <= ax < nd:
-                raise ValueError(f"{arg}: axis {ax} does not exist; {A.name} has {nd} axes {list(dims)}")
+                raise InputError(f"{arg}: axis {ax} does not exist; {A.name} has {nd} axes {list(dims)}")
             i = ax % nd
         else:
-            raise TypeError(f"{arg} must hold ints or axis names, got {ax!r}")
+            raise InputTypeError(f"{arg} must hold ints or axis names, got {ax!r}")
         if i in out:
-            raise ValueError(f"{arg}: axis {dims[i]!r} is named twice")
+            raise InputError(f"{arg}: axis {dims[i]!r} is named twice")
         out.append(i)
     return tuple(sorted(out))
 
 
 def _require_square_operator(A):
     if not isinstance(A, LinearOperator):
-        raise TypeError(f"A must be a LinearOperator, got {type(A).__name__}")
+        raise InputTypeError(f"A must be a LinearOperator, got {type(A).__name__}")
     if A.shape_in != A.shape_out:
-        raise ValueError(f"reductions need a square operator; {A.name} maps {list(A.shape_in)} -> "
+        raise InputError(f"reductions need a square operator; {A.name} maps {list(A.shape_in)} -> "
                          f"{list(A.shape_out)}")
     if A.weight_in != A.weight_out:
-        raise ValueError(f"{A.name} uses different inner-product weights on its two spaces; "
+        raise InputError(f"{A.name} uses different inner-product weights on its two spaces; "
                          "reductions need one weight")
 
 
@@ -96,7 +97,7 @@ class ReducedOperator(LinearOperator):
         _require_square_operator(A)
         nd = len(A.shape_in)
         if len(traced) == nd:
-            raise ValueError(f"reducing over every axis of {A.name} leaves nothing; use trace(A) instead")
+            raise InputError(f"reducing over every axis of {A.name} leaves nothing; use trace(A) instead")
         kept = tuple(i for i in range(nd) if i not in traced)
         parent_dims = operator_dims(A)
         self.parent, self.reduction = A, reduction
@@ -174,7 +175,7 @@ def partial_trace(A: LinearOperator, axes, *, budget: int | None = None, seed=No
                 return fast
         return ReducedOperator(A, traced, "partial_trace")
     if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
-        raise ValueError(f"budget must be a positive int (number of traced-space probes), got {budget!r}")
+        raise InputError(f"budget must be a positive int (number of traced-space probes), got {budget!r}")
     n_traced = int(torch.Size([A.shape_in[i] for i in traced]).numel())
     G = random_probes(budget, (n_traced,), A.dtype, A.device, make_generator(seed, A.device))
     return ReducedOperator(A, traced, "partial_trace", probes=G)

@@ -26,6 +26,7 @@ import torch
 from neurokpflow.models.cells import ACTIVATIONS, GRUCell, LSTMCell, LeakyRNNCell
 from .estimators import Estimate, make_estimate
 from .linop import DenseOperator, LinearOperator
+from ..errors import InputError, InputTypeError
 
 __all__ = ["unit_separable_K", "UnitSeparableK"]
 
@@ -145,7 +146,7 @@ def _trained(p):
 
 def _check_dale(cell):
     if getattr(cell, "dale_sign", None) is not None and bool((cell.weight_hh == 0).any()):
-        raise ValueError("unit_separable_K: weight_hh has exact zeros under Dale's law (|W| has no derivative "
+        raise InputError("unit_separable_K: weight_hh has exact zeros under Dale's law (|W| has no derivative "
                          "there); use the generic estimators on operators(...).K")
 
 
@@ -222,16 +223,16 @@ def unit_separable_K(cell, inputs: torch.Tensor, hidden: torch.Tensor, h0: torch
     elif isinstance(cell, LSTMCell):
         builder = _lstm_terms
     else:
-        raise TypeError(f"unit_separable_K supports LeakyRNNCell, GRUCell and LSTMCell, got {type(cell).__name__}; "
+        raise InputTypeError(f"unit_separable_K supports LeakyRNNCell, GRUCell and LSTMCell, got {type(cell).__name__}; "
                         "use the randomized estimators on operators(...).K for other cells")
     if inner not in ("sum", "mean"):
-        raise ValueError(f"inner must be 'sum' or 'mean', got {inner!r}")
+        raise InputError(f"inner must be 'sum' or 'mean', got {inner!r}")
     if inputs.dim() != 3 or hidden.dim() != 3 or inputs.shape[:2] != hidden.shape[:2]:
-        raise ValueError(f"inputs [B, T, I] and hidden [B, T, S] must share B and T; got {tuple(inputs.shape)} "
+        raise InputError(f"inputs [B, T, I] and hidden [B, T, S] must share B and T; got {tuple(inputs.shape)} "
                          f"and {tuple(hidden.shape)}")
     B, T, S = hidden.shape
     if S != cell.state_size:
-        raise ValueError(f"hidden has {S} state entries but the cell's state_size is {cell.state_size}")
+        raise InputError(f"hidden has {S} state entries but the cell's state_size is {cell.state_size}")
     hidden = hidden.detach()
     if h0 is None:
         z0 = torch.zeros(B, 1, S, dtype=hidden.dtype, device=hidden.device)
@@ -241,6 +242,6 @@ def unit_separable_K(cell, inputs: torch.Tensor, hidden: torch.Tensor, h0: torch
     terms, n_units, comps = builder(cell, inputs.detach().to(hidden.dtype), z_prev)
     terms = [(C.contiguous(), F.contiguous()) for C, F in terms if F is not None]
     if not terms:
-        raise ValueError("the cell has no trained parameters (requires_grad=False everywhere); K is zero")
+        raise InputError("the cell has no trained parameters (requires_grad=False everywhere); K is zero")
     scale = 1.0 if inner == "sum" else 1.0 / (B * T)
     return UnitSeparableK(terms, n_units, comps, scale, weight=scale, name=f"K[{type(cell).__name__}]")

@@ -21,6 +21,7 @@ import math
 import torch
 from torch import nn
 import torch.nn.functional as F
+from ..errors import InputError
 
 __all__ = [
     "RecurrentCell",
@@ -54,7 +55,7 @@ ACTIVATIONS = {
 
 def _activation(name: str):
     if name not in ACTIVATIONS:
-        raise ValueError(f"unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}")
+        raise InputError(f"unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}")
     return ACTIVATIONS[name]
 
 
@@ -164,14 +165,14 @@ class LeakyRNNCell(RecurrentCell):
                  init="normal"):
         super().__init__()
         if not 0 < alpha <= 1:
-            raise ValueError(f"alpha = dt/tau must lie in (0, 1], got {alpha}")
+            raise InputError(f"alpha = dt/tau must lie in (0, 1], got {alpha}")
         if form not in ("rate", "state"):
-            raise ValueError(f"form must be 'rate' (F1, rate-leak) or 'state' (F2, state-leak), got {form!r}")
+            raise InputError(f"form must be 'rate' (F1, rate-leak) or 'state' (F2, state-leak), got {form!r}")
         _activation(activation)
         if init not in INITS:
-            raise ValueError(f"init must be one of {INITS}, got {init!r}")
+            raise InputError(f"init must be one of {INITS}, got {init!r}")
         if init == "torch" and dale is not None:
-            raise ValueError("init='torch' has no Dale's-law variant; use init='normal' with dale")
+            raise InputError("init='torch' has no Dale's-law variant; use init='normal' with dale")
         self.init = init
         self.input_size, self.hidden_size, self.state_size = int(input_size), int(hidden_size), int(hidden_size)
         self.alpha, self.activation, self.form, self.g = float(alpha), activation, form, float(g)
@@ -183,7 +184,7 @@ class LeakyRNNCell(RecurrentCell):
         self.bias_hh = nn.Parameter(torch.empty(hidden_size, **kw)) if bias and init == "torch" else None
         if dale is not None:
             if not 0 < dale < 1:
-                raise ValueError(f"dale must be the excitatory fraction in (0, 1), got {dale}")
+                raise InputError(f"dale must be the excitatory fraction in (0, 1), got {dale}")
             n_exc = int(round(dale * hidden_size))
             sign = torch.cat([torch.ones(n_exc), -torch.ones(hidden_size - n_exc)])
             self.register_buffer("dale_sign", sign.to(**{k: v for k, v in kw.items() if v is not None}))

@@ -8,6 +8,7 @@ import torch
 import xarray as xr
 
 from ..tasks.batch import PAD_EPOCH, Batch
+from ..errors import InputTypeError
 
 __all__ = ["record"]
 
@@ -34,7 +35,7 @@ def record(model, batch: Batch) -> xr.Dataset:
     Steps after a trial's end (padding, epoch ``"pad"``) are NaN in ``hidden``/``output``/``state``.
     """
     if not isinstance(batch, Batch):
-        raise TypeError(f"batch must be a neurokpflow.tasks.Batch, got {type(batch).__name__}")
+        raise InputTypeError(f"batch must be a neurokpflow.tasks.Batch, got {type(batch).__name__}")
     p = next(model.parameters())
     was_training = model.training
     model.eval()

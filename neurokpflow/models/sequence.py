@@ -25,6 +25,8 @@ import torch
 from torch import nn
 
 from .cells import ACTIVATIONS, GRUCell, LeakyRNNCell, LSTMCell
+from .._validation import dtype_name, resolve_dtype
+from ..errors import InputError, InputTypeError
 
 __all__ = ["RecurrentModel", "make", "from_config", "KINDS"]
 
@@ -36,7 +38,7 @@ KINDS = {
     "gru": {},
     "lstm": {},
 }
-_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
 
 
 def make(kind: str, n_in: int, n_hidden: int, n_out: int, **options) -> "RecurrentModel":
@@ -60,14 +62,14 @@ def make(kind: str, n_in: int, n_hidden: int, n_out: int, **options) -> "Recurre
     dtype : {"float32", "float64"}
     """
     if kind not in KINDS:
-        raise ValueError(f"unknown model kind {kind!r}; known kinds: {sorted(KINDS)}")
+        raise InputError(f"unknown model kind {kind!r}; known kinds: {sorted(KINDS)}")
     for name, value in (("n_in", n_in), ("n_hidden", n_hidden), ("n_out", n_out)):
         if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
+            raise InputError(f"{name} must be a positive int, got {value!r}")
     allowed = {**_COMMON, **KINDS[kind]}
     unknown = set(options) - set(allowed)
     if unknown:
-        raise TypeError(f"unknown option(s) {sorted(unknown)} for kind {kind!r}; accepted: {sorted(allowed)}")
+        raise InputTypeError(f"unknown option(s) {sorted(unknown)} for kind {kind!r}; accepted: {sorted(allowed)}")
     config = {"kind": kind, "n_in": n_in, "n_hidden": n_hidden, "n_out": n_out, **allowed, **options}
     return RecurrentModel(config)
 
@@ -75,7 +77,7 @@ def make(kind: str, n_in: int, n_hidden: int, n_out: int, **options) -> "Recurre
 def from_config(config: dict) -> "RecurrentModel":
     """Rebuild a model (same architecture and, with a seed, the same initial parameters)."""
     if not isinstance(config, dict) or "kind" not in config:
-        raise ValueError(f"not a model config (a dict with 'kind', 'n_in', 'n_hidden', 'n_out'): {config!r}")
+        raise InputError(f"not a model config (a dict with 'kind', 'n_in', 'n_hidden', 'n_out'): {config!r}")
     return make(**config)
 
 
@@ -86,15 +88,15 @@ class RecurrentModel(nn.Module):
         super().__init__()
         cfg = dict(config)
         if cfg["initial_state"] not in ("zeros", "learned"):
-            raise ValueError(f"initial_state must be 'zeros' or 'learned', got {cfg['initial_state']!r}")
-        if cfg["dtype"] not in _DTYPES:
-            raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {cfg['dtype']!r}")
+            raise InputError(f"initial_state must be 'zeros' or 'learned', got {cfg['initial_state']!r}")
+        dtype = resolve_dtype(cfg["dtype"])
+        if not isinstance(cfg["dtype"], str):
+            cfg["dtype"] = dtype_name(dtype)  # the config stays JSON-serialisable
         if cfg["noise_std"] < 0:
-            raise ValueError(f"noise_std must be >= 0, got {cfg['noise_std']}")
+            raise InputError(f"noise_std must be >= 0, got {cfg['noise_std']}")
         if cfg["kind"] == "rnn" and cfg["activation"] not in ACTIVATIONS:
-            raise ValueError(f"unknown activation {cfg['activation']!r}; choose one of {sorted(ACTIVATIONS)}")
+            raise InputError(f"unknown activation {cfg['activation']!r}; choose one of {sorted(ACTIVATIONS)}")
         self._config = cfg
-        dtype = _DTYPES[cfg["dtype"]]
         gen = torch.Generator().manual_seed(int(cfg["seed"])) if cfg["seed"] is not None else None
         kind, n_in, H = cfg["kind"], cfg["n_in"], cfg["n_hidden"]
         if kind == "rnn":
@@ -164,7 +166,7 @@ class RecurrentModel(nn.Module):
         """
         p = self.readout.weight
         if inputs.dim() != 3 or inputs.shape[-1] != self.n_in:
-            raise ValueError(f"inputs must have shape [B, T, {self.n_in}], got {tuple(inputs.shape)}")
+            raise InputError(f"inputs must have shape [B, T, {self.n_in}], got {tuple(inputs.shape)}")
         x = inputs.to(dtype=p.dtype, device=p.device)
         B = x.shape[0]
         z0 = self.initial_state(B) if initial_state is None else initial_state.to(p.dtype).expand(B, -1)

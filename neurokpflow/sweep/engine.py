@@ -25,7 +25,7 @@ from .._io import read_zarr_group as read_group
 from .._io import write_zarr_group as write_group
 from .run import execute_run, recording
 from .spec import RUN_FIELDS, Sweep, SweepSpecError, run_id
-from ..errors import require_extra
+from ..errors import InputError, InputTypeError, MissingFileError, require_extra
 
 __all__ = ["run_sweep", "open_sweep", "STORE"]
 
@@ -102,12 +102,12 @@ def run_sweep(sweep: Sweep, out, *, scheduler=None, n_workers=None, progress=Tru
     failed (``status``/``error`` coordinates) and the sweep goes on.
     """
     if not isinstance(sweep, Sweep):
-        raise TypeError(f"sweep must be a neurokpflow.sweep.Sweep (or load('spec.toml')), got {type(sweep).__name__}")
+        raise InputTypeError(f"sweep must be a neurokpflow.sweep.Sweep (or load('spec.toml')), got {type(sweep).__name__}")
     if cluster is not None and scheduler is not None:
-        raise ValueError("give either scheduler= (an existing cluster, or 'inline') or cluster= (a batch system), "
+        raise InputError("give either scheduler= (an existing cluster, or 'inline') or cluster= (a batch system), "
                          "not both")
     if cluster_options and cluster is None:
-        raise ValueError("cluster_options apply to cluster='slurm' or 'pbs' only")
+        raise InputError("cluster_options apply to cluster='slurm' or 'pbs' only")
     analysis = sweep.analysis()
     out = Path(out)
     store = out / STORE
@@ -357,7 +357,7 @@ def open_sweep(path, *, grid: bool = False) -> xr.Dataset:
     path = Path(path)
     store = path if path.name.endswith(".zarr") else path / STORE
     if not store.exists():
-        raise FileNotFoundError(f"no sweep results at {store}; run `neurokpflow sweep SPEC --out {path}` first")
+        raise MissingFileError(f"no sweep results at {store}; run `neurokpflow sweep SPEC --out {path}` first")
     ds = read_group(store, "combined")
     if not grid:
         return ds

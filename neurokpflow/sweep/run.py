@@ -25,6 +25,7 @@ import xarray as xr
 from .. import models, tasks, training
 from ..training.checkpoint import checkpoint_path, list_checkpoints
 from .spec import run_id
+from ..errors import InputTypeError
 
 __all__ = ["train_or_resume", "execute_run", "remove_stale_temporaries", "recording", "share_recording",
            "compare_run"]
@@ -84,7 +85,7 @@ def share_recording(options: dict, activity: xr.DataArray) -> None:
     the file: a sweep's driver has already read every recording (to check it) and sends the arrays
     to its workers, which then need neither the NWB reader nor the file."""
     if not isinstance(activity, xr.DataArray):
-        raise TypeError(f"activity must be an xarray.DataArray, got {type(activity).__name__}")
+        raise InputTypeError(f"activity must be an xarray.DataArray, got {type(activity).__name__}")
     _SHARED[_recording_key(options)] = activity
 
 

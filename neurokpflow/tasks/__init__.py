@@ -32,6 +32,7 @@ from .scoring import (
     score_final_sign_match,
     score_response_angle_within,
 )
+from ..errors import InputError
 
 __all__ = [
     "make", "mix", "suite", "known_suites", "from_spec", "known_tasks", "Task", "Batch", "Mix", "PAD_EPOCH",
@@ -70,7 +71,7 @@ def suite(name: str, **options) -> list:
     the original 20 inputs (fixation, sin/cos of 2 modalities, 15 rules).
     """
     if name not in _SUITES:
-        raise ValueError(f"unknown suite {name!r}; known suites: {', '.join(known_suites())}")
+        raise InputError(f"unknown suite {name!r}; known suites: {', '.join(known_suites())}")
     return [make(n, **options) for n in _SUITES[name]]
 
 
@@ -98,7 +99,7 @@ def make(name: str, **options) -> Task:
             return _gym_registered(name[len("gym."):], dict(options.pop("env_kwargs")), **options)
         return from_gym(name[len("gym."):], **options)
     if name not in _FACTORIES:
-        raise ValueError(f"unknown task {name!r}; known tasks: {', '.join(known_tasks())}; "
+        raise InputError(f"unknown task {name!r}; known tasks: {', '.join(known_tasks())}; "
                          f"suites: {', '.join(known_suites())}")
     return _FACTORIES[name](**options)
 
@@ -111,7 +112,7 @@ def mix(tasks, weights=None, mode: str = "mixed") -> Mix:
 def from_spec(spec: dict) -> Task:
     """Rebuild a task from ``task.spec``."""
     if not isinstance(spec, dict) or not ({"name", "options"} <= set(spec) or "mix" in spec):
-        raise ValueError(f"not a task spec (expected a dict with 'name' and 'options', or 'mix'): {spec!r}")
+        raise InputError(f"not a task spec (expected a dict with 'name' and 'options', or 'mix'): {spec!r}")
     if "mix" in spec:
         return Mix([from_spec(s) for s in spec["mix"]], weights=spec.get("weights"), mode=spec.get("mode", "mixed"))
     options = {k: tuple(v) if isinstance(v, list) else v for k, v in spec["options"].items()}

@@ -7,17 +7,16 @@ import numpy as np
 import torch
 
 from .batch import Batch, PAD_EPOCH
+from .._validation import numpy_rng
+from ..errors import InputError, InputTypeError
 
 __all__ = ["Task", "as_rng", "window", "assemble"]
 
 
 def as_rng(seed) -> np.random.Generator:
-    """A fresh numpy Generator from an int / SeedSequence / Generator (``None``: OS entropy)."""
-    if isinstance(seed, np.random.Generator):
-        return seed
-    if seed is not None and not isinstance(seed, (int, np.integer, np.random.SeedSequence)):
-        raise TypeError(f"seed must be an int, a numpy SeedSequence/Generator or None, got {type(seed).__name__}")
-    return np.random.default_rng(seed)
+    """A numpy Generator under the package's seed convention (``None``: fresh OS entropy; see
+    :mod:`neurokpflow._validation`)."""
+    return numpy_rng(seed)
 
 
 def window(start, stop, n_steps):
@@ -127,7 +126,7 @@ class Task:
 
 def check_batch_size(batch_size):
     if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        raise InputError(f"batch_size must be a positive int, got {batch_size!r}")
     return int(batch_size)
 
 

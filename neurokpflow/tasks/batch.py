@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from ..errors import InputError
 
 __all__ = ["Batch", "PAD_EPOCH"]
 
@@ -66,13 +67,13 @@ class Batch:
     def __post_init__(self):
         B, T = self.inputs.shape[:2]
         if self.targets.shape[:2] != (B, T) or self.mask.shape != self.targets.shape:
-            raise ValueError(f"inconsistent batch shapes: inputs {tuple(self.inputs.shape)}, targets "
+            raise InputError(f"inconsistent batch shapes: inputs {tuple(self.inputs.shape)}, targets "
                              f"{tuple(self.targets.shape)}, mask {tuple(self.mask.shape)}")
         if self.epochs.shape != (B, T):
-            raise ValueError(f"epochs must have shape {(B, T)}, got {self.epochs.shape}")
+            raise InputError(f"epochs must have shape {(B, T)}, got {self.epochs.shape}")
         for key, value in self.meta.items():
             if len(value) != B:
-                raise ValueError(f"meta[{key!r}] has {len(value)} entries for {B} trials")
+                raise InputError(f"meta[{key!r}] has {len(value)} entries for {B} trials")
 
     @property
     def n_trials(self) -> int:
@@ -133,13 +134,13 @@ class Batch:
         """
         batches = list(batches)
         if not batches:
-            raise ValueError("Batch.concat needs at least one batch")
+            raise InputError("Batch.concat needs at least one batch")
         first = batches[0]
         for b in batches[1:]:
             if not np.isclose(b.dt, first.dt):
-                raise ValueError(f"cannot concatenate batches with dt {first.dt} and {b.dt}")
+                raise InputError(f"cannot concatenate batches with dt {first.dt} and {b.dt}")
             if b.inputs.shape[2] != first.inputs.shape[2] or b.targets.shape[2] != first.targets.shape[2]:
-                raise ValueError("cannot concatenate batches with different input/output sizes: "
+                raise InputError("cannot concatenate batches with different input/output sizes: "
                                  f"{first.input_names} vs {b.input_names}")
         T = max(b.n_steps for b in batches)
         keys = list(dict.fromkeys(k for b in batches for k in b.meta))
@@ -154,7 +155,7 @@ class Batch:
                 else:  # a per-trial quantity another task does not have: NaN (float) or -1 (int)
                     kind = next(np.asarray(o.meta[k]).dtype.kind for o in batches if k in o.meta)
                     if kind not in "fiu":
-                        raise ValueError(f"meta key {k!r} is missing from some of the batches and holds "
+                        raise InputError(f"meta key {k!r} is missing from some of the batches and holds "
                                          f"non-numeric values; give every batch a {k!r} entry")
                     parts.append(np.full(b.n_trials, np.nan if kind == "f" else -1,
                                          dtype=np.float64 if kind == "f" else np.int64))

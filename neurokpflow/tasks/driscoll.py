@@ -31,6 +31,7 @@ import numpy as np
 
 from .base import Task, as_rng, assemble, check_batch_size, window
 from .scoring import score_response_angle_within
+from ..errors import InputError
 
 __all__ = ["DriscollTask", "DRISCOLL_TASKS", "DEFAULT_DURATIONS"]
 
@@ -82,33 +83,33 @@ class DriscollTask(Task):
     def __init__(self, name, *, dt=0.02, durations=None, sample_timing="per_batch", modality=None,
                  input_noise=0.1, tau=0.1, tolerance=0.1 * math.pi, fixation_threshold=0.5):
         if name not in DRISCOLL_TASKS:
-            raise ValueError(f"unknown Driscoll task {name!r}; known: {sorted(DRISCOLL_TASKS)}")
+            raise InputError(f"unknown Driscoll task {name!r}; known: {sorted(DRISCOLL_TASKS)}")
         super().__init__(dt=dt, durations=durations, sample_timing=sample_timing, modality=modality,
                          input_noise=input_noise, tau=tau, tolerance=tolerance,
                          fixation_threshold=fixation_threshold)
         self.name = name
         self.family, self.anti = DRISCOLL_TASKS[name]
         if not (isinstance(dt, (int, float)) and dt > 0):
-            raise ValueError(f"dt must be a positive number of seconds, got {dt!r}")
+            raise InputError(f"dt must be a positive number of seconds, got {dt!r}")
         self.dt = float(dt)
         ranges = dict(DEFAULT_DURATIONS[self.family])
         unknown = set(durations or {}) - set(ranges)
         if unknown:
-            raise ValueError(f"durations for {name!r} accept the keys {list(ranges)}, got unknown {sorted(unknown)}")
+            raise InputError(f"durations for {name!r} accept the keys {list(ranges)}, got unknown {sorted(unknown)}")
         ranges.update({k: tuple(float(x) for x in v) for k, v in (durations or {}).items()})
         for key, (lo, hi) in ranges.items():
             if not 0 < lo <= hi:
-                raise ValueError(f"duration range {key}={lo, hi} must satisfy 0 < low <= high")
+                raise InputError(f"duration range {key}={lo, hi} must satisfy 0 < low <= high")
             if lo < dt:
-                raise ValueError(f"inconsistent dt/durations: the {key} epoch can last {lo} s, "
+                raise InputError(f"inconsistent dt/durations: the {key} epoch can last {lo} s, "
                                  f"shorter than dt = {dt} s; lower dt or raise durations[{key!r}]")
         self.durations = ranges
         if sample_timing not in ("per_batch", "per_trial"):
-            raise ValueError(f"sample_timing must be 'per_batch' or 'per_trial', got {sample_timing!r}")
+            raise InputError(f"sample_timing must be 'per_batch' or 'per_trial', got {sample_timing!r}")
         if modality not in (None, 1, 2):
-            raise ValueError(f"modality must be None (random), 1 or 2, got {modality!r}")
+            raise InputError(f"modality must be None (random), 1 or 2, got {modality!r}")
         if input_noise < 0 or tau <= 0:
-            raise ValueError(f"input_noise must be >= 0 and tau > 0, got {input_noise}, {tau}")
+            raise InputError(f"input_noise must be >= 0 and tau > 0, got {input_noise}, {tau}")
         self.sample_timing, self.modality = sample_timing, modality
         self.input_noise, self.tau = float(input_noise), float(tau)
         self.tolerance, self.fixation_threshold = float(tolerance), float(fixation_threshold)
@@ -143,10 +144,10 @@ class DriscollTask(Task):
         epoch at the midpoint of its duration range.  ``meta["condition"]`` is the angle index
         ``k`` (shared across modalities and between pro/anti).  Input noise only if ``noise``."""
         if n_angles < 1:
-            raise ValueError(f"n_angles must be >= 1, got {n_angles}")
+            raise InputError(f"n_angles must be >= 1, got {n_angles}")
         modalities = [int(m) for m in modalities]
         if not modalities or set(modalities) - {1, 2}:
-            raise ValueError(f"modalities must be a non-empty subset of (1, 2), got {modalities}")
+            raise InputError(f"modalities must be a non-empty subset of (1, 2), got {modalities}")
         k = np.tile(np.arange(n_angles), len(modalities))
         modality = np.repeat(modalities, n_angles)
         B = len(k)

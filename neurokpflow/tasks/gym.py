@@ -44,7 +44,7 @@ import numpy as np
 from .base import Task, assemble, check_batch_size
 from .batch import Batch
 from .scoring import final_step, score_final_channels_within
-from ..errors import InputTypeError, require_extra
+from ..errors import InputError, InputTypeError, require_extra
 
 __all__ = ["GymTask", "UnsupportedEnvError", "from_gym"]
 
@@ -263,12 +263,12 @@ def from_gym(env, *, tolerance=0.1, dt=None, **env_kwargs) -> GymTask:
     if isinstance(env, str):
         if dt is not None:
             if not (isinstance(dt, numbers.Real) and dt > 0):
-                raise ValueError(f"dt must be a positive number of seconds, got {dt!r}")
+                raise InputError(f"dt must be a positive number of seconds, got {dt!r}")
             env_kwargs["dt"] = dt * 1000.0
         return registered(env, env_kwargs, tolerance=tolerance)
     _require("gymnasium")
     if dt is not None or env_kwargs:
-        raise TypeError(f"dt and environment options ({sorted(env_kwargs)}) apply to registered ids only; "
+        raise InputTypeError(f"dt and environment options ({sorted(env_kwargs)}) apply to registered ids only; "
                         f"build the environment with them instead")
     return GymTask(env, tolerance=tolerance)
 
@@ -284,5 +284,5 @@ def registered(env_id, env_kwargs, tolerance=0.1) -> GymTask:
     try:
         made = maker(env_id, **env_kwargs)
     except gymnasium.error.Error as err:
-        raise ValueError(f"cannot make environment {env_id!r}: {err}") from None
+        raise InputError(f"cannot make environment {env_id!r}: {err}") from None
     return GymTask(made, tolerance=tolerance, _env_id=env_id, _env_kwargs=env_kwargs)

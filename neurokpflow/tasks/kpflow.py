@@ -7,12 +7,15 @@ reference code, is ``task.sample(n, seed=s)`` indexed with ``batch[idx]``).
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
 
 from .base import Task, as_rng, assemble, check_batch_size, window
 from .batch import Batch
 from .scoring import score_final_channels_within, score_final_sign_match
+from .._validation import Interval, Rule, check_params
+from ..errors import InputError, InputTypeError
 
 __all__ = ["KPFlowMemoryTask", "KPFlowContextMix", "FlipFlopTask", "KPFLOW_VARIANTS"]
 
@@ -24,15 +27,16 @@ KPFLOW_VARIANTS = {
 _NOISE = 0.1 * math.sqrt(2)
 
 
+_STEPS = Rule(Interval(numbers.Integral, 1, None), "a positive number of time steps")
+_DT = Rule(Interval(low=0, closed="neither"), "the step length in seconds, e.g. dt=0.05")
+
+
 def _check_steps(**steps):
-    for key, n in steps.items():
-        if not isinstance(n, (int, np.integer)) or n < 1:
-            raise ValueError(f"{key} must be a positive number of steps, got {n!r}")
+    check_params(dict.fromkeys(steps, _STEPS), **steps)
 
 
 def _check_dt(dt):
-    if not (isinstance(dt, (int, float)) and dt > 0):
-        raise ValueError(f"dt must be a positive number of seconds, got {dt!r}")
+    check_params({"dt": _DT}, dt=dt)
     return float(dt)
 
 
@@ -54,12 +58,12 @@ class KPFlowMemoryTask(Task):
     def __init__(self, name="kpflow_memory_pro", *, T_stim=30, T_memory=30, T_response=30, noise_std=_NOISE,
                  dt=0.02, tolerance=0.1 * math.pi):
         if name not in KPFLOW_VARIANTS:
-            raise ValueError(f"unknown KPFlow memory task {name!r}; known: {sorted(KPFLOW_VARIANTS)}")
+            raise InputError(f"unknown KPFlow memory task {name!r}; known: {sorted(KPFLOW_VARIANTS)}")
         super().__init__(T_stim=T_stim, T_memory=T_memory, T_response=T_response, noise_std=noise_std, dt=dt,
                          tolerance=tolerance)
         _check_steps(T_stim=T_stim, T_memory=T_memory, T_response=T_response)
         if noise_std < 0:
-            raise ValueError(f"noise_std must be >= 0, got {noise_std}")
+            raise InputError(f"noise_std must be >= 0, got {noise_std}")
         self.name = name
         self.anti, self.delay = KPFLOW_VARIANTS[name]
         self.T_stim, self.T_memory, self.T_response = int(T_stim), int(T_memory), int(T_response)
@@ -79,7 +83,7 @@ class KPFlowMemoryTask(Task):
     def test_grid(self, n_angles: int = 16, noise: bool = False, seed=0):
         """``n_angles`` evenly spaced θ = 2πk/n (condition k), noise-free unless ``noise``."""
         if n_angles < 1:
-            raise ValueError(f"n_angles must be >= 1, got {n_angles}")
+            raise InputError(f"n_angles must be >= 1, got {n_angles}")
         k = np.arange(n_angles)
         return self._trials(2 * np.pi * k / n_angles, k, as_rng(seed) if noise else None)
 
@@ -158,7 +162,7 @@ class KPFlowContextMix(Task):
     def test_grid(self, n_angles: int = 16, noise: bool = False, seed=0):
         """Each task's ``n_angles`` evenly spaced angles, in task blocks."""
         if n_angles < 1:
-            raise ValueError(f"n_angles must be >= 1, got {n_angles}")
+            raise InputError(f"n_angles must be >= 1, got {n_angles}")
         rng = as_rng(seed) if noise else None
         k = np.arange(n_angles)
         return Batch.concat([self._block(i, 2 * np.pi * k / n_angles, k, rng) for i in range(4)])
@@ -210,11 +214,11 @@ class FlipFlopTask(Task):
                          initial_pulse=initial_pulse)
         _check_steps(n_bits=n_bits, T=T)
         if not isinstance(initial_pulse, (bool, np.bool_)):
-            raise TypeError(f"initial_pulse must be True or False, got {initial_pulse!r}")
+            raise InputTypeError(f"initial_pulse must be True or False, got {initial_pulse!r}")
         if not spike_interval >= 1:
-            raise ValueError(f"spike_interval (mean steps between pulses) must be >= 1, got {spike_interval}")
+            raise InputError(f"spike_interval (mean steps between pulses) must be >= 1, got {spike_interval}")
         if noise_std < 0:
-            raise ValueError(f"noise_std must be >= 0, got {noise_std}")
+            raise InputError(f"noise_std must be >= 0, got {noise_std}")
         self.n_bits, self.T, self.spike_interval = int(n_bits), int(T), float(spike_interval)
         self.noise_std, self.dt, self.initial_pulse = float(noise_std), _check_dt(dt), bool(initial_pulse)
         self.input_names = tuple(f"bit{i}" for i in range(self.n_bits))

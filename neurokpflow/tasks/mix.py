@@ -6,6 +6,7 @@ import torch
 
 from .base import Task, as_rng, check_batch_size
 from .batch import Batch
+from ..errors import InputError, InputTypeError
 
 __all__ = ["Mix"]
 
@@ -31,24 +32,24 @@ class Mix(Task):
     def __init__(self, tasks, weights=None, mode="mixed"):
         tasks = tuple(tasks)
         if len(tasks) < 1 or not all(isinstance(t, Task) for t in tasks):
-            raise TypeError("mix needs a non-empty sequence of task objects (see neurokpflow.tasks.make)")
+            raise InputTypeError("mix needs a non-empty sequence of task objects (see neurokpflow.tasks.make)")
         names = [t.name for t in tasks]
         if len(set(names)) != len(names) or any(isinstance(t, Mix) for t in tasks):
-            raise ValueError(f"mix needs distinct single tasks, got {names}")
+            raise InputError(f"mix needs distinct single tasks, got {names}")
         for t in tasks[1:]:
             if (t.input_names, t.output_names) != (tasks[0].input_names, tasks[0].output_names):
-                raise ValueError(f"tasks {tasks[0].name!r} and {t.name!r} have different I/O layouts "
+                raise InputError(f"tasks {tasks[0].name!r} and {t.name!r} have different I/O layouts "
                                  f"({tasks[0].input_names}->{tasks[0].output_names} vs "
                                  f"{t.input_names}->{t.output_names}); they cannot share a network")
             if not np.isclose(t.dt, tasks[0].dt):
-                raise ValueError(f"inconsistent dt in mix: {tasks[0].name!r} has {tasks[0].dt}, {t.name!r} has {t.dt}")
+                raise InputError(f"inconsistent dt in mix: {tasks[0].name!r} has {tasks[0].dt}, {t.name!r} has {t.dt}")
         if weights is None:
             weights = [1.0] * len(tasks)
         weights = np.asarray(weights, dtype=np.float64)
         if weights.shape != (len(tasks),) or np.any(weights < 0) or weights.sum() <= 0:
-            raise ValueError(f"weights must be {len(tasks)} non-negative numbers with a positive sum, got {weights}")
+            raise InputError(f"weights must be {len(tasks)} non-negative numbers with a positive sum, got {weights}")
         if mode not in ("mixed", "per_batch"):
-            raise ValueError(f"mode must be 'mixed' or 'per_batch', got {mode!r}")
+            raise InputError(f"mode must be 'mixed' or 'per_batch', got {mode!r}")
         super().__init__(weights=weights.tolist(), mode=mode)
         self.tasks, self.mode = tasks, mode
         self.weights = weights / weights.sum()
@@ -108,7 +109,7 @@ class Mix(Task):
                 correct[sel] = task.score(np.asarray(_numpy(outputs))[sel], batch[sel])
         unknown = set(names.tolist()) - set(self.task_names)
         if unknown:
-            raise ValueError(f"batch holds trials of tasks {sorted(unknown)} that are not in this mix {self.task_names}")
+            raise InputError(f"batch holds trials of tasks {sorted(unknown)} that are not in this mix {self.task_names}")
         return correct
 
     def __repr__(self):

@@ -50,6 +50,7 @@ import numpy as np
 from .base import Task, as_rng, assemble, check_batch_size, window
 from .batch import Batch
 from .scoring import circular_distance
+from ..errors import InputError, InputTypeError, UnknownNameError
 
 __all__ = ["RuleTask", "FAMILY_PARAMS", "PARAM_KEYS"]
 
@@ -127,15 +128,15 @@ class RuleTask(Task):
         prefix = f"{self.suite}."
         rule = name[len(prefix):] if isinstance(name, str) and name.startswith(prefix) else name
         if rule not in self.rules:
-            raise ValueError(f"unknown {self.suite} task {name!r}; known: {list(self.rules)}")
+            raise InputError(f"unknown {self.suite} task {name!r}; known: {list(self.rules)}")
         super().__init__(dt=dt, sample_timing=sample_timing, input_noise=input_noise, tau=tau, easy=easy,
                          **extra, tolerance=tolerance, fixation_threshold=fixation_threshold)
         if not (isinstance(dt, (int, float)) and 0 < dt <= 0.1):
-            raise ValueError(f"dt must be a number of seconds in (0, 0.1] (100 ms mask edges), got {dt!r}")
+            raise InputError(f"dt must be a number of seconds in (0, 0.1] (100 ms mask edges), got {dt!r}")
         if sample_timing not in ("per_batch", "per_trial"):
-            raise ValueError(f"sample_timing must be 'per_batch' or 'per_trial', got {sample_timing!r}")
+            raise InputError(f"sample_timing must be 'per_batch' or 'per_trial', got {sample_timing!r}")
         if input_noise < 0 or tau <= 0:
-            raise ValueError(f"input_noise must be >= 0 and tau > 0, got {input_noise}, {tau}")
+            raise InputError(f"input_noise must be >= 0 and tau > 0, got {input_noise}, {tau}")
         self.name, self.rule = f"{self.suite}.{rule}", rule
         self.family, self.variant = self.rules[rule]
         self.dt, self.sample_timing, self.easy = float(dt), sample_timing, bool(easy)
@@ -280,19 +281,19 @@ class RuleTask(Task):
         seconds (rounded to whole steps).  ``task.trials(batch.params)`` rebuilds a sampled batch
         without its noise."""
         if not isinstance(params, dict):
-            raise TypeError(f"params must be a dict of per-trial arrays with keys {list(self.param_names)}")
+            raise InputTypeError(f"params must be a dict of per-trial arrays with keys {list(self.param_names)}")
         missing = [k for k in self.param_names if k not in params]
         if missing:
-            raise KeyError(f"params for {self.name!r} lack {missing}; required: {list(self.param_names)}")
+            raise UnknownNameError(f"params for {self.name!r} lack {missing}; required: {list(self.param_names)}")
         extra = [k for k in params if k not in self.param_names
                  and not (k in PARAM_KEYS and np.all(np.isnan(np.asarray(params[k], dtype=float))))]
         if extra:
-            raise ValueError(f"params for {self.name!r} hold keys it does not use: {extra}; "
+            raise InputError(f"params for {self.name!r} hold keys it does not use: {extra}; "
                              f"required: {list(self.param_names)}")
         p = {k: np.atleast_1d(np.asarray(params[k], dtype=np.float64)) for k in self.param_names}
         sizes = {len(v) for v in p.values()}
         if len(sizes) != 1:
-            raise ValueError(f"params must all have one length (one entry per trial), got lengths {sorted(sizes)}")
+            raise InputError(f"params must all have one length (one entry per trial), got lengths {sorted(sizes)}")
         return self._build(p, np.arange(sizes.pop()), None)
 
     def _build(self, p, condition, noise_rng) -> Batch:
@@ -300,20 +301,20 @@ class RuleTask(Task):
         p = {k: np.broadcast_to(np.asarray(v, dtype=np.float64), (B,)).copy() for k, v in p.items()}
         for key, value in p.items():
             if not np.all(np.isfinite(value)):
-                raise ValueError(f"params[{key!r}] holds non-finite values")
+                raise InputError(f"params[{key!r}] holds non-finite values")
         for key in ("stim1_modality", "stim2_modality"):
             if key in p and not np.all(np.isin(p[key], (1, 2))):
-                raise ValueError(f"params[{key!r}] must be 1 or 2")
+                raise InputError(f"params[{key!r}] must be 1 or 2")
         st = {k: np.rint(p[k] / self.dt).astype(np.int64) for k in _TIME_KEYS if k in p}
         end = st["end"]
         go = st["go"] if "go" in st else st["stim2_on"]
         order = [k for k in ("stim1_on", "stim1_off", "stim2_on", "stim2_off", "go") if k in st] + ["end"]
         for a, b in zip(order[:-1], order[1:]):
             if np.any(st[a] > st[b]) or (b == "end" and np.any(st[a] >= st[b])):
-                raise ValueError(f"params must satisfy 0 <= {' <= '.join(order)} (go < end) in whole steps of "
+                raise InputError(f"params must satisfy 0 <= {' <= '.join(order)} (go < end) in whole steps of "
                                  f"dt = {self.dt} s; fix {a!r} / {b!r}")
         if np.any(st[order[0]] < 0):
-            raise ValueError(f"params[{order[0]!r}] must be >= 0")
+            raise InputError(f"params[{order[0]!r}] must be >= 0")
         T = int(end.max())
         n_code = len(self.code_names)
         x = np.zeros((B, T, self.n_inputs))

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from .batch import Batch
+from ..errors import InputError
 
 __all__ = [
     "final_step",
@@ -32,7 +33,7 @@ def final_step(values, batch: Batch) -> np.ndarray:
     """``values[b, n_steps[b] - 1]`` for every trial: ``[B, O]``."""
     values = _numpy(values)
     if values.shape[:2] != (batch.n_trials, batch.n_steps):
-        raise ValueError(f"outputs of shape {values.shape} do not match the batch "
+        raise InputError(f"outputs of shape {values.shape} do not match the batch "
                          f"({batch.n_trials} trials, {batch.n_steps} steps)")
     last = np.asarray(batch.meta["n_steps"]) - 1
     return values[np.arange(batch.n_trials), last]

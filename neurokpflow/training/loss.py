@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import torch
+from ..errors import InputError
 
 __all__ = ["masked_mse", "MASK_MODES"]
 
@@ -20,7 +21,7 @@ def masked_mse(outputs: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor,
     (``mean((ŷ - y)²·m)``, CtDB).
     """
     if outputs.shape != targets.shape or mask.shape != targets.shape:
-        raise ValueError(f"outputs {tuple(outputs.shape)}, targets {tuple(targets.shape)} and mask "
+        raise InputError(f"outputs {tuple(outputs.shape)}, targets {tuple(targets.shape)} and mask "
                          f"{tuple(mask.shape)} must have the same shape")
     err = outputs - targets.to(outputs.dtype)
     m = mask.to(outputs.dtype)
@@ -28,4 +29,4 @@ def masked_mse(outputs: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor,
         return (err * m).square().mean()
     if mask_mode == "post_square":
         return (err.square() * m).mean()
-    raise ValueError(f"mask_mode must be one of {MASK_MODES}, got {mask_mode!r}")
+    raise InputError(f"mask_mode must be one of {MASK_MODES}, got {mask_mode!r}")

@@ -46,6 +46,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from ..models.cells import INITS
+from ..errors import InputError, InputTypeError
 
 __all__ = ["Protocol", "REFERENCE", "PACKAGE", "PROTOCOLS"]
 
@@ -93,42 +94,42 @@ class Protocol:
         def positive_int(key):
             v = getattr(self, key)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"Protocol.{key} must be a positive int, got {v!r}")
+                raise InputError(f"Protocol.{key} must be a positive int, got {v!r}")
 
         def positive_or_none(key):
             v = getattr(self, key)
             if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0):
-                raise ValueError(f"Protocol.{key} must be a positive number or None, got {v!r}")
+                raise InputError(f"Protocol.{key} must be a positive number or None, got {v!r}")
 
         if not isinstance(self.name, str) or not self.name:
-            raise ValueError(f"Protocol.name must be a non-empty string, got {self.name!r}")
+            raise InputError(f"Protocol.name must be a non-empty string, got {self.name!r}")
         for key in ("batch_size", "log_every", "max_steps", "checkpoint_every", "period"):
             positive_int(key)
         if self.dataset_size is not None:
             positive_int("dataset_size")
             if self.batch_size > self.dataset_size:
-                raise ValueError(f"Protocol.batch_size={self.batch_size} exceeds dataset_size={self.dataset_size}; "
+                raise InputError(f"Protocol.batch_size={self.batch_size} exceeds dataset_size={self.dataset_size}; "
                                  "lower batch_size or raise dataset_size")
         if self.batch_draw not in ("epoch", "step"):
-            raise ValueError(f"Protocol.batch_draw must be 'epoch' or 'step', got {self.batch_draw!r}")
+            raise InputError(f"Protocol.batch_draw must be 'epoch' or 'step', got {self.batch_draw!r}")
         if self.optimizer not in ("adam", "sgd"):
-            raise ValueError(f"Protocol.optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
+            raise InputError(f"Protocol.optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
         if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not self.lr > 0:
-            raise ValueError(f"Protocol.lr must be a positive number, got {self.lr!r}")
+            raise InputError(f"Protocol.lr must be a positive number, got {self.lr!r}")
         positive_or_none("clip_grad_norm")
         positive_or_none("target_loss")
         if self.init not in INITS:
-            raise ValueError(f"Protocol.init must be one of {INITS}, got {self.init!r}")
+            raise InputError(f"Protocol.init must be one of {INITS}, got {self.init!r}")
         if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)) or not 0 < self.alpha <= 1:
-            raise ValueError(f"Protocol.alpha (= dt/tau) must lie in (0, 1], got {self.alpha!r}")
+            raise InputError(f"Protocol.alpha (= dt/tau) must lie in (0, 1], got {self.alpha!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
-            raise ValueError(f"Protocol.seed must be an int, got {self.seed!r}")
+            raise InputError(f"Protocol.seed must be an int, got {self.seed!r}")
 
     def replace(self, **changes) -> "Protocol":
         """A copy with some fields changed (validated again)."""
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
         if unknown:
-            raise TypeError(f"Protocol has no field(s) {sorted(unknown)}; fields: "
+            raise InputTypeError(f"Protocol has no field(s) {sorted(unknown)}; fields: "
                             f"{[f.name for f in dataclasses.fields(self)]}")
         return dataclasses.replace(self, **changes)
 
@@ -143,7 +144,7 @@ class Protocol:
     def model_options(self, g: float = 1.0) -> dict:
         """Options of ``models.make("rnn", ...)``: the tanh RNN of the KPFlow paper at initial scale ``g``."""
         if isinstance(g, bool) or not isinstance(g, (int, float)) or not g >= 0:
-            raise ValueError(f"g must be a number >= 0, got {g!r}")
+            raise InputError(f"g must be a number >= 0, got {g!r}")
         return {"form": "rate", "activation": "tanh", "alpha": float(self.alpha), "init": self.init, "g": float(g),
                 "bias": True, "readout_bias": True, "noise_std": 0.0}
 

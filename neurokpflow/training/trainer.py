@@ -31,6 +31,7 @@ from .. import models, tasks as tasks_mod
 from .._io import write_netcdf
 from .checkpoint import FORMAT, VERSION, atomic_write, checkpoint_path, list_checkpoints, read_checkpoint
 from .loss import MASK_MODES, masked_mse
+from ..errors import InputError, InputTypeError, MissingFileError, OutputExistsError
 
 __all__ = ["train", "resume", "TrainResult", "DEFAULTS", "evaluate", "batch_indices", "fixed_dataset"]
 
@@ -79,49 +80,49 @@ def _device(choice):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(choice)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device='cuda' requested but CUDA is not available; use device='auto' or 'cpu'")
+        raise InputError("device='cuda' requested but CUDA is not available; use device='auto' or 'cpu'")
     return dev
 
 
 def _check_options(options):
     unknown = set(options) - set(DEFAULTS) - set(RUNTIME)
     if unknown:
-        raise TypeError(f"unknown training option(s) {sorted(unknown)}; accepted: {sorted({**DEFAULTS, **RUNTIME})}")
+        raise InputTypeError(f"unknown training option(s) {sorted(unknown)}; accepted: {sorted({**DEFAULTS, **RUNTIME})}")
     opts = {**DEFAULTS, **{k: v for k, v in options.items() if k in DEFAULTS}}
     if opts["optimizer"] not in ("adam", "sgd"):
-        raise ValueError(f"optimizer must be 'adam' or 'sgd', got {opts['optimizer']!r}")
+        raise InputError(f"optimizer must be 'adam' or 'sgd', got {opts['optimizer']!r}")
     if opts["mask_mode"] not in MASK_MODES:
-        raise ValueError(f"mask_mode must be one of {MASK_MODES}, got {opts['mask_mode']!r}")
+        raise InputError(f"mask_mode must be one of {MASK_MODES}, got {opts['mask_mode']!r}")
     for key in ("batch_size", "checkpoint_every", "log_every"):
         if not isinstance(opts[key], int) or opts[key] < 1:
-            raise ValueError(f"{key} must be a positive int, got {opts[key]!r}")
+            raise InputError(f"{key} must be a positive int, got {opts[key]!r}")
     n = opts["dataset_size"]
     if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
-        raise ValueError(f"dataset_size must be a positive int (trials in the fixed set) or None, got {n!r}")
+        raise InputError(f"dataset_size must be a positive int (trials in the fixed set) or None, got {n!r}")
     if opts["batch_draw"] not in BATCH_DRAWS:
-        raise ValueError(f"batch_draw must be one of {BATCH_DRAWS}, got {opts['batch_draw']!r}")
+        raise InputError(f"batch_draw must be one of {BATCH_DRAWS}, got {opts['batch_draw']!r}")
     if n is not None and opts["batch_size"] > n:
-        raise ValueError(f"batch_size={opts['batch_size']} exceeds dataset_size={n}; lower batch_size or raise "
+        raise InputError(f"batch_size={opts['batch_size']} exceeds dataset_size={n}; lower batch_size or raise "
                          "dataset_size")
     lr = opts["lr"]
     if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr >= 0:
-        raise ValueError(f"lr must be a number >= 0, got {lr!r}")
+        raise InputError(f"lr must be a number >= 0, got {lr!r}")
     for key in ("clip_grad_norm", "clip_grad_value", "target_loss"):
         v = opts[key]
         if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0):
-            raise ValueError(f"{key} must be a positive number or None, got {v!r}")
+            raise InputError(f"{key} must be a positive number or None, got {v!r}")
     if opts["eval_every"] is not None and (not isinstance(opts["eval_every"], int) or opts["eval_every"] < 1):
-        raise ValueError(f"eval_every must be a positive int or None, got {opts['eval_every']!r}")
+        raise InputError(f"eval_every must be a positive int or None, got {opts['eval_every']!r}")
     return opts
 
 
 def _check_pair(model, task):
     if not isinstance(task, tasks_mod.Task):
-        raise TypeError(f"task must be a neurokpflow task (tasks.make / tasks.mix), got {type(task).__name__}")
+        raise InputTypeError(f"task must be a neurokpflow task (tasks.make / tasks.mix), got {type(task).__name__}")
     if not hasattr(model, "cell") or not hasattr(model, "config"):
-        raise TypeError("model must be built with neurokpflow.models.make (it needs .cell and .config)")
+        raise InputTypeError("model must be built with neurokpflow.models.make (it needs .cell and .config)")
     if (model.n_in, model.n_out) != (task.n_inputs, task.n_outputs):
-        raise ValueError(f"model maps {model.n_in} inputs to {model.n_out} outputs but task {task.name!r} has "
+        raise InputError(f"model maps {model.n_in} inputs to {model.n_out} outputs but task {task.name!r} has "
                          f"{task.n_inputs} inputs and {task.n_outputs} outputs; build the model with "
                          f"models.make(kind, {task.n_inputs}, n_hidden, {task.n_outputs})")
 
@@ -154,7 +155,7 @@ def batch_indices(step: int, dataset_size: int, batch_size: int, seed: int, draw
     batch depends only on ``(seed, step)``.
     """
     if draw not in BATCH_DRAWS:
-        raise ValueError(f"draw must be one of {BATCH_DRAWS}, got {draw!r}")
+        raise InputError(f"draw must be one of {BATCH_DRAWS}, got {draw!r}")
     if draw == "step":
         return np.random.default_rng(_step_seed(seed, step, 3)).permutation(dataset_size)[:batch_size]
     per_epoch = -(-dataset_size // batch_size)
@@ -231,13 +232,13 @@ def train(model, task, steps: int, out_dir, **options) -> TrainResult:
     (use :func:`resume`).  The model is trained in place and returned in the result.
     """
     if not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be a positive int, got {steps!r}")
+        raise InputError(f"steps must be a positive int, got {steps!r}")
     _check_pair(model, task)
     opts = _check_options(options)
     out_dir = Path(out_dir)
     existing = list_checkpoints(out_dir)
     if existing:
-        raise FileExistsError(f"{out_dir} already holds checkpoints (last: {existing[-1].name}); call "
+        raise OutputExistsError(f"{out_dir} already holds checkpoints (last: {existing[-1].name}); call "
                               f"neurokpflow.training.resume({str(out_dir)!r}) to continue or choose a new out_dir")
     out_dir.mkdir(parents=True, exist_ok=True)
     runtime = {**RUNTIME, **{k: v for k, v in options.items() if k in RUNTIME}}
@@ -258,16 +259,16 @@ def resume(out_dir, steps: int | None = None, **runtime) -> TrainResult:
     """
     unknown = set(runtime) - set(RUNTIME)
     if unknown:
-        raise TypeError(f"resume accepts only the runtime options {sorted(RUNTIME)}, got {sorted(unknown)}")
+        raise InputTypeError(f"resume accepts only the runtime options {sorted(RUNTIME)}, got {sorted(unknown)}")
     out_dir = Path(out_dir)
     found = list_checkpoints(out_dir)
     if not found:
-        raise FileNotFoundError(f"no checkpoints in {out_dir / 'checkpoints'}; nothing to resume (start with train())")
+        raise MissingFileError(f"no checkpoints in {out_dir / 'checkpoints'}; nothing to resume (start with train())")
     data = read_checkpoint(found[-1])
     config = data["config"]
     total = config["steps"] if steps is None else int(steps)
     if total < data["step"]:
-        raise ValueError(f"steps={total} is below the checkpoint's step {data['step']}")
+        raise InputError(f"steps={total} is below the checkpoint's step {data['step']}")
     opts = {**DEFAULTS, **config["train"]}
     task = tasks_mod.from_spec(config["task"])
     model = models.from_config(config["model"])

@@ -6,6 +6,7 @@ import torch
 import xarray as xr
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from ..errors import InputError, InputTypeError
 
 __all__ = ["plot_fixed_points"]
 
@@ -20,7 +21,7 @@ def _states(trajectories):
         trajectories = trajectories.detach().cpu().numpy()
     z = np.asarray(trajectories, dtype=np.float64)
     if z.ndim != 3:
-        raise ValueError(f"trajectories must be [trial, time, unit], got shape {z.shape}")
+        raise InputError(f"trajectories must be [trial, time, unit], got shape {z.shape}")
     return z
 
 
@@ -33,10 +34,10 @@ def plot_fixed_points(points: xr.Dataset, trajectories, *, ax=None, dims=(0, 1))
     ``ax``: an existing Axes to draw on (default: a new Figure).  Returns the Figure.
     """
     if not isinstance(points, xr.Dataset) or not {"state", "stability"} <= set(points.data_vars):
-        raise TypeError("points must be the Dataset of analysis.fixed_points.find_fixed_points / slow_points")
+        raise InputTypeError("points must be the Dataset of analysis.fixed_points.find_fixed_points / slow_points")
     z = _states(trajectories)
     if z.shape[-1] != points.sizes["unit"]:
-        raise ValueError(f"trajectories have {z.shape[-1]} state units, the points {points.sizes['unit']}; "
+        raise InputError(f"trajectories have {z.shape[-1]} state units, the points {points.sizes['unit']}; "
                          "pass the full cell state (full_state=True for an LSTM)")
     flat = z.reshape(-1, z.shape[-1])
     mean = flat.mean(0)

@@ -10,6 +10,8 @@ import xarray as xr
 from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from ..errors import InputError, InputTypeError
+from .._validation import Options, Rule, check_params
 
 __all__ = ["plot_effective_rank", "plot_eigenfunctions", "plot_task_matrices", "plot_task_trajectories"]
 
@@ -22,15 +24,14 @@ def _figure(width, height) -> Figure:
 
 def _require(ds, variables, what):
     if not isinstance(ds, xr.Dataset):
-        raise TypeError(f"{what} takes an xarray.Dataset, got {type(ds).__name__}")
+        raise InputTypeError(f"{what} takes an xarray.Dataset, got {type(ds).__name__}")
     missing = [v for v in variables if v not in ds]
     if missing:
-        raise ValueError(f"{what}: the dataset lacks {missing}; pass the result of the matching analysis")
+        raise InputError(f"{what}: the dataset lacks {missing}; pass the result of the matching analysis")
 
 
 def _check_choice(name, value, choices):
-    if value not in choices:
-        raise ValueError(f"{name}={value!r} is not in the result; choose from {list(choices)}")
+    check_params({name: Rule(Options(*choices), "choose one the result holds")}, **{name: value})
 
 
 def plot_effective_rank(result: xr.Dataset, definition: str = "ER1", *, operators=("K", "P", "PKP*"),
@@ -125,7 +126,7 @@ def plot_task_trajectories(result: xr.Dataset, variable: str = "cumulative_align
     _require(result, [variable], "plot_task_trajectories")
     da = result[variable]
     if "step" not in da.dims:
-        raise ValueError(f"{variable} has no step dimension; pass the result of subtask_alignment over checkpoints")
+        raise InputError(f"{variable} has no step dimension; pass the result of subtask_alignment over checkpoints")
     fig = _figure(6, 3.6)
     ax = fig.subplots()
     for i in result.task_i.values:

@@ -11,6 +11,7 @@ import xarray as xr
 from matplotlib.figure import Figure
 
 from .kpflow import _check_choice, _figure, _require
+from ..errors import InputError
 
 __all__ = ["sweep_groups", "plot_sweep_effective_rank", "plot_sweep_similarity", "plot_sweep_task_matrix"]
 
@@ -22,7 +23,7 @@ def sweep_groups(ds: xr.Dataset, by=None) -> list:
     """``[(label, run ids), ...]``: runs with equal values of ``by`` (default: every grid axis except
     ``seed`` that varies in the sweep), in order of first appearance."""
     if "run" not in ds.dims:
-        raise ValueError("sweep figures take the Dataset of neurokpflow.open_sweep(path) (with its run dimension)")
+        raise InputError("sweep figures take the Dataset of neurokpflow.open_sweep(path) (with its run dimension)")
     if by is None:
         by = [f for f in GROUP_FIELDS if f in ds.coords and np.unique(ds[f].values).size > 1]
     groups: dict = {}

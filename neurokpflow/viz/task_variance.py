@@ -5,6 +5,7 @@ import numpy as np
 import xarray as xr
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from ..errors import InputTypeError
 
 __all__ = ["plot_task_variance", "plot_lesion_effects"]
 
@@ -13,7 +14,7 @@ def _label(ds):
     for label in ("cluster", "motif"):
         if label in ds.coords and "normalized_variance" in ds:
             return label
-    raise TypeError("expected the Dataset of analysis.task_variance.cluster_units or motifs")
+    raise InputTypeError("expected the Dataset of analysis.task_variance.cluster_units or motifs")
 
 
 def plot_task_variance(ds: xr.Dataset):
@@ -21,7 +22,7 @@ def plot_task_variance(ds: xr.Dataset):
     cluster boundaries marked), the silhouette score against k, and — for motifs — which task periods
     share a motif (``shared_motifs``).  Returns the Figure."""
     if not isinstance(ds, xr.Dataset):
-        raise TypeError("expected the Dataset of analysis.task_variance.cluster_units or motifs")
+        raise InputTypeError("expected the Dataset of analysis.task_variance.cluster_units or motifs")
     label = _label(ds)
     feature = ds["normalized_variance"].dims[1]
     order = np.argsort(ds[label].values, kind="stable")
@@ -65,7 +66,7 @@ def plot_lesion_effects(effects: xr.Dataset, variable: str = "performance_change
     """Task × lesion heatmap of :func:`~neurokpflow.analysis.task_variance.lesion_effects`
     (default the change of performance, lesioned − intact, as in Yang 2019).  Returns the Figure."""
     if not isinstance(effects, xr.Dataset) or variable not in effects or "lesion" not in effects.dims:
-        raise TypeError(f"expected the Dataset of analysis.task_variance.lesion_effects with {variable!r}")
+        raise InputTypeError(f"expected the Dataset of analysis.task_variance.lesion_effects with {variable!r}")
     data = effects[variable].transpose("task", "lesion")
     tasks_, lesions = [str(t) for t in data["task"].values], [str(v) for v in data["lesion"].values]
     fig = Figure(figsize=(1.2 + 0.35 * len(lesions), 1.0 + 0.2 * len(tasks_)), layout="constrained")
