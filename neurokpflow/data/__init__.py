@@ -45,7 +45,7 @@ from .preprocessing import (
     split_halves,
     trial_average,
 )
-from .reading import read_nwb
+from .reading import TrialGrid, read_nwb
 from .interop import PynappleConversionError, from_pynapple, to_pynapple
 from .sessions import SessionMismatchError, pseudo_population, read_sessions, stack_sessions
 from .registry import DATASETS, DatasetInfo, dataset_path, list_datasets, load_dataset
@@ -60,6 +60,7 @@ __all__ = [
     "describe_nwb",
     "NWBSummary",
     "read_nwb",
+    "TrialGrid",
     "TimeGrid",
     "bin_spike_times",
     "smooth",

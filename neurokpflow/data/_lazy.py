@@ -59,9 +59,11 @@ class Recipe:
             if self.token in _REOPENED:
                 _REOPENED.move_to_end(self.token)
                 return _REOPENED[self.token]
-            from .reading import read_nwb
+            from .reading import _GRID_FIELDS, _read_nwb
 
-            ds = read_nwb(self.source, **self.options, _portable=False)
+            grid = {k: v for k, v in self.options.items() if k in _GRID_FIELDS}
+            rest = {k: v for k, v in self.options.items() if k not in _GRID_FIELDS + ("lazy",)}
+            ds = _read_nwb(self.source, None, grid, lazy=True, portable_result=False, **rest)
             _REOPENED[self.token] = ds
             while len(_REOPENED) > KEEP_OPEN:
                 _, old = _REOPENED.popitem(last=False)

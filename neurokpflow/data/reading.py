@@ -4,10 +4,13 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 import xarray as xr
 
+from .._validation import OptionsMixin
 from .binning import TimeGrid, _plain, bin_spike_times, bins_inside, check_spike_times, check_unit_index
 from ._checks import READ_RULES, check_options
 from ._nwbio import provenance_attrs
@@ -25,7 +28,7 @@ from .describe import (
     resolve,
     resolve_series,
 )
-from .errors import BinningError, EventAlignmentError, InvalidTrialsError, MissingDataError, MissingTrialsError
+from .errors import BinningError, EventAlignmentError, InvalidOptionError, InvalidTrialsError, MissingDataError, MissingTrialsError
 from .series import RESAMPLING, SeriesClock, series_on_grid
 from .tables import table_coords
 
@@ -34,24 +37,38 @@ _UNIT_DATA_COLUMNS = {"spike_times", "obs_intervals", "waveforms", "waveform_mea
 _RESERVED = {"trial", "time", "unit", "nv", "valid", "observed", "spike_count", "time_bnds", "align_time"}
 
 
-def read_nwb(
-    source,
-    *,
-    align_to="start_time",
-    window=None,
-    bin_size: float = 0.01,
-    series=None,
-    units="auto",
-    intervals: str | None = None,
-    trial_ids=None,
-    unit_ids=None,
-    resample: str = "mean",
-    clip_to_trial: bool = True,
-    non_overlapping: bool = False,
-    lazy: bool = False,
-    units_per_chunk: int = 64,
-    _portable: bool = True,
-) -> xr.Dataset:
+_GRID_FIELDS = ("align_to", "window", "bin_size", "intervals", "trial_ids", "clip_to_trial", "non_overlapping")
+
+
+@dataclass(frozen=True)
+class TrialGrid(OptionsMixin):
+    """Which trials :func:`read_nwb` reads and the time grid it puts them on (frozen, validated once).
+
+    Fields as in :func:`read_nwb`: ``align_to``, ``window``, ``bin_size``, ``intervals``,
+    ``trial_ids``, ``clip_to_trial``, ``non_overlapping``.  One grid can serve many files::
+
+        grid = TrialGrid(align_to="go_cue_time", window=(-0.5, 1.0), bin_size=0.02)
+        a, b = read_nwb(path_a, grid), read_nwb(path_b, grid)
+    """
+
+    align_to: Any = "start_time"
+    window: Any = None
+    bin_size: float = 0.01
+    intervals: str | None = None
+    trial_ids: Any = None
+    clip_to_trial: bool = True
+    non_overlapping: bool = False
+
+    RULES: ClassVar[dict] = {name: READ_RULES[name] for name in _GRID_FIELDS}
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.window is not None:
+            object.__setattr__(self, "window", tuple(float(v) for v in self.window))
+
+
+def read_nwb(source, grid: TrialGrid | None = None, *, series=None, units="auto", unit_ids=None,
+             resample: str = "mean", lazy: bool = False, units_per_chunk: int = 64, **fields) -> xr.Dataset:
     """Read spikes and/or series from an NWB file onto one trial-aligned grid.
 
     ``read_nwb(path)`` needs no other argument.  It bins the Units table when the file has one (anywhere
@@ -64,6 +81,10 @@ def read_nwb(
 
     Parameters
     ----------
+    grid : TrialGrid, optional
+        The trials and time grid (``align_to``, ``window``, ``bin_size``, ``intervals``,
+        ``trial_ids``, ``clip_to_trial``, ``non_overlapping``); its fields may also be passed as
+        keywords (``read_nwb(path, bin_size=0.02)``), which override it.
     source : str, os.PathLike or pynwb.NWBFile
         Opened read-only; an ``NWBFile`` is used as is (handy for in-memory tests).
     align_to : str or array-like
@@ -132,11 +153,22 @@ def read_nwb(
         copy before binning; counts are exact), ``trials_not_used``, ``interval_tables``,
         ``series_not_loaded`` when they apply.
     """
-    check_options(
-        READ_RULES, bin_size=bin_size, window=window, resample=resample, units=units, intervals=intervals,
-        series=series, align_to=align_to, trial_ids=trial_ids, unit_ids=unit_ids, clip_to_trial=clip_to_trial,
-        non_overlapping=non_overlapping, lazy=lazy, units_per_chunk=units_per_chunk,
-    )
+    return _read_nwb(source, grid, fields, series=series, units=units, unit_ids=unit_ids, resample=resample,
+                     lazy=lazy, units_per_chunk=units_per_chunk)
+
+
+def _read_nwb(source, grid, fields, *, series, units, unit_ids, resample, lazy, units_per_chunk,
+              portable_result=True) -> xr.Dataset:
+    """:func:`read_nwb`; ``portable_result=False`` keeps a lazy result bound to this process's open file."""
+    if isinstance(grid, Mapping) or grid is None or isinstance(grid, TrialGrid):
+        grid = TrialGrid.resolve(grid, fields, "read_nwb")
+    else:
+        raise InvalidOptionError(f"grid={type(grid).__name__}: expected a TrialGrid, a mapping of its fields or "
+                                 "None; e.g. read_nwb(path, TrialGrid(bin_size=0.02))")
+    check_options(READ_RULES, series=series, units=units, unit_ids=unit_ids, resample=resample, lazy=lazy,
+                  units_per_chunk=units_per_chunk)
+    align_to, window, bin_size, intervals = grid.align_to, grid.window, grid.bin_size, grid.intervals
+    trial_ids, clip_to_trial, non_overlapping = grid.trial_ids, grid.clip_to_trial, grid.non_overlapping
     if isinstance(units, np.bool_):
         units = bool(units)
     nwbfile, close, label = _open_checked(source)
@@ -151,7 +183,7 @@ def read_nwb(
     if not lazy:
         close()
         return ds
-    if not _portable:
+    if not portable_result:
         ds.set_close(close)
         return ds
     from ._lazy import Recipe, portable

@@ -219,7 +219,7 @@ def test_the_resample_rule_accepts_exactly_the_documented_methods():
     from neurokpflow.data.series import RESAMPLING
 
     rule = READ_RULES["resample"]
-    assert all(rule.test(m) for m in RESAMPLING) and not rule.test("median") and not rule.test(True)
+    assert all(rule.accepts(m) for m in RESAMPLING) and not rule.accepts("median") and not rule.accepts(True)
 
 
 def test_an_opening_error_never_dumps_a_builder(monkeypatch):
