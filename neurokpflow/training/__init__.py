@@ -16,8 +16,8 @@ from .checkpoint import (
 )
 from .loss import MASK_MODES, masked_mse
 from .protocol import PACKAGE, PROTOCOLS, REFERENCE, Protocol
-from .trainer import DEFAULTS, LOG_FILE, TrainResult, batch_indices, evaluate, fixed_dataset, resume, train
+from .trainer import DEFAULTS, LOG_FILE, TrainConfig, TrainResult, batch_indices, evaluate, fixed_dataset, resume, train
 
-__all__ = ["train", "resume", "TrainResult", "evaluate", "DEFAULTS", "LOG_FILE", "masked_mse", "MASK_MODES",
+__all__ = ["train", "resume", "TrainConfig", "TrainResult", "evaluate", "DEFAULTS", "LOG_FILE", "masked_mse", "MASK_MODES",
            "Protocol", "REFERENCE", "PACKAGE", "PROTOCOLS", "batch_indices", "fixed_dataset",
            "list_checkpoints", "load_checkpoint", "read_checkpoint", "CheckpointError", "CheckpointMismatchError"]

@@ -18,8 +18,11 @@ shuffled iterator every step).
 from __future__ import annotations
 
 import json
+import numbers
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import ClassVar
 from pathlib import Path
 
 import numpy as np
@@ -29,39 +32,84 @@ from tqdm.auto import tqdm
 
 from .. import models, tasks as tasks_mod
 from .._io import write_netcdf
+from .._validation import Flag, Interval, Options, OptionsMixin, Rule
 from .checkpoint import FORMAT, VERSION, atomic_write, checkpoint_path, list_checkpoints, read_checkpoint
 from .loss import MASK_MODES, masked_mse
 from ..errors import InputError, InputTypeError, MissingFileError, OutputExistsError
 
-__all__ = ["train", "resume", "TrainResult", "DEFAULTS", "evaluate", "batch_indices", "fixed_dataset"]
+__all__ = ["train", "resume", "TrainConfig", "TrainResult", "DEFAULTS", "evaluate", "batch_indices", "fixed_dataset"]
 
-#: saved training options and their defaults
-DEFAULTS = {
-    "batch_size": 64,
-    "optimizer": "adam",        # "adam" | "sgd"
-    "lr": 1e-3,
-    "momentum": 0.0,            # SGD only
-    "weight_decay": 0.0,
-    "clip_grad_norm": None,     # max global L2 norm of the gradient
-    "clip_grad_value": None,    # clip every gradient entry to ±value (Yang: 1)
-    "mask_mode": "pre_square",  # see neurokpflow.training.masked_mse
-    "noise": True,              # recurrent noise during training (model config noise_std)
-    "checkpoint_every": 100,
-    "eval_every": None,         # default: checkpoint_every
-    "eval_grid": {},            # options of task.test_grid for evaluation
-    "target_accuracy": None,    # stop when the minimum per-task test-grid accuracy reaches this
-    "target_loss": None,        # stop when (previous + current logged loss) / 2 < target (KPFlow)
-    "log_every": 10,
-    "seed": 0,
-    "dataset_size": None,       # None: fresh trials every step; N: a fixed noisy set of N trials (epochs)
-    "batch_draw": "epoch",      # with dataset_size: "epoch" (each trial once per epoch) | "step" (fresh draw)
-}
 #: how a batch is drawn from a fixed training set (module docstring)
 BATCH_DRAWS = ("epoch", "step")
 #: options that only affect how a run executes, not what it computes (not saved)
 RUNTIME = {"device": "auto", "progress": True, "callback": None}
 
 LOG_FILE = "log.nc"
+
+
+_POSITIVE_NUMBER_OR_NONE = Rule((None, Interval(low=0, closed="neither")))
+_COUNT = Rule(Interval(numbers.Integral, 1, None))
+
+
+@dataclass(frozen=True)
+class TrainConfig(OptionsMixin):
+    """What :func:`train` computes (frozen, validated once, saved in every checkpoint and the log).
+
+    ``batch_size``; ``optimizer`` ("adam" | "sgd"), ``lr``, ``momentum`` (SGD only),
+    ``weight_decay``; ``clip_grad_norm`` (max global L2 norm of the gradient) and
+    ``clip_grad_value`` (every entry to ±value; Yang: 1); ``mask_mode`` (see
+    :func:`neurokpflow.training.masked_mse`); ``noise`` (recurrent noise during training, the
+    model's ``noise_std``); ``checkpoint_every``; ``eval_every`` (default: ``checkpoint_every``)
+    and ``eval_grid`` (options of ``task.test_grid``); ``target_accuracy`` (stop when the minimum
+    per-task test-grid accuracy reaches it) and ``target_loss`` (stop when the mean of the previous
+    and current logged loss falls below it; KPFlow); ``log_every``; ``seed``; ``dataset_size``
+    (``None``: fresh trials every step; N: a fixed noisy set of N trials) and ``batch_draw``
+    (with a fixed set: ``"epoch"``, each trial once per epoch, or ``"step"``, a fresh draw).
+    """
+
+    batch_size: int = 64
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    clip_grad_norm: float | None = None
+    clip_grad_value: float | None = None
+    mask_mode: str = "pre_square"
+    noise: bool = True
+    checkpoint_every: int = 100
+    eval_every: int | None = None
+    eval_grid: Mapping = field(default_factory=dict)
+    target_accuracy: float | None = None
+    target_loss: float | None = None
+    log_every: int = 10
+    seed: int = 0
+    dataset_size: int | None = None
+    batch_draw: str = "epoch"
+
+    RULES: ClassVar[dict] = {
+        "batch_size": _COUNT, "checkpoint_every": _COUNT, "log_every": _COUNT,
+        "eval_every": Rule((None, Interval(numbers.Integral, 1, None))),
+        "dataset_size": Rule((None, Interval(numbers.Integral, 1, None)), "trials in the fixed set, or None"),
+        "optimizer": Rule(Options("adam", "sgd")),
+        "mask_mode": Rule(Options(*MASK_MODES)),
+        "batch_draw": Rule(Options(*BATCH_DRAWS)),
+        "lr": Rule(Interval(low=0)),
+        "clip_grad_norm": _POSITIVE_NUMBER_OR_NONE, "clip_grad_value": _POSITIVE_NUMBER_OR_NONE,
+        "target_loss": _POSITIVE_NUMBER_OR_NONE,
+        "target_accuracy": Rule((None, Interval(low=0, high=1))),
+        "noise": Rule(Flag()),
+        "seed": Rule(Interval(numbers.Integral, 0, None), "training needs a fixed seed (exact resume)"),
+    }
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.dataset_size is not None and self.batch_size > self.dataset_size:
+            raise InputError(f"batch_size={self.batch_size} exceeds dataset_size={self.dataset_size}; lower "
+                             "batch_size or raise dataset_size")
+
+
+#: saved training options and their defaults (the fields of :class:`TrainConfig`)
+DEFAULTS = TrainConfig().to_dict()
 
 
 @dataclass
@@ -85,35 +133,12 @@ def _device(choice):
 
 
 def _check_options(options):
-    unknown = set(options) - set(DEFAULTS) - set(RUNTIME)
+    """The saved options (a plain dict) of a :class:`TrainConfig` or of its fields as keywords."""
+    unknown = set(options) - set(DEFAULTS) - set(RUNTIME) - {"config"}
     if unknown:
         raise InputTypeError(f"unknown training option(s) {sorted(unknown)}; accepted: {sorted({**DEFAULTS, **RUNTIME})}")
-    opts = {**DEFAULTS, **{k: v for k, v in options.items() if k in DEFAULTS}}
-    if opts["optimizer"] not in ("adam", "sgd"):
-        raise InputError(f"optimizer must be 'adam' or 'sgd', got {opts['optimizer']!r}")
-    if opts["mask_mode"] not in MASK_MODES:
-        raise InputError(f"mask_mode must be one of {MASK_MODES}, got {opts['mask_mode']!r}")
-    for key in ("batch_size", "checkpoint_every", "log_every"):
-        if not isinstance(opts[key], int) or opts[key] < 1:
-            raise InputError(f"{key} must be a positive int, got {opts[key]!r}")
-    n = opts["dataset_size"]
-    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
-        raise InputError(f"dataset_size must be a positive int (trials in the fixed set) or None, got {n!r}")
-    if opts["batch_draw"] not in BATCH_DRAWS:
-        raise InputError(f"batch_draw must be one of {BATCH_DRAWS}, got {opts['batch_draw']!r}")
-    if n is not None and opts["batch_size"] > n:
-        raise InputError(f"batch_size={opts['batch_size']} exceeds dataset_size={n}; lower batch_size or raise "
-                         "dataset_size")
-    lr = opts["lr"]
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr >= 0:
-        raise InputError(f"lr must be a number >= 0, got {lr!r}")
-    for key in ("clip_grad_norm", "clip_grad_value", "target_loss"):
-        v = opts[key]
-        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0):
-            raise InputError(f"{key} must be a positive number or None, got {v!r}")
-    if opts["eval_every"] is not None and (not isinstance(opts["eval_every"], int) or opts["eval_every"] < 1):
-        raise InputError(f"eval_every must be a positive int or None, got {opts['eval_every']!r}")
-    return opts
+    config = TrainConfig.resolve(options.get("config"), {k: v for k, v in options.items() if k in DEFAULTS}, "train")
+    return config.to_dict()
 
 
 def _check_pair(model, task):
@@ -214,15 +239,13 @@ class _Log:
             attrs=attrs)
 
 
-def train(model, task, steps: int, out_dir, **options) -> TrainResult:
+def train(model, task, steps: int, out_dir, config: TrainConfig | None = None, **options) -> TrainResult:
     """Train ``model`` on ``task`` for ``steps`` optimiser steps, checkpointing into ``out_dir``.
 
-    Loss: :func:`masked_mse` (``mask_mode``) on batches of ``batch_size`` fresh trials.  Options
-    (defaults in ``DEFAULTS``): ``batch_size``, ``optimizer`` ("adam"/"sgd"), ``lr``,
-    ``momentum``, ``weight_decay``, ``clip_grad_norm``, ``clip_grad_value``, ``mask_mode``,
-    ``noise``, ``checkpoint_every``, ``eval_every``, ``eval_grid``, ``target_accuracy``,
-    ``target_loss``, ``log_every``, ``seed``, ``dataset_size`` (a fixed noisy training set) and
-    ``batch_draw`` (how its batches are drawn; module docstring); :class:`neurokpflow.training.Protocol` bundles a whole protocol; and, not saved, ``device`` ("auto" = CUDA when
+    Loss: :func:`masked_mse` (``mask_mode``) on batches of ``batch_size`` fresh trials.  What is
+    computed is a :class:`TrainConfig` (``config``); its fields may also be given as keywords
+    (``train(m, t, 500, out, lr=1e-2)``), which override it.  :class:`neurokpflow.training.Protocol`
+    bundles a whole protocol.  Runtime options, not saved: ``device`` ("auto" = CUDA when
     available, or e.g. "cpu"), ``progress`` (tqdm bar with loss and per-task accuracy) and
     ``callback(step, loss, model)`` (called after every step; a truthy return stops the run).
 
@@ -234,7 +257,7 @@ def train(model, task, steps: int, out_dir, **options) -> TrainResult:
     if not isinstance(steps, int) or steps < 1:
         raise InputError(f"steps must be a positive int, got {steps!r}")
     _check_pair(model, task)
-    opts = _check_options(options)
+    opts = _check_options({**options, "config": config})
     out_dir = Path(out_dir)
     existing = list_checkpoints(out_dir)
     if existing:
