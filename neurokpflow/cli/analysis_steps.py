@@ -1,32 +1,18 @@
 """The ``analyze`` step: KPFlow collapse (and sub-task alignment for mixes) over a run's checkpoints."""
 from __future__ import annotations
 
-import inspect
 import json
 from pathlib import Path
 
 from . import figures
 from .runs import models_over_training
 
+from ..models.recording import evaluation_batch
+
 __all__ = ["analyze_run", "evaluation_batch", "collapse_table", "HEADLINE_DEFINITION"]
 
 #: the effective-rank definition quoted in reports (the variance-threshold rank of the KPFlow paper)
 HEADLINE_DEFINITION = "ER1"
-
-
-def evaluation_batch(task, n_angles):
-    """The noise-free test grid the analyses evaluate on: ``n_angles`` angles (one stimulus modality
-    where the task has two), or ``n_angles`` fixed trials for tasks without angles (flip-flop)."""
-    leaf = task.tasks[0] if hasattr(task, "tasks") else task
-    params = inspect.signature(leaf.test_grid).parameters
-    options = {}
-    if "n_angles" in params:
-        options["n_angles"] = n_angles
-    elif "n_trials" in params:
-        options["n_trials"] = n_angles
-    if "modalities" in params:
-        options["modalities"] = (1,)
-    return task.test_grid(**options)
 
 
 def collapse_table(collapse, definition=HEADLINE_DEFINITION):

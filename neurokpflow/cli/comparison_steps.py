@@ -11,6 +11,8 @@ import xarray as xr
 
 from .errors import EXIT_UNUSABLE, CLIError
 from .._io import write_netcdf
+from ..data.recordings import load_recording
+from ..models.recording import model_activity
 from .runs import models_over_training
 
 __all__ = ["load_recording", "model_activity", "compare_run", "score_table", "PAIRING"]
@@ -22,98 +24,6 @@ PAIRING = (
     "time: the model's step t covers the bin [t*dt, (t+1)*dt) from trial start (its state after consuming input t), "
     "labelled by the bin centre, and is resampled linearly onto the recording's bins inside its own time range; "
     "the recording keeps only the time bins covered by every trial (ragged trials are not padded).")
-
-
-def _neural_variable(summary):
-    """``(read_nwb options, variable name)`` for the neural data of a file: its Units table, or else
-    its widest 2-D TimeSeries (e.g. binned counts stored as a series)."""
-    if summary.units is not None:
-        return {"units": True}, "spike_count"
-    series = [s for s in summary.series if len(s.shape) == 2]
-    if not series:
-        raise CLIError(f"{summary.source} has neither a Units table nor a 2-D time series to compare with",
-                       EXIT_UNUSABLE)
-    widest = max(series, key=lambda s: s.shape[1])
-    name = widest.path.rsplit("/", 1)[-1]
-    return {"units": False, "series": {name: "unit"}}, name
-
-
-class _Located(str):
-    """A URL that answers ``.name`` like a path (its last segment), for messages."""
-
-    @property
-    def name(self):
-        return self.rstrip("/").rsplit("/", 1)[-1]
-
-
-def load_recording(path, *, condition="condition", align_to="start_time", window=None, bin_size=0.05,
-                   smooth_sigma=0.05, min_trials_per_condition=2) -> xr.DataArray:
-    """Trial-aligned neural activity of an NWB file (a path or an http(s)/s3 URL), ready for
-    :func:`neurokpflow.compare.compare`.
-
-    Returns a DataArray (trial, time, unit) with a per-trial ``condition`` coordinate (copied from
-    the trials column ``condition``), restricted to the time bins every trial covers and smoothed in
-    time with a Gaussian of SD ``smooth_sigma`` seconds (``None``: not smoothed).  Raises
-    :class:`CLIError` (exit code 4) when the file has no trials table, no such column, a single
-    condition, or fewer than ``min_trials_per_condition`` trials in some condition.
-    """
-    from ..data import describe_nwb, read_nwb, smooth
-    from ..data.sources import is_remote
-
-    path = _Located(path) if is_remote(path) else Path(path)
-    summary = describe_nwb(path)
-    trials = [t for t in summary.intervals if t.path.rstrip("/").endswith("trials")]
-    if not trials:
-        tables = [t.path for t in summary.intervals] or "none"
-        raise CLIError(f"{path.name} has no trials table, so it has no conditions to compare with (interval tables: "
-                       f"{tables})", EXIT_UNUSABLE)
-    columns = [c for c in trials[0].columns if c not in ("start_time", "stop_time")]
-    if condition not in columns:
-        raise CLIError(f"{path.name} has no trials column {condition!r}; its trial columns are {columns}; name the "
-                       f"one that labels conditions with --condition COLUMN", EXIT_UNUSABLE)
-    options, variable = _neural_variable(summary)
-    ds = read_nwb(path, align_to=align_to, window=None if window is None else tuple(window), bin_size=bin_size,
-                  **options)
-    activity = ds[variable]
-    covered = ds["valid"].all("trial").values
-    if not covered.any():
-        raise CLIError(f"no time bin of {path.name} lies inside every trial; choose a shorter --window", EXIT_UNUSABLE)
-    first, last = np.flatnonzero(covered)[[0, -1]]
-    activity = activity.isel(time=slice(first, last + 1))
-    labels = ds[condition].values
-    if condition != "condition":
-        activity = activity.drop_vars("condition", errors="ignore")
-    activity = activity.assign_coords(condition=("trial", labels))
-    values, counts = np.unique(labels, return_counts=True)
-    if len(values) < 2:
-        raise CLIError(f"column {condition!r} of {path.name} holds a single condition ({values.tolist()}); a "
-                       "comparison needs several", EXIT_UNUSABLE)
-    if counts.min() < min_trials_per_condition:
-        raise CLIError(f"condition {values[counts.argmin()]!r} of {path.name} has {counts.min()} trial(s); every "
-                       f"condition needs at least {min_trials_per_condition}", EXIT_UNUSABLE)
-    if smooth_sigma:
-        activity = smooth(activity, smooth_sigma)
-    activity.attrs.update(source=str(path), variable=variable, condition_column=condition,
-                          bin_size=float(ds.attrs.get("bin_size", bin_size)), alignment=str(align_to))
-    return activity.rename("activity")
-
-
-def model_activity(model, task, labels, *, batch=None) -> xr.DataArray:
-    """Hidden activity (trial, time, unit) of ``model`` on the test grid whose angle ``k`` carries
-    the ``k``-th sorted label of ``labels``; time = bin centres ``(t + ½)·dt``."""
-    from .. import record
-    from .analysis_steps import evaluation_batch
-
-    labels = np.unique(labels)
-    if batch is None:
-        batch = evaluation_batch(task, len(labels))
-        first = batch.tasks[0]
-        batch = batch[np.flatnonzero(batch.meta["task"] == first)]
-    hidden = record(model, batch)["hidden"]
-    hidden = hidden.dropna("time", how="any")
-    k = np.asarray(batch.meta["condition"])
-    times = (np.arange(hidden.sizes["time"]) + 0.5) * batch.dt
-    return hidden.assign_coords(condition=("trial", labels[k]), time=("time", times, {"units": "s"}))
 
 
 def score_table(result, step_dim="step"):

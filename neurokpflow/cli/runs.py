@@ -6,11 +6,11 @@ A run folder (written by :func:`neurokpflow.training.train`) holds ``checkpoints
 from __future__ import annotations
 
 import json
-from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import EXIT_MISSING, EXIT_UNUSABLE, CLIError
 from .._io import atomic_write
+from .._runtime import torch_threads
 
 __all__ = ["torch_threads", "build_task", "build_model", "run_checkpoints", "models_over_training", "write_run_config",
            "RUN_CONFIG"]
@@ -18,22 +18,6 @@ __all__ = ["torch_threads", "build_task", "build_model", "run_checkpoints", "mod
 RUN_CONFIG = "run.json"
 
 
-@contextmanager
-def torch_threads(n):
-    """Run a block with ``n`` torch CPU threads (``None``: leave the setting alone), then restore it."""
-    if n is None:
-        yield
-        return
-    import torch
-
-    if n < 1:
-        raise CLIError(f"--threads must be >= 1, got {n}")
-    previous = torch.get_num_threads()
-    torch.set_num_threads(int(n))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def build_task(names, dt=None, **options):

@@ -8,38 +8,9 @@ import torch
 
 from ._inputs import Representation
 from ._measure import Measure, check_option
+from ._reliability import condition_folds, pearson_columns, spearman_brown, split_half_reliability
 from ._result import DegenerateInputError, Score
 from .._validation import numpy_rng
-
-
-def spearman_brown(r: Any, n: float = 2.0) -> Any:
-    """Spearman-Brown prophecy n r / (1 + (n - 1) r): reliability of n times as much data."""
-    r = np.asarray(r, dtype=float)
-    out = n * r / (1.0 + (n - 1.0) * r)
-    return float(out) if out.ndim == 0 else out
-
-
-def condition_folds(groups: np.ndarray, n_splits: int | None, rng: np.random.Generator) -> list[np.ndarray]:
-    """Test-row index sets of a K-fold split that keeps each condition (group) in one fold.
-
-    ``n_splits=None`` uses min(5, number of conditions) folds (leave-one-condition-out below 5).
-    """
-    unique = np.unique(groups)
-    if n_splits is None:
-        n_splits = min(5, len(unique))
-    if n_splits < 2:
-        raise DegenerateInputError(f"cross-validation needs at least 2 folds / conditions, got {n_splits}")
-    if len(unique) < n_splits:
-        raise DegenerateInputError(f"{n_splits}-fold cross-validation over conditions needs >= {n_splits} distinct "
-                                   f"conditions, got {len(unique)}; lower n_splits")
-    order = rng.permutation(unique)
-    return [np.flatnonzero(np.isin(groups, part)) for part in np.array_split(order, n_splits)]
-
-
-def pearson_columns(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Per-column Pearson r; NaN where a column is constant (callers turn that into an error)."""
-    pc, tc = pred - pred.mean(0), target - target.mean(0)
-    return torch.sum(pc * tc, 0) / (torch.linalg.norm(pc, dim=0) * torch.linalg.norm(tc, dim=0))
 
 
 def ridge_fit(x: torch.Tensor, y: torch.Tensor, alphas: Sequence[float]) -> tuple[torch.Tensor, torch.Tensor, float]:
@@ -120,8 +91,6 @@ class Predictivity(Measure):
         details = {"r_per_unit": r, "alpha_per_fold": alphas, "r": self._aggregate(r)}
         value = details["r"]
         if self.ceiling is not None:
-            from .stats import split_half_reliability
-
             c = (np.sqrt(np.clip(split_half_reliability(b, seed=self.seed), 0.0, None)) if isinstance(self.ceiling, str)
                  else np.broadcast_to(np.asarray(self.ceiling, dtype=float), r.shape))
             c_agg = self._aggregate(c)

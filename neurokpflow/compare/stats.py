@@ -15,7 +15,7 @@ from ._measure import Measure, check_option
 from ._registry import get_measure
 from ._replicates import kept_values, run_indexed, run_replicates
 from ._result import BootstrapBiasWarning, DegenerateInputError, Score
-from .predictivity import condition_folds, pearson_columns, spearman_brown
+from ._reliability import _rep, condition_folds, pearson_columns, spearman_brown, split_half_reliability, split_halves
 from .sessions import is_multi_session, split_sessions
 from ..errors import InputError, InputTypeError
 from .._validation import numpy_rng
@@ -23,45 +23,6 @@ from .._validation import numpy_rng
 __all__ = ["spearman_brown", "split_halves", "split_half_reliability", "noise_ceiling", "bootstrap",
            "permutation_test", "cross_validated", "BootstrapResult", "PermutationResult", "NoiseCeiling",
            "bca_interval", "BIAS_WARNING_FRACTION"]
-
-
-def split_halves(rep: Representation, rng: np.random.Generator) -> tuple[Representation, Representation]:
-    """Random split of every condition's trials into two halves (sizes differ by at most one)."""
-    if rep.trials is None:
-        raise DegenerateInputError("split halves need trial-level data: an xarray input with a 'trial' dimension "
-                                   "and at least 2 trials per condition")
-    halves = ([], []), ([], [])
-    for c in range(rep.n_conditions):
-        members = rng.permutation(np.flatnonzero(rep.trial_condition == c))
-        if len(members) < 2:
-            raise DegenerateInputError(f"condition {rep.conditions[c]!r} has {len(members)} trial(s); split halves "
-                                       "need at least 2 per condition")
-        for h, part in enumerate((members[: len(members) // 2], members[len(members) // 2:])):
-            halves[h][0].append(part)
-            halves[h][1].append(np.full(len(part), c))
-    return tuple(rep.with_trials(rep.trials[torch.as_tensor(np.concatenate(p))], np.concatenate(l)) for p, l in halves)
-
-
-def _rep(data: Any, condition: Any, var: Any) -> Representation:
-    return as_representation(data, condition=condition, var=var, name="data")
-
-
-def split_half_reliability(data: Any, *, n_splits: int = 10, seed: int = 0, condition: Any = None,
-                           var: str | None = None) -> np.ndarray:
-    """Per-unit reliability of the trial-averaged response.
-
-    For each of ``n_splits`` random halvings of every condition's trials, Pearson r across samples
-    (condition x time) between the two half means, per unit; r is averaged over splits and then
-    Spearman-Brown corrected with n = 2 (the reliability of the full-data average).
-    """
-    rep = _rep(data, condition, var)
-    rng = numpy_rng(seed)
-    rs = torch.stack([pearson_columns(h1.matrix(), h2.matrix()) for h1, h2 in
-                      (split_halves(rep, rng) for _ in range(n_splits))]).mean(0).numpy()
-    if np.isnan(rs).any():
-        raise DegenerateInputError(f"unit(s) {np.flatnonzero(np.isnan(rs)).tolist()} are constant in a half; "
-                                   "their reliability is undefined")
-    return spearman_brown(rs, 2.0)
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,7 @@ from .preprocessing import (
     trial_average,
 )
 from .reading import TrialGrid, read_nwb
+from .recordings import load_recording
 from .interop import PynappleConversionError, from_pynapple, to_pynapple
 from .sessions import SessionMismatchError, pseudo_population, read_sessions, stack_sessions
 from .registry import DATASETS, DatasetInfo, dataset_path, list_datasets, load_dataset
@@ -61,6 +62,7 @@ __all__ = [
     "NWBSummary",
     "read_nwb",
     "TrialGrid",
+    "load_recording",
     "TimeGrid",
     "bin_spike_times",
     "smooth",

@@ -31,9 +31,11 @@ _CLOSED: set = set()                # tokens of reads closed in this process
 
 class Recipe:
     """How to read a lazy dataset again: ``source`` (``None`` when it cannot leave this process,
-    e.g. a file object) and the ``read_nwb`` options.  ``token`` names the read."""
+    e.g. a file object), the ``read_nwb`` options and ``reader(source, options)``, the module-level
+    function that reads it again lazily in another process.  ``token`` names the read."""
 
-    def __init__(self, source, options: dict):
+    def __init__(self, source, options: dict, reader):
+        self.reader = reader
         self.token = uuid.uuid4().hex
         self.source = _portable_source(source)
         self.options = dict(options, lazy=True)
@@ -43,7 +45,7 @@ class Recipe:
         if self.source is None:
             raise InputTypeError(f"a lazy read of a {self.kind} cannot be computed in another process; read it from a "
                             "path or URL (or pass lazy=False)")
-        return _rebuild, (self.token, self.source, self.options, self.kind)
+        return _rebuild, (self.token, self.source, self.options, self.kind, self.reader)
 
     def __dask_tokenize__(self):
         return self.token
@@ -59,11 +61,7 @@ class Recipe:
             if self.token in _REOPENED:
                 _REOPENED.move_to_end(self.token)
                 return _REOPENED[self.token]
-            from .reading import _GRID_FIELDS, _read_nwb
-
-            grid = {k: v for k, v in self.options.items() if k in _GRID_FIELDS}
-            rest = {k: v for k, v in self.options.items() if k not in _GRID_FIELDS + ("lazy",)}
-            ds = _read_nwb(self.source, None, grid, lazy=True, portable_result=False, **rest)
+            ds = self.reader(self.source, self.options)
             _REOPENED[self.token] = ds
             while len(_REOPENED) > KEEP_OPEN:
                 _, old = _REOPENED.popitem(last=False)
@@ -71,9 +69,9 @@ class Recipe:
             return ds
 
 
-def _rebuild(token, source, options, kind):
+def _rebuild(token, source, options, kind, reader):
     recipe = Recipe.__new__(Recipe)
-    recipe.token, recipe.source, recipe.options, recipe.kind = token, source, options, kind
+    recipe.token, recipe.source, recipe.options, recipe.kind, recipe.reader = token, source, options, kind, reader
     return recipe
 
 

@@ -13,6 +13,7 @@ import xarray as xr
 from .._validation import OptionsMixin
 from .binning import TimeGrid, _plain, bin_spike_times, bins_inside, check_spike_times, check_unit_index
 from ._checks import READ_RULES, check_options
+from ._lazy import Recipe, portable
 from ._nwbio import provenance_attrs
 from ._schema import open_or_explain as _open_checked
 from .describe import (
@@ -186,12 +187,17 @@ def _read_nwb(source, grid, fields, *, series, units, unit_ids, resample, lazy, 
     if not portable_result:
         ds.set_close(close)
         return ds
-    from ._lazy import Recipe, portable
-
     options = dict(align_to=align_to, window=window, bin_size=bin_size, series=series, units=units,
                    intervals=intervals, trial_ids=trial_ids, unit_ids=unit_ids, resample=resample,
                    clip_to_trial=clip_to_trial, non_overlapping=non_overlapping, units_per_chunk=units_per_chunk)
-    return portable(ds, Recipe(source, options), close)
+    return portable(ds, Recipe(source, options, _reopen_lazily), close)
+
+
+def _reopen_lazily(source, options: dict) -> xr.Dataset:
+    """Read ``source`` lazily again in this process, bound to this process's open file (for :class:`Recipe`)."""
+    grid = {k: v for k, v in options.items() if k in _GRID_FIELDS}
+    rest = {k: v for k, v in options.items() if k not in _GRID_FIELDS + ("lazy",)}
+    return _read_nwb(source, None, grid, lazy=True, portable_result=False, **rest)
 
 
 def _choose_trials(nwbfile, intervals, label: str, extra: dict):

@@ -11,6 +11,7 @@
 from .linop import (
     LinearOperator,
     FunctionOperator,
+    OperatorHooks,
     DenseOperator,
     IdentityOperator,
     identity,
@@ -28,6 +29,7 @@ from .structured import unit_separable_K, UnitSeparableK
 __all__ = [
     "LinearOperator",
     "FunctionOperator",
+    "OperatorHooks",
     "DenseOperator",
     "IdentityOperator",
     "identity",

@@ -24,7 +24,9 @@ like); write ``A + c * identity(A.shape_in)`` instead.
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
 
 import torch
 from ..errors import InputError, InputTypeError
@@ -513,26 +515,51 @@ class _Scaled(LinearOperator):
         return self.c * self.A._rmatmat(W)
 
 
+@dataclass(frozen=True)
+class OperatorHooks:
+    """The optional parts of a :class:`FunctionOperator`, passed to it as keywords.
+
+    ``weight_in`` / ``weight_out``: the inner-product weights of the input and output spaces;
+    ``matmat_inplace`` / ``rmatmat_inplace``: versions of the callables allowed to overwrite their
+    argument (used when the caller owns it); ``fresh_outputs``: the callables return new tensors
+    (never views of their input); ``separable_axis``: the operator acts independently along this
+    input axis; ``rmatmat_block_sqnorms`` / ``rmatmat_block_vectors``: ``(axis, fn)`` giving the
+    per-block adjoint squared norms / images along ``axis`` (fast paths of the reductions).
+    """
+
+    weight_in: Any = 1.0
+    weight_out: Any = 1.0
+    matmat_inplace: Callable | None = None
+    rmatmat_inplace: Callable | None = None
+    fresh_outputs: bool = False
+    separable_axis: int | None = None
+    rmatmat_block_sqnorms: tuple | None = None
+    rmatmat_block_vectors: tuple | None = None
+
+
 class FunctionOperator(LinearOperator):
     """An operator from two batched callables ``matmat(V)`` and ``rmatmat(W)``.
 
     Both callables take a leading probe dimension.  ``rmatmat`` must be the adjoint of
-    ``matmat`` w.r.t. the weighted inner products.
+    ``matmat`` w.r.t. the weighted inner products.  ``hooks``: the fields of
+    :class:`OperatorHooks` (weights and optional fast paths).
     """
 
-    def __init__(self, matmat, rmatmat, shape_in, shape_out, dtype, device, weight_in=1.0,
-                 weight_out=1.0, name=None, chunk_size=None, *, matmat_inplace=None, rmatmat_inplace=None,
-                 fresh_outputs=False, separable_axis=None, rmatmat_block_sqnorms=None,
-                 rmatmat_block_vectors=None):
-        super().__init__(shape_in, shape_out, dtype, device, weight_in, weight_out, name, chunk_size)
+    def __init__(self, matmat, rmatmat, shape_in, shape_out, dtype, device, name=None, chunk_size=None, **hooks):
+        unknown = sorted(set(hooks) - {f.name for f in dataclasses.fields(OperatorHooks)})
+        if unknown:
+            raise InputTypeError(f"FunctionOperator got unexpected keyword argument(s) {unknown}; the optional "
+                                 f"parts are the fields of OperatorHooks")
+        h = OperatorHooks(**hooks)
+        super().__init__(shape_in, shape_out, dtype, device, h.weight_in, h.weight_out, name, chunk_size)
         self._f, self._fT = matmat, rmatmat
-        self._f_, self._fT_ = matmat_inplace, rmatmat_inplace
-        self.fresh_outputs = bool(fresh_outputs)
-        self.separable_axis = separable_axis
+        self._f_, self._fT_ = h.matmat_inplace, h.rmatmat_inplace
+        self.fresh_outputs = bool(h.fresh_outputs)
+        self.separable_axis = h.separable_axis
         #: kind -> ``(axis, fn)``: ``fn(W)`` gives the per-block adjoint squared norms ("sqnorms") or
         #: images ("vectors") along ``axis``
-        self._blocks = {kind: v for kind, v in (("sqnorms", rmatmat_block_sqnorms),
-                                                 ("vectors", rmatmat_block_vectors)) if v is not None}
+        self._blocks = {kind: v for kind, v in (("sqnorms", h.rmatmat_block_sqnorms),
+                                                 ("vectors", h.rmatmat_block_vectors)) if v is not None}
 
     def _has_block_adjoint(self, axis, kind) -> bool:
         return kind in self._blocks and self._blocks[kind][0] == axis

@@ -1,6 +1,7 @@
 """Run a model on a batch and return an ``xarray.Dataset`` in the shared recording layout."""
 from __future__ import annotations
 
+import inspect
 import json
 
 import numpy as np
@@ -10,7 +11,7 @@ import xarray as xr
 from ..tasks.batch import PAD_EPOCH, Batch
 from ..errors import InputTypeError
 
-__all__ = ["record"]
+__all__ = ["record", "evaluation_batch", "model_activity"]
 
 
 @torch.no_grad()
@@ -71,3 +72,33 @@ def record(model, batch: Batch) -> xr.Dataset:
         "state_convention": "hidden[:, t] is the state after consuming inputs[:, t]",
     }
     return xr.Dataset(data, coords=coords, attrs=attrs)
+
+
+def evaluation_batch(task, n_angles):
+    """The noise-free test grid the analyses evaluate on: ``n_angles`` angles (one stimulus modality
+    where the task has two), or ``n_angles`` fixed trials for tasks without angles (flip-flop)."""
+    leaf = task.tasks[0] if hasattr(task, "tasks") else task
+    params = inspect.signature(leaf.test_grid).parameters
+    options = {}
+    if "n_angles" in params:
+        options["n_angles"] = n_angles
+    elif "n_trials" in params:
+        options["n_trials"] = n_angles
+    if "modalities" in params:
+        options["modalities"] = (1,)
+    return task.test_grid(**options)
+
+
+def model_activity(model, task, labels, *, batch=None) -> xr.DataArray:
+    """Hidden activity (trial, time, unit) of ``model`` on the test grid whose angle ``k`` carries
+    the ``k``-th sorted label of ``labels``; time = bin centres ``(t + ½)·dt``."""
+    labels = np.unique(labels)
+    if batch is None:
+        batch = evaluation_batch(task, len(labels))
+        first = batch.tasks[0]
+        batch = batch[np.flatnonzero(batch.meta["task"] == first)]
+    hidden = record(model, batch)["hidden"]
+    hidden = hidden.dropna("time", how="any")
+    k = np.asarray(batch.meta["condition"])
+    times = (np.arange(hidden.sizes["time"]) + 0.5) * batch.dt
+    return hidden.assign_coords(condition=("trial", labels[k]), time=("time", times, {"units": "s"}))

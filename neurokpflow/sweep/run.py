@@ -91,7 +91,7 @@ def share_recording(options: dict, activity: xr.DataArray) -> None:
 
 @lru_cache(maxsize=8)
 def _recording(path, condition, align_to, bin_size, smooth):
-    from ..cli.comparison_steps import load_recording
+    from ..data.recordings import load_recording
 
     return load_recording(path, condition=condition, align_to=align_to, bin_size=bin_size,
                           smooth_sigma=smooth or None)
@@ -127,7 +127,7 @@ def compare_run(run: dict, run_dir, analysis: dict) -> xr.Dataset | None:
     (``session``, ``measure``, ``compare_step``) -- ``score`` and, with statistics, ``ci_low`` /
     ``ci_high`` / ``p_value`` / ... -- with ``measure`` labelled by the names in the specification
     (the full estimator names in the ``estimator`` coordinate).  The statistics use the run's seed."""
-    from ..cli.comparison_steps import model_activity
+    from ..models.recording import model_activity
     from ..compare import compare
 
     compute, recordings = analysis["compute"], analysis["recordings"]
@@ -182,7 +182,7 @@ def execute_run(run: dict, out_dir, analysis: dict, threads: int = 1) -> xr.Data
     """Run one sweep run and return its results as a Dataset (``status`` "done" or "failed",
     ``error``, ``threads``, training ``loss`` at every step, collapse and comparison variables when
     asked).  ``analysis`` is :meth:`Sweep.analysis`: plain values only."""
-    from ..cli.runs import torch_threads
+    from .._runtime import torch_threads
 
     with torch_threads(int(threads)):  # explicit for this run, restored afterwards
         return _execute(run, out_dir, analysis)

@@ -147,7 +147,7 @@ def test_reference_protocol_values_and_validation(tmp_path):
         ref.replace(optimizer="lbfgs")
     with pytest.raises(ValueError, match="batch_draw"):
         ref.replace(batch_draw="replace")
-    with pytest.raises(ValueError, match="batch_draw must be one of"):
+    with pytest.raises(ValueError, match="batch_draw=.x.: expected one of .epoch., .step."):
         training.train(*_tiny(ref.replace(period=3)), 2, tmp_path, dataset_size=8, batch_draw="x", **TINY)
     with pytest.raises(ValueError, match="clip_grad_norm"):
         ref.replace(clip_grad_norm=0)

@@ -1,0 +1,135 @@
+"""The package's layering (ARCHITECTURE.md): no import cycles, no upward imports, short signatures.
+
+Imports are read from the source with ``ast`` (function-local imports included), so a cycle hidden
+behind a deferred import is still a cycle.
+"""
+import ast
+import dataclasses
+import importlib
+import inspect
+import pkgutil
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+import neurokpflow
+
+PACKAGE = Path(neurokpflow.__file__).parent
+
+#: the layers, bottom up; a module may import its own layer's package and any lower layer
+LAYERS = [
+    {"errors", "_version"},                                      # foundations, used by every layer
+    {"_validation", "_io", "_runtime"},
+    {"data"}, {"tasks"}, {"compare"},                            # independent of each other
+    {"models"},
+    {"training"},
+    {"kpflow"},
+    {"analysis"},
+    {"viz", "sweep"},
+    {"cli"},
+]
+#: packages of the bottom layer that must not import one another
+INDEPENDENT = {"data", "tasks", "compare"}
+
+
+def _top(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
+def _rank(top: str) -> int:
+    for i, layer in enumerate(LAYERS):
+        if top in layer:
+            return i
+    raise AssertionError(f"neurokpflow.{top} is in no layer of tests/test_architecture.py; add it there and to "
+                         "ARCHITECTURE.md")
+
+
+def _module_name(path: Path) -> str:
+    rel = path.relative_to(PACKAGE.parent).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def _imports():
+    """``{module: {imported neurokpflow module}}`` for every module of the package."""
+    modules = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph = defaultdict(set)
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+        for node in ast.walk(ast.parse(path.read_text())):
+            targets = []
+            if isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    stem = ".".join(base + ([node.module] if node.module else []))
+                else:
+                    stem = node.module or ""
+                targets = [stem] + [f"{stem}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            for t in targets:
+                if t in modules and t != name:
+                    graph[name].add(t)
+    return modules, graph
+
+
+def test_every_subpackage_is_in_a_layer():
+    for child in PACKAGE.iterdir():
+        if child.name.startswith("__") or child.suffix not in (".py", ""):
+            continue
+        if child.is_dir() and not (child / "__init__.py").exists():
+            continue
+        _rank(child.stem)
+
+
+def test_no_upward_or_sideways_imports_between_layers():
+    _, graph = _imports()
+    wrong = []
+    for source, targets in graph.items():
+        for target in targets:
+            a, b = _top(source), _top(target)
+            if a == b or not a or not b:
+                continue
+            if _rank(b) > _rank(a) or (_rank(a) == _rank(b)) or (a in INDEPENDENT and b in INDEPENDENT):
+                wrong.append(f"{source} -> {target}")
+    assert not wrong, "imports against the layering:\n" + "\n".join(sorted(wrong))
+
+
+def test_the_package_root_and_version_pull_in_no_layer():
+    _, graph = _imports()
+    assert graph.get("neurokpflow._version", set()) == set()
+    # the root's module-level imports (its other names are resolved lazily, on first use)
+    tree = ast.parse((PACKAGE / "__init__.py").read_text())
+    top_level = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
+    assert [(n.module, n.level) for n in top_level if isinstance(n, ast.ImportFrom)] == [("_version", 1)]
+    assert not [n for n in top_level if isinstance(n, ast.Import)]
+
+
+def test_no_import_cycles():
+    modules, graph = _imports()
+    # a package's __init__ importing its own modules is not a cycle of the code it re-exports
+    edges = {m: {t for t in ts if not (modules[m].name == "__init__.py" and t.startswith(m + "."))}
+             for m, ts in graph.items()}
+    state, stack, cycles = {}, [], []
+
+    def visit(node):
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(edges.get(node, ())):
+            if nxt in modules and modules[nxt].name == "__init__.py" and node.startswith(nxt + "."):
+                continue  # a module importing its own package's __init__ (for re-exports) is resolved lazily
+            if state.get(nxt) == 1:
+                cycles.append(stack[stack.index(nxt):] + [nxt])
+            elif nxt not in state:
+                visit(nxt)
+        stack.pop()
+        state[node] = 2
+
+    for m in sorted(modules):
+        if m not in state:
+            visit(m)
+    assert not cycles, "import cycles:\n" + "\n".join(" -> ".join(c) for c in cycles)
