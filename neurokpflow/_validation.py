@@ -45,6 +45,10 @@ class Constraint:
     def describe(self) -> str:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def type_ok(self, value: Any) -> bool:
+        """Whether ``value`` has a type this constraint could accept (else the error is a ``TypeError``)."""
+        return True
+
 
 def _is_bool(value) -> bool:
     return isinstance(value, (bool, np.bool_))
@@ -76,6 +80,9 @@ class Interval(Constraint):
                 return False
         return True
 
+    def type_ok(self, value) -> bool:
+        return isinstance(value, self.kind) and not _is_bool(value)
+
     def describe(self) -> str:
         what = "an integer" if self.kind is numbers.Integral else "a finite number"
         if self.low is None and self.high is None:
@@ -105,6 +112,10 @@ class Options(Constraint):
     def describe(self) -> str:
         return "one of " + ", ".join(repr(v) for v in self.values)
 
+    def type_ok(self, value) -> bool:
+        return any(isinstance(value, type(v)) or (isinstance(v, numbers.Number) and isinstance(value, numbers.Number))
+                   for v in self.values if v is not None)
+
 
 @dataclass(frozen=True, init=False)
 class InstanceOf(Constraint):
@@ -123,6 +134,9 @@ class InstanceOf(Constraint):
     def describe(self) -> str:
         return self.name or "an instance of " + " or ".join(t.__name__ for t in self.types)
 
+    def type_ok(self, value) -> bool:
+        return isinstance(value, self.types)
+
 
 @dataclass(frozen=True)
 class Flag(Constraint):
@@ -133,6 +147,9 @@ class Flag(Constraint):
 
     def describe(self) -> str:
         return "True or False"
+
+    def type_ok(self, value) -> bool:
+        return _is_bool(value)
 
 
 @dataclass(frozen=True)
@@ -160,8 +177,9 @@ class Rule:
     """What a parameter accepts (any of ``constraints``), how to fix a bad value and the error to raise.
 
     ``None`` in ``constraints`` accepts ``None``.  ``expect`` overrides the generated description.
-    ``error`` is :class:`~neurokpflow.errors.InputTypeError` when no constraint is about the value
-    (all are :class:`InstanceOf`/:class:`Flag`), else :class:`~neurokpflow.errors.InputError`.
+    Without ``error``, a value whose type no constraint can accept raises
+    :class:`~neurokpflow.errors.InputTypeError` (a ``TypeError``), any other refused value
+    :class:`~neurokpflow.errors.InputError` (a ``ValueError``; the type error is one too).
     """
 
     constraints: Sequence[ConstraintLike]
@@ -182,11 +200,12 @@ class Rule:
         words = ["None" if c is None else c.describe() for c in self.constraints]
         return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
 
-    def error_class(self) -> type:
+    def error_class(self, value=None) -> type:
         if self.error is not None:
             return self.error
-        typed = all(isinstance(c, (InstanceOf, Flag)) or c is None for c in self.constraints)
-        return InputTypeError if typed else InputError
+        if value is not None and not any(c is not None and c.type_ok(value) for c in self.constraints):
+            return InputTypeError
+        return InputError
 
 
 def shown(value) -> str:
@@ -208,7 +227,7 @@ def check_params(rules: Mapping[str, Rule], **values) -> None:
         rule = rules[name]
         if not rule.accepts(value):
             message = f"{name}={shown(value)}: expected {rule.describe()}"
-            raise rule.error_class()(message + (f"; {rule.fix}" if rule.fix else ""))
+            raise rule.error_class(value)(message + (f"; {rule.fix}" if rule.fix else ""))
 
 
 # ----------------------------------------------------------------------------------------- dtypes
