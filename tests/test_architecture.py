@@ -133,3 +133,39 @@ def test_no_import_cycles():
         if m not in state:
             visit(m)
     assert not cycles, "import cycles:\n" + "\n".join(" -> ".join(c) for c in cycles)
+
+
+# ----------------------------------------------------------------------------------- signatures
+MAX_PARAMETERS = 8
+
+
+def _public_callables():
+    """Every public function, class constructor and public method the subpackages export."""
+    seen, found = set(), []
+    for info in pkgutil.walk_packages(neurokpflow.__path__, "neurokpflow."):
+        if any(part.startswith("_") for part in info.name.split(".")[1:]):
+            continue
+        module = importlib.import_module(info.name)
+        for name in getattr(module, "__all__", ()):
+            obj = getattr(module, name, None)
+            if id(obj) in seen or not getattr(obj, "__module__", "").startswith("neurokpflow"):
+                continue
+            seen.add(id(obj))
+            if inspect.isfunction(obj):
+                found.append((f"{obj.__module__}.{name}", obj))
+            elif inspect.isclass(obj):
+                # a dataclass's generated __init__ lists its fields: options and result records, not a signature
+                members = {k: v for k, v in vars(obj).items() if inspect.isfunction(v)
+                           and (not k.startswith("_") or (k == "__init__" and not dataclasses.is_dataclass(obj)))}
+                found += [(f"{obj.__module__}.{name}.{k}", v) for k, v in members.items()]
+    return found
+
+
+def test_no_public_function_takes_more_than_eight_parameters():
+    long = []
+    for name, fn in _public_callables():
+        params = [p for p in inspect.signature(fn).parameters.values()
+                  if p.name not in ("self", "cls") and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
+        if len(params) > MAX_PARAMETERS:
+            long.append(f"{name}: {len(params)}")
+    assert not long, "group these parameters into an options object:\n" + "\n".join(sorted(long))

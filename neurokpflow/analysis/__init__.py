@@ -21,9 +21,9 @@ from .dynamic_collapse import CollapseOptions, collapse
 from .fixed_points import find_fixed_points, slow_points
 from .rank_conventions import PACKAGE_RANK, PAPER_FIGURE_RANK, RankConvention, convention_ranks
 from .similarity_flow import FlowError, FlowOptions, cumulative_flow, similarity_flow
-from .subtask import interference_decomposition, subtask_alignment
+from .subtask import SubtaskOptions, interference_decomposition, subtask_alignment
 from .task_variance import VarianceOptions, cluster_units, lesion_effects, motifs
 
-__all__ = ["collapse", "CollapseOptions", "subtask_alignment", "interference_decomposition", "similarity_flow", "cumulative_flow",
+__all__ = ["collapse", "CollapseOptions", "subtask_alignment", "SubtaskOptions", "interference_decomposition", "similarity_flow", "cumulative_flow",
            "FlowOptions", "FlowError", "find_fixed_points", "slow_points", "convention_ranks", "RankConvention",
            "PACKAGE_RANK", "PAPER_FIGURE_RANK", "cluster_units", "motifs", "lesion_effects", "VarianceOptions"]

@@ -34,6 +34,10 @@ loss's error on task ``j``'s trials — the same as in a mixed-task training bat
 """
 from __future__ import annotations
 
+import numbers
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
 from collections.abc import Mapping
 
 import numpy as np
@@ -45,10 +49,10 @@ from ._common import (batch_coords, build_operators, cosine, dtype_name, json_at
                       readout_outputs, resolve_dtype)
 from ._inputs import architecture, batch_fingerprint, check_batch, check_model, resolve_checkpoints
 from ._store import run_over_checkpoints, write_netcdf
-from .._validation import Interval, Options, Rule, check_params
+from .._validation import Interval, Options, OptionsMixin, Rule, check_params
 from ..errors import InputError, InputTypeError
 
-__all__ = ["subtask_alignment", "interference_decomposition", "NORMALISATIONS", "CUMULATE_OVER"]
+__all__ = ["subtask_alignment", "SubtaskOptions", "interference_decomposition", "NORMALISATIONS", "CUMULATE_OVER"]
 
 #: which reference direction the cumulative alignment uses
 NORMALISATIONS = {"self": "cos(dz_{i<-j}, dz_{i<-i})", "total": "cos(dz_{i<-j}, dz_i)"}
@@ -228,9 +232,23 @@ def _cumulative(ds, normalisation, cumulate_over):
     return cum
 
 
-def subtask_alignment(model_or_checkpoints, batches_by_task, *, tasks=None, lr=1e-3, normalisation="self",
-                      cumulate_over="checkpoints", inner="sum", dtype=torch.float64, mask_mode="pre_square",
-                      chunk_size=16, out=None, progress=True) -> xr.Dataset:
+@dataclass(frozen=True)
+class SubtaskOptions(OptionsMixin):
+    """How :func:`subtask_alignment` splits and accumulates the update (fields described there)."""
+
+    lr: float = 1e-3
+    normalisation: str = "self"
+    cumulate_over: str = "checkpoints"
+    inner: str = "sum"
+    dtype: Any = torch.float64
+    mask_mode: str = "pre_square"
+    chunk_size: int = 16
+
+    RULES: ClassVar[dict] = {**_RULES, "chunk_size": Rule(Interval(numbers.Integral, 1, None))}
+
+
+def subtask_alignment(model_or_checkpoints, batches_by_task, options: SubtaskOptions | None = None, *, tasks=None,
+                      out=None, progress=True, **fields) -> xr.Dataset:
     """Task × task interference from the blocks ``K_ij`` of the parameter operator (module docstring).
 
     Parameters
@@ -253,6 +271,8 @@ def subtask_alignment(model_or_checkpoints, batches_by_task, *, tasks=None, lr=1
         integral over optimiser steps).
     inner, dtype, mask_mode, chunk_size : as for :func:`collapse`.
     out : netCDF path (written atomically; resumable over checkpoints as in :func:`collapse`).
+    options, fields : a :class:`SubtaskOptions` (``lr``, ``normalisation``, ``cumulate_over``,
+        ``inner``, ``dtype``, ``mask_mode``, ``chunk_size``) or its fields as keywords.
 
     Returns
     -------
@@ -260,7 +280,9 @@ def subtask_alignment(model_or_checkpoints, batches_by_task, *, tasks=None, lr=1
     ``loss_change``, ``gradient_alignment``, ``hidden_alignment`` (task_i, task_j), ``task_loss``
     (task_i), each with a ``step`` dimension over checkpoints, and ``cumulative_alignment``.
     """
-    opts = _options(lr, normalisation, cumulate_over, inner, dtype, mask_mode, chunk_size)
+    o = SubtaskOptions.resolve(options, fields, "subtask_alignment")
+    normalisation, cumulate_over, inner, mask_mode = o.normalisation, o.cumulate_over, o.inner, o.mask_mode
+    opts = _options(o.lr, normalisation, cumulate_over, inner, o.dtype, mask_mode, o.chunk_size)
     single = hasattr(model_or_checkpoints, "cell")
     checkpoints = None
     if single:

@@ -132,3 +132,11 @@ def nonzero_norm(x: torch.Tensor, what: str) -> torch.Tensor:
 def check_option(name: str, value: Any, allowed: tuple) -> None:
     """Refuse a ``value`` of option ``name`` outside ``allowed`` (the package's one message format)."""
     check_params({name: Rule(Options(*allowed))}, **{name: value})
+
+
+def measure_options(cls: type, options: dict) -> tuple[dict, dict]:
+    """Split the keywords of a measure function into ``cls``'s constructor options and :func:`align`'s."""
+    import inspect
+
+    own = {name for name in inspect.signature(cls.__init__).parameters if name != "self"}
+    return {k: v for k, v in options.items() if k in own}, {k: v for k, v in options.items() if k not in own}

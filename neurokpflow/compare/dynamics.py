@@ -12,7 +12,7 @@ import scipy.optimize
 import torch
 
 from ._inputs import Representation
-from ._measure import Measure, check_option, safe_arccos
+from ._measure import Measure, check_option, measure_options, safe_arccos
 from ._result import DegenerateInputError, Score
 from ..errors import InputError
 from .._validation import numpy_rng
@@ -287,8 +287,10 @@ class DSA(Measure):
                        "rank_rule": f"smaller of the two ranks keeping {rule}", "energy_kept": energy}
 
 
-def dsa(X: Any, Y: Any, comparison: str = "pavf", kind: str = "angular", *, n_delays: int = 1,
-        delay_interval: int = 1, rank: int | float | None = 0.99, ridge: float = 0.0, n_starts: int = 8, seed: int = 0,
-        **align_options: Any) -> Score:
-    """Dynamical similarity between two inputs; see :class:`DSA` and :func:`compare_operators`."""
-    return DSA(comparison, kind, n_delays, delay_interval, rank, ridge, n_starts, seed)(X, Y, **align_options)
+def dsa(X: Any, Y: Any, comparison: str = "pavf", kind: str = "angular", **options: Any) -> Score:
+    """Dynamical similarity between two inputs; see :class:`DSA` and :func:`compare_operators`.
+
+    ``options``: :class:`DSA`'s (``n_delays``, ``delay_interval``, ``rank``, ``ridge``, ``n_starts``,
+    ``seed``) and :func:`align`'s keywords."""
+    own, align_options = measure_options(DSA, options)
+    return DSA(comparison, kind, **own)(X, Y, **align_options)

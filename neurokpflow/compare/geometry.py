@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from ._inputs import Representation, fold_means
-from ._measure import Measure, angle_between, centred, check_option, nonzero_norm, pad_columns, safe_arccos
+from ._measure import Measure, angle_between, centred, check_option, measure_options, nonzero_norm, pad_columns, safe_arccos
 from ._result import DegenerateInputError, InSampleBiasWarning, Score
 from ..errors import InputError
 
@@ -451,10 +451,10 @@ def cca(X: Any, Y: Any, *, truncate: float | int | None = None, output: str = "s
     return CCA(truncate, output)(X, Y, **align_options)
 
 
-def cka(X: Any, Y: Any, debiased: bool = False, *, hsic: str = "song", kernel: str = "linear",
-        sigma: float | None = None, sigma_scale: float = 1.0, output: str = "similarity",
-        cross_validated: bool = False, n_folds: int = 4, **align_options: Any) -> Score:
+def cka(X: Any, Y: Any, debiased: bool = False, **options: Any) -> Score:
     """Linear / RBF CKA, biased (Gretton) or debiased (``hsic="song"`` or ``"lange"``), or the
-    trial-noise-corrected linear CKA (``cross_validated=True``); see :class:`CKA`."""
-    return CKA(debiased, hsic, kernel, sigma, sigma_scale, output, cross_validated=cross_validated,
-               n_folds=n_folds)(X, Y, **align_options)
+    trial-noise-corrected linear CKA (``cross_validated=True``).  ``options``: :class:`CKA`'s
+    (``hsic``, ``kernel``, ``sigma``, ``sigma_scale``, ``output``, ``cross_validated``, ``n_folds``)
+    and :func:`align`'s keywords."""
+    own, align_options = measure_options(CKA, options)
+    return CKA(debiased, **own)(X, Y, **align_options)

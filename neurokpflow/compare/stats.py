@@ -360,9 +360,14 @@ def bca_interval(samples: np.ndarray, estimate: float, jackknife: np.ndarray, ci
     return float(low), float(high)
 
 
+def _workers(options: dict) -> tuple:
+    """``(n_jobs, backend, the remaining keywords)``: the worker keywords and :func:`align`'s."""
+    rest = dict(options)
+    return rest.pop("n_jobs", 1), rest.pop("backend", "auto"), rest
+
+
 def bootstrap(measure: Any, first: Any, second: Any, *, over: str = "auto", n_boot: int = 1000,
-              ci: float = 0.95, seed: int = 0, interval: str | None = None, n_jobs: int | None = 1,
-              backend: str = "auto", **align_options: Any) -> BootstrapResult:
+              ci: float = 0.95, seed: int = 0, interval: str | None = None, **options: Any) -> BootstrapResult:
     """Bootstrap confidence interval of a measure, by default BCa.
 
     Parameters
@@ -389,6 +394,7 @@ def bootstrap(measure: Any, first: Any, second: Any, *, over: str = "auto", n_bo
     bias-corrected estimate.
     """
     m = get_measure(measure)
+    n_jobs, backend, align_options = _workers(options)
     pairs = aligned_sessions(first, second, **align_options)
     return bootstrap_aligned(m, pairs, over=over, n_boot=n_boot, ci=ci, seed=seed, interval=interval,
                              n_jobs=n_jobs, backend=backend)
@@ -511,12 +517,13 @@ class _Permuted:
 
 
 def permutation_test(measure: Any, first: Any, second: Any, *, over: str = "conditions", n_perm: int = 1000,
-                     block_length: int | None = None, seed: int = 0, n_jobs: int | None = 1,
-                     backend: str = "auto", **align_options: Any) -> PermutationResult:
+                     block_length: int | None = None, seed: int = 0, **options: Any) -> PermutationResult:
     """Null distribution by shuffling the second input's condition labels, or the order of contiguous
     time blocks of ``block_length`` bins (default n_times // 10), and recomputing the measure.
     Multi-session input: every session is shuffled and the mean over sessions compared.
-    ``n_jobs``/``backend`` as in :func:`bootstrap` (same seed, same null at every n_jobs)."""
+    ``n_jobs``/``backend`` as in :func:`bootstrap` (same seed, same null at every n_jobs); the other
+    keywords are :func:`align`'s."""
+    n_jobs, backend, align_options = _workers(options)
     return permutation_aligned(get_measure(measure), aligned_sessions(first, second, **align_options), over=over,
                                n_perm=n_perm, block_length=block_length, seed=seed, n_jobs=n_jobs, backend=backend)
 

@@ -18,11 +18,11 @@ from .linop import (
     as_operator,
 )
 from .cells import as_state_cell
-from .operators import operators, operators_from_model, KPFlowOperators
+from .operators import BuildOptions, operators, operators_from_model, KPFlowOperators
 from .reductions import partial_trace, block_average
 from .estimators import Estimate, Sketch, trace, frobenius_norm, alignment, sketch
-from .ranks import effective_rank
-from .eigen import eigsh, svds, operator_norm, smallest_singular_value, EigenResult, SVDResult, ConvergenceError
+from .ranks import RankOptions, effective_rank
+from .eigen import KrylovOptions, eigsh, svds, operator_norm, smallest_singular_value, EigenResult, SVDResult, ConvergenceError
 from .lyapunov import lyapunov_spectrum, kaplan_yorke_dimension
 from .structured import unit_separable_K, UnitSeparableK
 
@@ -36,6 +36,7 @@ __all__ = [
     "as_operator",
     "as_state_cell",
     "operators",
+    "BuildOptions",
     "operators_from_model",
     "KPFlowOperators",
     "partial_trace",
@@ -47,7 +48,10 @@ __all__ = [
     "sketch",
     "Sketch",
     "effective_rank",
+    "RankOptions",
     "eigsh",
+    "KrylovOptions",
+    "KrylovOptions",
     "svds",
     "operator_norm",
     "smallest_singular_value",

@@ -21,8 +21,10 @@ Applications go through the operator ``chunk_size`` probes at a time (``meta["ch
 """
 from __future__ import annotations
 
+import numbers
 import warnings
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import math
 
@@ -34,10 +36,11 @@ from .linop import LinearOperator
 from .reductions import operator_dims
 from ._probes import chunk_size_for, make_generator
 
-__all__ = ["eigsh", "svds", "operator_norm", "smallest_singular_value", "EigenResult", "SVDResult",
+__all__ = ["eigsh", "KrylovOptions", "svds", "operator_norm", "smallest_singular_value", "EigenResult", "SVDResult",
            "ConvergenceError"]
 
 
+from .._validation import Flag, Interval, OptionsMixin, Rule
 from ..errors import ConvergenceError, InputError, InputTypeError
 
 
@@ -188,10 +191,41 @@ def _order(theta, which):
     return torch.argsort(theta.abs(), descending=True)
 
 
-def eigsh(A: LinearOperator, k: int, *, which: str = "LA", tol: float | None = None,
-          block_size: int | None = None, max_basis: int | None = None, max_restarts: int = 300,
-          seed=None, check_self_adjoint: bool = True, on_failure: str = "raise",
-          chunk_size: int | None = None) -> EigenResult:
+@dataclass(frozen=True)
+class KrylovOptions(OptionsMixin):
+    """The Lanczos solver's working parameters, given to :func:`eigsh` as keywords (see its docstring)."""
+
+    block_size: int | None = None
+    max_basis: int | None = None
+    max_restarts: int = 300
+    check_self_adjoint: bool = True
+    chunk_size: int | None = None
+
+    RULES: ClassVar[dict] = {
+        "block_size": Rule((None, Interval(numbers.Integral, 1, None))),
+        "max_basis": Rule((None, Interval(numbers.Integral, 2, None))),
+        "max_restarts": Rule(Interval(numbers.Integral, 0, None)),
+        "check_self_adjoint": Rule(Flag()),
+        "chunk_size": Rule((None, Interval(numbers.Integral, 1, None))),
+    }
+
+
+def eigsh(A: LinearOperator, k: int, *, which: str = "LA", tol: float | None = None, seed=None,
+          on_failure: str = "raise", **solver) -> EigenResult:
+    """The ``k`` extreme eigenpairs of a self-adjoint operator (``solver``: :class:`KrylovOptions`).
+
+    See :func:`_eigsh` for the method and every parameter.
+    """
+    o = KrylovOptions.resolve(None, solver, "eigsh")
+    return _eigsh(A, k, which=which, tol=tol, block_size=o.block_size, max_basis=o.max_basis,
+                  max_restarts=o.max_restarts, seed=seed, check_self_adjoint=o.check_self_adjoint,
+                  on_failure=on_failure, chunk_size=o.chunk_size)
+
+
+def _eigsh(A: LinearOperator, k: int, *, which: str = "LA", tol: float | None = None,
+           block_size: int | None = None, max_basis: int | None = None, max_restarts: int = 300,
+           seed=None, check_self_adjoint: bool = True, on_failure: str = "raise",
+           chunk_size: int | None = None) -> EigenResult:
     """The ``k`` extreme eigenpairs of a self-adjoint operator.
 
     Thick-restart block Lanczos.  The basis is stored in the operator's dtype (float32 halves
@@ -427,3 +461,6 @@ def smallest_singular_value(inverse: LinearOperator, *, A: LinearOperator | None
             raise InputError(f"inverse ({inverse.name}) is not the inverse of A ({A.name}): "
                              f"‖A A⁻¹ x − x‖/‖x‖ = {err:.3g}")
     return 1.0 / operator_norm(inverse, seed=seed, **kwargs)
+
+
+eigsh.__doc__ = _eigsh.__doc__  # one description of the solver and all of its parameters

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -43,9 +44,10 @@ from torch.func import functional_call, jvp as _jvp, vjp as _vjp, vmap
 from ..models.cells import StateLinearization, unroll
 from .cells import as_state_cell
 from .linop import FunctionOperator, LinearOperator
+from .._validation import Options, OptionsMixin, Rule
 from ..errors import InputError, InputTypeError
 
-__all__ = ["operators", "operators_from_model", "KPFlowOperators"]
+__all__ = ["operators", "operators_from_model", "KPFlowOperators", "BuildOptions"]
 
 
 # ----------------------------------------------------------------------------- validation
@@ -457,8 +459,30 @@ class KPFlowOperators:
         return operators_from_model(model, batch, **options)
 
 
-def operators(cell, inputs, hidden, h0=None, readout=None, inner="sum", jacobians="matrix_free",
-              params=None, chunk_size=None) -> KPFlowOperators:
+@dataclass(frozen=True)
+class BuildOptions(OptionsMixin):
+    """How :func:`operators` builds the operators, given to it as keywords: ``jacobians``
+    (``"matrix_free"`` or ``"cached"``), ``params`` (names of the parameters forming θ) and
+    ``chunk_size`` (largest number of probes pushed through an operator at once)."""
+
+    jacobians: str = "matrix_free"
+    params: Any = None
+    chunk_size: int | None = None
+
+    RULES: ClassVar[dict] = {"jacobians": Rule(Options("matrix_free", "cached"))}
+
+
+def operators(cell, inputs, hidden, h0=None, readout=None, inner="sum", **build) -> KPFlowOperators:
+    """Build the KPFlow operators of ``cell`` along a recorded trajectory (``build``: :class:`BuildOptions`).
+
+    See :func:`_operators` for every parameter.
+    """
+    o = BuildOptions.resolve(None, build, "operators")
+    return _operators(cell, inputs, hidden, h0, readout, inner, o.jacobians, o.params, o.chunk_size)
+
+
+def _operators(cell, inputs, hidden, h0=None, readout=None, inner="sum", jacobians="matrix_free",
+               params=None, chunk_size=None) -> KPFlowOperators:
     """Build the KPFlow operators of ``cell`` along a recorded trajectory.
 
     Parameters
@@ -664,3 +688,6 @@ def operators_from_model(model, batch, h0=None, dtype=None, **options) -> KPFlow
     with torch.no_grad():
         hidden = unroll(cell_s, inputs, h0)
     return operators(cell_s, inputs, hidden, h0=h0, readout=readout, **options)
+
+
+operators.__doc__ = _operators.__doc__

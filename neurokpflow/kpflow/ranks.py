@@ -31,19 +31,22 @@ axes, reduction and estimator.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 
 import numpy as np
 import torch
 import xarray as xr
 
-from .eigen import eigsh
+from .._validation import OptionsMixin, split_fields
+from .eigen import KrylovOptions, eigsh
 from .estimators import Estimate, _chunks, alignment, make_estimate, sketch
 from .linop import LinearOperator, identity
 from .reductions import block_average, operator_dims, partial_trace, resolve_axes
 from ._probes import basis_vectors, batched_dot, chunk_size_for
 from ..errors import InputError, InputTypeError
 
-__all__ = ["effective_rank", "DEFINITIONS"]
+__all__ = ["effective_rank", "RankOptions", "DEFINITIONS"]
 
 DEFINITIONS = {
     "ER1": "variance_threshold",
@@ -139,10 +142,40 @@ def _activity(X, centered, unit_dim):
     return float(torch.trace(M) ** 2 / (M * M).sum())
 
 
+@dataclass(frozen=True)
+class RankOptions(OptionsMixin):
+    """The definition-specific settings of :func:`effective_rank`, given to it as keywords.
+
+    ``k`` and ``threshold`` (ER1), ``centered`` and ``unit_dim`` (ER4), ``level`` (confidence level
+    of the estimate's interval) and ``chunk_size`` (probes per operator application).
+    """
+
+    k: int | None = None
+    threshold: float = 0.95
+    centered: bool = True
+    unit_dim: str = "unit"
+    level: float = 0.95
+    chunk_size: int | None = None
+
+
 def effective_rank(A, *, definition, keep=None, reduction: str | None = None, budget: int | None = None,
-                   method: str | None = None, k: int | None = None, threshold: float = 0.95,
-                   centered: bool = True, unit_dim: str = "unit", seed=None, level: float = 0.95,
-                   chunk_size: int | None = None, **eigsh_kwargs) -> Estimate:
+                   method: str | None = None, seed=None, **options) -> Estimate:
+    """Effective rank of an operator, a spectrum or activity, in an explicitly named definition.
+
+    ``options``: the fields of :class:`RankOptions` and, for ER1 through the eigensolver, of
+    :class:`~neurokpflow.kpflow.KrylovOptions`.  See :func:`_effective_rank` for every parameter.
+    """
+    rank_fields, solver = split_fields(options, "effective_rank", RankOptions, KrylovOptions)
+    o = RankOptions.resolve(None, rank_fields, "effective_rank")
+    return _effective_rank(A, definition=definition, keep=keep, reduction=reduction, budget=budget, method=method,
+                           k=o.k, threshold=o.threshold, centered=o.centered, unit_dim=o.unit_dim, seed=seed,
+                           level=o.level, chunk_size=o.chunk_size, **solver)
+
+
+def _effective_rank(A, *, definition, keep=None, reduction: str | None = None, budget: int | None = None,
+                    method: str | None = None, k: int | None = None, threshold: float = 0.95,
+                    centered: bool = True, unit_dim: str = "unit", seed=None, level: float = 0.95,
+                    chunk_size: int | None = None, **eigsh_kwargs) -> Estimate:
     """Effective rank of an operator, a spectrum or activity, in an explicitly named definition.
 
     Parameters
@@ -227,3 +260,6 @@ def _schmidt(A: LinearOperator, keep, level, meta) -> Estimate:
     dims = operator_dims(A)
     meta.update(keep=tuple(dims[i] for i in kept), schmidt_coefficients=s2.sqrt().numpy())
     return make_estimate(_pr(s2), 0.0, level=level, method="exact", n_matvecs=A.size_in, meta=meta)
+
+
+effective_rank.__doc__ = _effective_rank.__doc__

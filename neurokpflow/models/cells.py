@@ -17,16 +17,20 @@ Time convention (the KPFlow one): ``inputs[:, t]`` is ``x(t+1)``, ``z_prev[:, t]
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 import torch.nn.functional as F
+from .._validation import OptionsMixin
 from ..errors import InputError
 
 __all__ = [
     "RecurrentCell",
     "ParameterSite",
     "LeakyRNNCell",
+    "CellOptions",
     "GRUCell",
     "LSTMCell",
     "StateLinearization",
@@ -125,6 +129,22 @@ class RecurrentCell(nn.Module):
         return self.linearize(inputs, z_prev), self.parameter_sites(inputs, z_prev)
 
 
+@dataclass(frozen=True)
+class CellOptions(OptionsMixin):
+    """The optional construction settings of :class:`LeakyRNNCell`, given to it as keywords.
+
+    ``dale``: excitatory fraction for Dale's law (``None``: none); ``init``: ``"normal"`` or
+    ``"torch"`` (torch's ``nn.RNN`` initialisation with two bias vectors); ``generator``: the
+    ``torch.Generator`` of the initial weights; ``dtype``, ``device``: of the parameters.
+    """
+
+    dale: float | None = None
+    init: str = "normal"
+    generator: Any = None
+    dtype: Any = None
+    device: Any = None
+
+
 class LeakyRNNCell(RecurrentCell):
     """Leaky vanilla RNN, in one of two named forms (α = dt/τ):
 
@@ -161,9 +181,11 @@ class LeakyRNNCell(RecurrentCell):
     """
 
     def __init__(self, input_size, hidden_size, alpha=1.0, activation="tanh", form="rate", bias=True,
-                 g=1.0, dale=None, generator: torch.Generator | None = None, dtype=None, device=None,
-                 init="normal"):
+                 g=1.0, **options):
+        """``options``: the fields of :class:`CellOptions` (``dale``, ``init``, ``generator``, ``dtype``, ``device``)."""
         super().__init__()
+        o = CellOptions.resolve(None, options, "LeakyRNNCell")
+        dale, generator, dtype, device, init = o.dale, o.generator, o.dtype, o.device, o.init
         if not 0 < alpha <= 1:
             raise InputError(f"alpha = dt/tau must lie in (0, 1], got {alpha}")
         if form not in ("rate", "state"):

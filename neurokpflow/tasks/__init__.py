@@ -26,6 +26,7 @@ from .kpflow import KPFLOW_VARIANTS, FlipFlopTask, KPFlowContextMix, KPFlowMemor
 from .mix import Mix
 from .yang19 import YANG19_TASKS, Yang19Task, popvec, score_ring_response_within
 from .scoring import (
+    ResponseCriterion,
     circular_distance,
     final_step,
     score_final_channels_within,
@@ -39,7 +40,7 @@ __all__ = [
     "from_gym", "GymTask", "UnsupportedEnvError",
     "DriscollTask", "Driscoll24Task", "Yang19Task", "score_ring_response_within", "popvec", "KPFlowMemoryTask",
     "KPFlowContextMix", "FlipFlopTask",
-    "score_response_angle_within", "score_final_channels_within", "score_final_sign_match",
+    "score_response_angle_within", "ResponseCriterion", "score_final_channels_within", "score_final_sign_match",
     "final_step", "circular_distance",
 ]
 

@@ -10,7 +10,7 @@ from .batch import Batch, PAD_EPOCH
 from .._validation import numpy_rng
 from ..errors import InputError, InputTypeError
 
-__all__ = ["Task", "as_rng", "window", "assemble"]
+__all__ = ["Task", "as_rng", "window"]  # assemble: the task modules' shared helper
 
 
 def as_rng(seed) -> np.random.Generator:

@@ -30,7 +30,7 @@ import math
 import numpy as np
 
 from .base import Task, as_rng, assemble, check_batch_size, window
-from .scoring import score_response_angle_within
+from .scoring import ResponseCriterion, score_response_angle_within
 from ..errors import InputError
 
 __all__ = ["DriscollTask", "DRISCOLL_TASKS", "DEFAULT_DURATIONS"]
@@ -81,7 +81,9 @@ class DriscollTask(Task):
     output_names = ("fixation", "sin", "cos")
 
     def __init__(self, name, *, dt=0.02, durations=None, sample_timing="per_batch", modality=None,
-                 input_noise=0.1, tau=0.1, tolerance=0.1 * math.pi, fixation_threshold=0.5):
+                 input_noise=0.1, tau=0.1, **criterion):
+        c = ResponseCriterion.resolve(None, criterion, "DriscollTask")
+        tolerance, fixation_threshold = c.tolerance, c.fixation_threshold
         if name not in DRISCOLL_TASKS:
             raise InputError(f"unknown Driscoll task {name!r}; known: {sorted(DRISCOLL_TASKS)}")
         super().__init__(dt=dt, durations=durations, sample_timing=sample_timing, modality=modality,

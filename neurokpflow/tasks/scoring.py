@@ -7,15 +7,19 @@ Outputs may be a torch tensor or numpy array ``[B, T, O]``.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
 
 from .batch import Batch
+from .._validation import Interval, OptionsMixin, Rule
 from ..errors import InputError
 
 __all__ = [
     "final_step",
+    "ResponseCriterion",
     "circular_distance",
     "score_response_angle_within",
     "score_final_channels_within",
@@ -81,3 +85,18 @@ def score_final_sign_match(outputs, batch: Batch, zero_band: float = 0.5) -> np.
     target = final_step(batch.targets, batch)
     ok = np.where(target == 0, np.abs(y) < zero_band, np.sign(y) == np.sign(target))
     return np.all(ok, axis=1)
+
+
+@dataclass(frozen=True)
+class ResponseCriterion(OptionsMixin):
+    """When a response counts as correct (:func:`score_response_angle_within`), given to a task as keywords.
+
+    ``tolerance``: the largest angular error (radians) of a correct response; ``fixation_threshold``:
+    the fixation output must stay above it before the response and fall below it during it.
+    """
+
+    tolerance: float = 0.1 * math.pi
+    fixation_threshold: float = 0.5
+
+    RULES: ClassVar[dict] = {"tolerance": Rule(Interval(low=0, closed="neither")),
+                             "fixation_threshold": Rule(Interval())}

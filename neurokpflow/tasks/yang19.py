@@ -33,7 +33,7 @@ import numpy as np
 
 from .batch import Batch
 from .rules import PARAM_KEYS, RuleTask, at, fixed, one_of, uniform
-from .scoring import circular_distance, final_step
+from .scoring import ResponseCriterion, circular_distance, final_step
 from ..errors import InputError
 
 __all__ = ["Yang19Task", "YANG19_TASKS", "PARAM_KEYS", "popvec", "score_ring_response_within"]
@@ -139,7 +139,9 @@ class Yang19Task(RuleTask):
     multi_split = (0.2, 0.8)
 
     def __init__(self, name, *, dt=0.02, sample_timing="per_batch", input_noise=0.01, tau=0.1, easy=False,
-                 n_ring=32, tolerance=0.2 * math.pi, fixation_threshold=0.5):
+                 n_ring=32, **criterion):
+        c = ResponseCriterion.resolve(ResponseCriterion(tolerance=0.2 * math.pi), criterion, "Yang19Task")
+        tolerance, fixation_threshold = c.tolerance, c.fixation_threshold
         if not isinstance(n_ring, (int, np.integer)) or n_ring < 2:
             raise InputError(f"n_ring must be an int >= 2, got {n_ring!r}")
         self.n_ring = int(n_ring)
