@@ -46,8 +46,8 @@ def batch_coords(batch, n_trials, n_steps) -> dict:
     """``trial`` and ``time`` coordinates (time in seconds when the batch knows ``dt``) plus per-trial
     metadata coordinates (task, condition, angles) of a task batch."""
     dt = getattr(batch, "dt", None)
-    if dt is not None:
-        time = ("time", np.arange(n_steps) * float(dt), {"units": "s", "long_name": "step start time"})
+    if dt is not None:  # the package's one time convention: bin centres (t + 1/2) dt, as record() labels states
+        time = ("time", (np.arange(n_steps) + 0.5) * float(dt), {"units": "s", "long_name": "bin centre"})
     else:
         time = ("time", np.arange(n_steps), {"units": "step", "long_name": "time step index"})
     coords = {"trial": np.arange(n_trials), "time": time}

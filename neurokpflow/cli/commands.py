@@ -117,7 +117,7 @@ def _add_train(sub, common):
 
 
 def run_train(args):
-    from .training_steps import resume_run, train_run
+    from ..training import RunSpec, resume_run, start_run
 
     console = Console(args.quiet)
     if args.task == ["list"]:
@@ -132,10 +132,10 @@ def run_train(args):
     else:
         if not args.task:
             raise CLIError("train needs --task NAME (or --resume to continue a run)")
-        result = train_run(args.task, kind=args.model, hidden=args.hidden, tau=args.tau, dt=args.dt,
-                           steps=args.steps or 1000, batch_size=args.batch_size, lr=args.lr,
-                           checkpoint_every=args.checkpoint_every, seed=args.seed, device=args.device,
-                           out_dir=args.out, progress=console.progress)
+        spec = RunSpec(tasks=tuple(args.task), model=args.model, hidden=args.hidden, tau=args.tau, dt=args.dt,
+                       steps=args.steps or 1000, batch_size=args.batch_size, lr=args.lr,
+                       checkpoint_every=args.checkpoint_every, seed=args.seed)
+        result = start_run(spec, args.out, device=args.device, progress=console.progress)
     accuracy = result.log["accuracy"].isel(eval_step=-1)
     summary = ", ".join(f"{t}: {100 * float(a):.1f} %" for t, a in zip(accuracy["task"].values, accuracy.values))
     console.say(f"trained to step {result.step} ({result.stop_reason}); test-grid accuracy {summary}; "

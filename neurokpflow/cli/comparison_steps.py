@@ -63,7 +63,6 @@ def compare_run(run_dir, recording, out_dir, report, *, measures=("procrustes", 
     activity = {step: model_activity(model, task, labels) for step, model in pairs}
     result = compare(activity, recording, measures=list(measures), stats=list(stats), time="resample",
                      n_boot=n_boot, n_perm=n_perm, seed=seed)
-    result = result.rename({"checkpoint": "step"}) if "checkpoint" in result.dims else result
     result.attrs.update(recording=str(recording.attrs.get("source", "")), run=str(run_dir),
                         pairing=PAIRING)
     out_dir = Path(out_dir)

@@ -29,7 +29,8 @@ from .console import Console
 from .flow_steps import flow_run, flow_summary
 from .._io import atomic_write
 from .report import Report
-from .training_steps import train_run
+from ..errors import InputTypeError
+from ..training.runs import RunSpec, start_run
 from .virtual_animal import DEMO_TASK, AnimalSettings, demo_task, simulate_spikes, write_nwb
 
 __all__ = ["run", "DemoSettings", "FULL", "QUICK"]
@@ -72,10 +73,10 @@ TAU = 0.1  # s; leaky RNN alpha = dt / tau = 0.5 at the demo's dt
 
 
 def _train(task_options, out_dir, hidden, steps, checkpoint_every, lr, seed, device, console):
-    return train_run(DEMO_TASK["name"], kind="rnn", hidden=hidden, tau=TAU, dt=DEMO_TASK["dt"], steps=steps,
-                     lr=lr, checkpoint_every=checkpoint_every, seed=seed, device=device, out_dir=out_dir,
-                     progress=console.progress, task_options=task_options, eval_grid={"n_angles": 8,
-                                                                                      "modalities": (1,)})
+    spec = RunSpec(tasks=(DEMO_TASK["name"],), model="rnn", hidden=hidden, tau=TAU, dt=DEMO_TASK["dt"], steps=steps,
+                   lr=lr, checkpoint_every=checkpoint_every, seed=seed, task_options=task_options,
+                   eval_grid={"n_angles": 8, "modalities": (1,)})
+    return start_run(spec, out_dir, device=device, progress=console.progress)
 
 
 def _fresh(folder: Path):
@@ -86,9 +87,22 @@ def _fresh(folder: Path):
         shutil.rmtree(folder)
 
 
-def run(out, *, quick=False, nwb=None, condition="condition", align_to="start_time", smooth_sigma=0.05, seed=0,
-        device="auto", console=None):
-    """Run the demo into ``out``; returns ``{name: path}`` of the files written."""
+#: how the demo reads a recording given with ``nwb=`` (keywords of :func:`run`)
+RECORDING_DEFAULTS = {"condition": "condition", "align_to": "start_time", "smooth_sigma": 0.05}
+
+
+def run(out, *, quick=False, nwb=None, seed=0, device="auto", console=None, **recording):
+    """Run the demo into ``out``; returns ``{name: path}`` of the files written.
+
+    ``recording``: how to read ``nwb`` (``condition``, ``align_to``, ``smooth_sigma``; defaults in
+    :data:`RECORDING_DEFAULTS`).
+    """
+    unknown = sorted(set(recording) - set(RECORDING_DEFAULTS))
+    if unknown:
+        raise InputTypeError(f"demo run() got unexpected keyword argument(s) {unknown}; the recording options are "
+                             f"{sorted(RECORDING_DEFAULTS)}")
+    recording = {**RECORDING_DEFAULTS, **recording}
+    condition, align_to, smooth_sigma = recording["condition"], recording["align_to"], recording["smooth_sigma"]
     console = console or Console()
     settings = QUICK if quick else FULL
     out = Path(out)

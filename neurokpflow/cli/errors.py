@@ -6,7 +6,7 @@ so a new error type gets the right code by choosing its base class.
 from __future__ import annotations
 
 from ..errors import (AlignmentError, CheckpointError, ConvergenceError, DegenerateInputError, DownloadError,
-                      MissingExtraError, NeurokpflowError, NWBError)
+                      MissingExtraError, NeurokpflowError, NWBError, OutputExistsError)
 
 EXIT_OK = 0
 EXIT_INTERNAL = 1
@@ -30,7 +30,8 @@ EXIT_CODES = {
 }
 
 #: families meaning "this input exists but cannot serve the command"
-UNUSABLE_FAMILIES = (NWBError, CheckpointError, AlignmentError, DegenerateInputError, ConvergenceError)
+UNUSABLE_FAMILIES = (NWBError, CheckpointError, AlignmentError, DegenerateInputError, ConvergenceError,
+                     OutputExistsError)
 _MISSING_OS_ERRORS = (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)
 
 

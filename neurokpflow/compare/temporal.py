@@ -11,7 +11,10 @@ from ._registry import get_measure
 from ._result import DegenerateInputError
 from ..errors import InputError, InputTypeError
 
-TRAINING_DIMS = ("checkpoint", "step", "epoch")
+#: dims recognised as the training dimension of a model recording; mappings and lists get "step",
+#: the one name the package uses for it (analysis results, the command line, sweeps)
+TRAINING_DIMS = ("step", "checkpoint", "epoch")
+TRAINING_DIM = "step"
 
 
 def _time_values(rep: Representation) -> np.ndarray:
@@ -57,9 +60,9 @@ def split_checkpoints(checkpoints: Any, dim: str | None = None) -> tuple[str, li
         values = list(checkpoints[d].values)
         return d, values, [checkpoints.isel({d: i}) for i in range(len(values))]
     if isinstance(checkpoints, Mapping):
-        return dim or "checkpoint", list(checkpoints.keys()), list(checkpoints.values())
+        return dim or TRAINING_DIM, list(checkpoints.keys()), list(checkpoints.values())
     if isinstance(checkpoints, Sequence) and not isinstance(checkpoints, str):
-        return dim or "checkpoint", list(range(len(checkpoints))), list(checkpoints)
+        return dim or TRAINING_DIM, list(range(len(checkpoints))), list(checkpoints)
     raise InputTypeError(f"checkpoints must be an xarray object with a {TRAINING_DIMS} dim, a mapping or a sequence, "
                     f"got {type(checkpoints).__name__}")
 

@@ -14,6 +14,17 @@ from ..errors import InputTypeError
 __all__ = ["record", "evaluation_batch", "model_activity"]
 
 
+def bin_centres(batch) -> np.ndarray:
+    """Time of step ``t`` as the package labels states: the centre ``(t + ½)·dt`` of its bin, in seconds."""
+    return np.asarray(batch.times, dtype=float) + 0.5 * float(batch.dt)
+
+
+def bin_bounds(batch) -> np.ndarray:
+    """``[T, 2]`` CF bounds ``[t·dt, (t+1)·dt]`` of the bins whose centres :func:`bin_centres` gives."""
+    start = np.asarray(batch.times, dtype=float)
+    return np.stack([start, start + float(batch.dt)], axis=1)
+
+
 @torch.no_grad()
 def record(model, batch: Batch) -> xr.Dataset:
     """Run ``model`` on ``batch`` (noise off, no gradients) and label the result.
@@ -27,7 +38,9 @@ def record(model, batch: Batch) -> xr.Dataset:
       with a dimension in xarray, hence ``output_channel``);
     * ``state`` (trial, time, state_unit): the full state, only when it differs from ``hidden``
       (LSTM ``[h, c]``);
-    * coordinates ``time`` (s, step start ``t·dt``, attrs ``units="s"``), ``trial``, ``unit``,
+    * coordinates ``time`` (s, the bin centre ``(t + ½)·dt`` of step ``t``, whose state is the one
+      after consuming input ``t``; CF ``bounds`` in ``time_bnds`` = ``[t·dt, (t+1)·dt)``, the package's
+      one time convention, as the NWB readers use), ``trial``, ``unit``,
       ``output_channel`` (channel names), one per-trial coordinate per ``batch.meta`` entry (``task``,
       ``condition``, ``stimulus_angle``, epoch boundaries, ...) and the 2-D ("trial", "time")
       ``epoch`` label;
@@ -50,7 +63,7 @@ def record(model, batch: Batch) -> xr.Dataset:
     B, T = batch.n_trials, batch.n_steps
     coords = {
         "trial": np.arange(B),
-        "time": ("time", batch.times, {"units": "s", "long_name": "step start time"}),
+        "time": ("time", bin_centres(batch), {"units": "s", "long_name": "bin centre", "bounds": "time_bnds"}),
         "unit": np.arange(cell.hidden_size),
         "output_channel": list(batch.output_names) if len(batch.output_names) == model.n_out
         else np.arange(model.n_out),
@@ -61,6 +74,7 @@ def record(model, batch: Batch) -> xr.Dataset:
     data = {
         "hidden": (("trial", "time", "unit"), to_np(states[..., cell.output_slice])),
         "output": (("trial", "time", "output_channel"), to_np(outputs)),
+        "time_bnds": (("time", "nv"), bin_bounds(batch)),
     }
     if cell.state_size != cell.hidden_size:
         data["state"] = (("trial", "time", "state_unit"), to_np(states))
@@ -98,7 +112,6 @@ def model_activity(model, task, labels, *, batch=None) -> xr.DataArray:
         first = batch.tasks[0]
         batch = batch[np.flatnonzero(batch.meta["task"] == first)]
     hidden = record(model, batch)["hidden"]
-    hidden = hidden.dropna("time", how="any")
+    hidden = hidden.dropna("time", how="any")  # time: bin centres already (record)
     k = np.asarray(batch.meta["condition"])
-    times = (np.arange(hidden.sizes["time"]) + 0.5) * batch.dt
-    return hidden.assign_coords(condition=("trial", labels[k]), time=("time", times, {"units": "s"}))
+    return hidden.assign_coords(condition=("trial", labels[k]))

@@ -17,7 +17,9 @@ from .checkpoint import (
 from .loss import MASK_MODES, masked_mse
 from .protocol import PACKAGE, PROTOCOLS, REFERENCE, Protocol
 from .trainer import DEFAULTS, LOG_FILE, TrainConfig, TrainResult, batch_indices, evaluate, fixed_dataset, resume, train
+from .runs import RUN_CONFIG, RunSpec, models_over_training, resume_run, run_checkpoints, start_run
 
 __all__ = ["train", "resume", "TrainConfig", "TrainResult", "evaluate", "DEFAULTS", "LOG_FILE", "masked_mse", "MASK_MODES",
            "Protocol", "REFERENCE", "PACKAGE", "PROTOCOLS", "batch_indices", "fixed_dataset",
-           "list_checkpoints", "load_checkpoint", "read_checkpoint", "CheckpointError", "CheckpointMismatchError"]
+           "list_checkpoints", "load_checkpoint", "read_checkpoint", "CheckpointError", "CheckpointMismatchError",
+           "RunSpec", "start_run", "resume_run", "run_checkpoints", "models_over_training", "RUN_CONFIG"]

@@ -140,6 +140,7 @@ def test_along_training_over_checkpoints():
     assert ds["score"].dims == ("measure", "checkpoint")
     np.testing.assert_allclose(ds["score"][0].values, curve.values)
     as_list = nc.along_training("cka", [ckpts.isel(checkpoint=i) for i in range(3)], data, **PAIR)
+    assert as_list.dims == ("step",)  # lists and mappings get the package's one training dimension
     np.testing.assert_allclose(as_list.values, curve.values)
 
 

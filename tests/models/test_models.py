@@ -114,7 +114,11 @@ def test_record_layout_matches_the_task_metadata(kind):
     assert ds.hidden.dims == ("trial", "time", "unit") and ds.hidden.shape == (16, batch.n_steps, 6)
     assert ds.output.dims == ("trial", "time", "output_channel")
     assert ds.time.attrs["units"] == "s"
-    np.testing.assert_allclose(ds.time.values, batch.times)
+    # one time convention: bin centres with CF bounds [t dt, (t + 1) dt]
+    np.testing.assert_allclose(ds.time.values, batch.times + batch.dt / 2)
+    np.testing.assert_allclose(ds.time_bnds.values[:, 0], batch.times)
+    np.testing.assert_allclose(ds.time_bnds.values[:, 1], batch.times + batch.dt)
+    assert ds.time.attrs["bounds"] == "time_bnds"
     for key in ("task", "condition", "stimulus_angle", "response_angle", "go1_start"):
         np.testing.assert_array_equal(ds[key].values, batch.meta[key])
     np.testing.assert_array_equal(ds.epoch.values, batch.epochs)
