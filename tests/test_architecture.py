@@ -60,7 +60,14 @@ def _imports():
     graph = defaultdict(set)
     for name, path in modules.items():
         package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
-        for node in ast.walk(ast.parse(path.read_text())):
+        tree = ast.parse(path.read_text())
+        # a package's deprecated alias (a module __getattr__ that warns DeprecationWarning) may point to the
+        # name's new home in a higher layer; it is resolved only when the old name is used
+        shims = {id(n) for f in tree.body if isinstance(f, ast.FunctionDef) and f.name == "__getattr__"
+                 and path.name == "__init__.py" and "DeprecationWarning" in ast.unparse(f) for n in ast.walk(f)}
+        for node in ast.walk(tree):
+            if id(node) in shims:
+                continue
             targets = []
             if isinstance(node, ast.ImportFrom):
                 if node.level:

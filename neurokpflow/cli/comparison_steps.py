@@ -50,19 +50,23 @@ def _ci_methods(result) -> str:
 
 
 def compare_run(run_dir, recording, out_dir, report, *, measures=("procrustes", "cka"),
-                stats=("bootstrap", "permutation"), every=1, n_boot=200, n_perm=200, seed=0, progress=True):
+                stats=("bootstrap", "permutation"), every=1, **options):
     """Compare every checkpoint of ``run_dir`` (step 0 = untrained) with ``recording``.
+
+    ``options``: fields of :class:`neurokpflow.compare.StatsOptions` (``n_boot``, ``n_perm``, ``seed``, ...)
+    and ``progress`` (accepted for symmetry with the other steps; comparisons show no bar).
 
     Writes ``out_dir/compare.nc`` (dims ``measure`` × ``step``) and adds the score table and figures
     to ``report``; returns the Dataset.
     """
-    from ..compare import compare, plot_comparison
+    from ..compare import compare
+    from ..viz import plot_comparison
 
     pairs, task = models_over_training(run_dir, every=every)
     labels = recording["condition"].values
     activity = {step: model_activity(model, task, labels) for step, model in pairs}
-    result = compare(activity, recording, measures=list(measures), stats=list(stats), time="resample",
-                     n_boot=n_boot, n_perm=n_perm, seed=seed)
+    options.pop("progress", None)
+    result = compare(activity, recording, measures=list(measures), stats=list(stats), time="resample", **options)
     result.attrs.update(recording=str(recording.attrs.get("source", "")), run=str(run_dir),
                         pairing=PAIRING)
     out_dir = Path(out_dir)
@@ -86,7 +90,7 @@ def compare_run(run_dir, recording, out_dir, report, *, measures=("procrustes", 
                      [[str(m), float(v)] for m, v in zip(result["measure"].values, result["noise_ceiling"].values)])
     report.figure(plot_comparison(result), "comparison_over_training",
                   f"Scores over training with the 95 % CI band ({_ci_methods(result)}) and the permutation-null mean.")
-    from .figures import trajectories
+    from ..viz import plot_trajectories as trajectories
 
     report.figure(trajectories(recording, activity[pairs[0][0]], activity[pairs[-1][0]], pairs[-1][0]),
                   "trajectories",

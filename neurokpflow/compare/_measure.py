@@ -57,6 +57,11 @@ class Measure(ABC):
     def params(self) -> dict[str, Any]:
         return {}
 
+    @property
+    def label(self) -> str:
+        """A human-readable name for figures and reports, e.g. ``"Procrustes (angular, alpha 1, noise-corrected)"``."""
+        return describe_measure(self.measure, self.params())
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.params().items())})"
 
@@ -140,3 +145,37 @@ def measure_options(cls: type, options: dict) -> tuple[dict, dict]:
 
     own = {name for name in inspect.signature(cls.__init__).parameters if name != "self"}
     return {k: v for k, v in options.items() if k in own}, {k: v for k, v in options.items() if k not in own}
+
+
+#: display names of the measure families
+TITLES = {"procrustes": "Procrustes", "shape_metric": "Shape metric", "cca": "CCA", "svcca": "SVCCA", "cka": "CKA",
+          "rsa": "RSA", "dsa": "DSA", "predictivity": "Linear predictivity"}
+
+
+def describe_measure(measure: str, params: Mapping[str, Any]) -> str:
+    """``"CKA (linear, hsic gretton, noise-corrected)"`` from a measure name and its parameters."""
+    words = []
+    for key, value in params.items():
+        if key == "noise":
+            words.append("noise-corrected")
+        elif key == "center" and value in (True, "True"):
+            continue  # centring is the default of every measure that has it
+        elif isinstance(value, bool) or value in ("True", "False"):
+            words.append(key if value in (True, "True") else f"no {key}")
+        elif key in ("kind", "kernel", "output", "comparison", "model"):
+            words.append(str(value))
+        else:
+            words.append(f"{key} {value}")
+    title = TITLES.get(measure, measure)
+    return f"{title} ({', '.join(words)})" if words else title
+
+
+def measure_label(ds: Any, estimator: str) -> str:
+    """The label of ``estimator`` in a comparison result: its ``label`` coordinate, or one made from the name."""
+    import re
+
+    if "label" in getattr(ds, "coords", {}) and "measure" in ds["label"].dims:
+        return str(ds["label"].sel(measure=estimator).values)
+    name, *rest = re.split(r"-(?=[a-z_]+=)", str(estimator))
+    params = dict(part.split("=", 1) for part in rest)
+    return describe_measure(name, params)

@@ -222,7 +222,8 @@ def compare(model: Any, data: Any, measures: Sequence[Any] = ("procrustes", "cka
     if "bootstrap" in stats:
         variables["ci_method"] = ("measure", ["; ".join(sorted(methods[n])) for n in names])
     coords = dict(measure=names, convention=("measure", [m.convention for m in ms]),
-                  metric=("measure", [m.metric for m in ms]), **grid_coords)
+                  metric=("measure", [m.metric for m in ms]), label=("measure", [m.label for m in ms]),
+                  **grid_coords)
     if session_names is not None:
         coords["session"] = session_names
     ds = xr.Dataset(variables, coords=coords)

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 import xarray as xr
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from ._axes import panels
 from ..errors import InputError, InputTypeError
 
 __all__ = ["plot_fixed_points"]
@@ -44,12 +44,7 @@ def plot_fixed_points(points: xr.Dataset, trajectories, *, ax=None, dims=(0, 1))
     _, s, vt = np.linalg.svd(flat - mean, full_matrices=False)
     pcs = vt[list(dims)]
     explained = (s ** 2 / np.sum(s ** 2))[list(dims)]
-    if ax is None:
-        fig = Figure(figsize=(4.5, 4), layout="constrained")
-        FigureCanvasAgg(fig)
-        ax = fig.add_subplot()
-    else:
-        fig = ax.figure
+    fig, (ax,) = panels(ax, 1, (4.5, 4), "plot_fixed_points")
     for trial in z:
         p = (trial - mean) @ pcs.T
         ax.plot(p[:, 0], p[:, 1], color="0.7", lw=0.7, zorder=1)

@@ -8,18 +8,13 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 from matplotlib import colormaps
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from ..errors import InputError, InputTypeError
+from ._axes import panels
 from .._validation import Options, Rule, check_params
 
-__all__ = ["plot_effective_rank", "plot_eigenfunctions", "plot_task_matrices", "plot_task_trajectories"]
-
-
-def _figure(width, height) -> Figure:
-    fig = Figure(figsize=(width, height), layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
+__all__ = ["plot_effective_rank", "plot_eigenfunctions", "plot_task_matrices", "plot_task_trajectories",
+           "plot_activity_rank"]
 
 
 def _require(ds, variables, what):
@@ -35,7 +30,7 @@ def _check_choice(name, value, choices):
 
 
 def plot_effective_rank(result: xr.Dataset, definition: str = "ER1", *, operators=("K", "P", "PKP*"),
-                        misdirection: bool = True) -> Figure:
+                        misdirection: bool = True, ax=None) -> Figure:
     """Effective rank vs training step for ``K``, ``P``, ``P K P*`` (± 2 standard errors), from
     :func:`neurokpflow.analysis.collapse`; a second panel shows the misdirection
     ``KA(P K P*, P P*)`` and the loss."""
@@ -43,8 +38,7 @@ def plot_effective_rank(result: xr.Dataset, definition: str = "ER1", *, operator
     _check_choice("definition", definition, result.definition.values)
     for op in operators:
         _check_choice("operator", op, result.operator.values)
-    fig = _figure(9 if misdirection else 5, 3.6)
-    axes = fig.subplots(1, 2 if misdirection else 1, squeeze=False)[0]
+    fig, axes = panels(ax, 2 if misdirection else 1, (9 if misdirection else 5, 3.6), "plot_effective_rank")
     step = result.step.values
     ax = axes[0]
     for op in operators:
@@ -69,7 +63,7 @@ def plot_effective_rank(result: xr.Dataset, definition: str = "ER1", *, operator
     return fig
 
 
-def plot_eigenfunctions(result: xr.Dataset, operator: str = "K", step=None, *, modes=None) -> Figure:
+def plot_eigenfunctions(result: xr.Dataset, operator: str = "K", step=None, *, modes=None, ax=None) -> Figure:
     """Top eigenfunctions ``λ_i φ_i(t)`` of the unit-reduced ``K`` (or ``P K P*``) at one checkpoint,
     one line per trial, coloured by the trial's condition when known.  ``step``: optimiser step
     (default the last checkpoint)."""
@@ -79,8 +73,7 @@ def plot_eigenfunctions(result: xr.Dataset, operator: str = "K", step=None, *, m
     _check_choice("step", step, result.step.values)
     r = result.sel(step=step, eig_operator=operator)
     modes = list(r.mode.values) if modes is None else list(modes)
-    fig = _figure(3.2 * len(modes), 3.0)
-    axes = fig.subplots(1, len(modes), squeeze=False)[0]
+    fig, axes = panels(ax, len(modes), (3.2 * len(modes), 3.0), "plot_eigenfunctions")
     colour_by = r["condition"].values if "condition" in r.coords else np.arange(r.sizes["trial"])
     span = max(float(np.ptp(colour_by)), 1.0)
     colours = colormaps["twilight"]((colour_by - np.min(colour_by)) / span)
@@ -96,7 +89,7 @@ def plot_eigenfunctions(result: xr.Dataset, operator: str = "K", step=None, *, m
 
 
 def plot_task_matrices(result: xr.Dataset, variable: str = "alignment", steps=None, *, vmin=-1.0,
-                       vmax=1.0) -> Figure:
+                       vmax=1.0, ax=None) -> Figure:
     """Task × task matrices (e.g. ``alignment``, ``hidden_alignment``, ``gradient_alignment``) of
     :func:`neurokpflow.analysis.subtask_alignment`, one panel per chosen step."""
     _require(result, [variable], "plot_task_matrices")
@@ -105,35 +98,48 @@ def plot_task_matrices(result: xr.Dataset, variable: str = "alignment", steps=No
         steps = [int(result.step.values[0]), int(result.step.values[-1])] if steps is None else list(steps)
         for s in steps:
             _check_choice("step", s, result.step.values)
-        panels = [(f"step {s}", da.sel(step=s)) for s in steps]
+        shown = [(f"step {s}", da.sel(step=s)) for s in steps]
     else:
-        panels = [("", da)]
+        shown = [("", da)]
     labels = [str(t) for t in result.task_i.values]
-    fig = _figure(3.4 * len(panels) + 0.8, 3.4)
-    axes = fig.subplots(1, len(panels), squeeze=False)[0]
-    for ax, (title, m) in zip(axes, panels):
+    fig, axes = panels(ax, len(shown), (3.4 * len(shown) + 0.8, 3.4), "plot_task_matrices")
+    for ax, (title, m) in zip(axes, shown):
         image = ax.imshow(m.values, vmin=vmin, vmax=vmax, cmap="RdBu_r")
         ax.set_xticks(range(len(labels)), labels, rotation=60, ha="right", fontsize=7)
         ax.set_yticks(range(len(labels)), labels, fontsize=7)
-        ax.set(xlabel="task j", ylabel="task i", title=f"{variable} {title}".strip())
+        ax.set(xlabel="task j", ylabel="task i", title=f"{variable.replace('_', ' ')} {title}".strip())
     fig.colorbar(image, ax=list(axes), shrink=0.8)
     return fig
 
 
 def plot_task_trajectories(result: xr.Dataset, variable: str = "cumulative_alignment", *,
-                           include_diagonal: bool = False) -> Figure:
+                           include_diagonal: bool = False, ax=None) -> Figure:
     """One line per ordered task pair ``(i, j)`` of a task × task variable over training steps."""
     _require(result, [variable], "plot_task_trajectories")
     da = result[variable]
     if "step" not in da.dims:
         raise InputError(f"{variable} has no step dimension; pass the result of subtask_alignment over checkpoints")
-    fig = _figure(6, 3.6)
-    ax = fig.subplots()
+    fig, (ax,) = panels(ax, 1, (6, 3.6), "plot_task_trajectories")
     for i in result.task_i.values:
         for j in result.task_j.values:
             if i == j and not include_diagonal:
                 continue
             ax.plot(result.step.values, da.sel(task_i=i, task_j=j).values, label=f"{i} ← {j}", lw=1)
-    ax.set(xlabel="training step", ylabel=variable)
+    ax.set(xlabel="training step", ylabel=variable.replace("_", " "))
     ax.legend(fontsize=6, ncol=2)
+    return fig
+
+
+def plot_activity_rank(result: xr.Dataset, *, ax=None) -> Figure:
+    """Participation ratio (ER4) of the hidden activity over training, centred and uncentred, with its
+    bootstrap standard error, from :func:`neurokpflow.analysis.collapse`.  Returns the Figure."""
+    _require(result, ["activity_effective_rank", "activity_effective_rank_stderr"], "plot_activity_rank")
+    fig, (ax,) = panels(ax, 1, (5, 3.2), "plot_activity_rank")
+    for centering, style in zip(result["centering"].values, ("-", "--")):
+        er = result["activity_effective_rank"].sel(centering=centering)
+        se = result["activity_effective_rank_stderr"].sel(centering=centering)
+        ax.errorbar(result["step"].values, er, yerr=se, ls=style, marker="o", ms=3, capsize=2, color="tab:gray",
+                    label=str(centering))
+    ax.set(xlabel="training step", ylabel="participation ratio (ER4)", title="hidden activity")
+    ax.legend(fontsize=8)
     return fig

@@ -4,7 +4,8 @@ from __future__ import annotations
 import xarray as xr
 from matplotlib import colormaps
 
-from .kpflow import _figure, _require
+from ._axes import panels
+from .kpflow import _require
 
 __all__ = ["plot_similarity_flow"]
 
@@ -23,9 +24,7 @@ def plot_similarity_flow(result: xr.Dataset, variant: str | None = None, *, ax=N
     if variant is None:
         variant = "predicted_adam" if "predicted_adam" in result else "predicted"
     cum = cumulative_flow(result, variant)
-    if ax is None:
-        fig = _figure(6, 3.6)
-        ax = fig.subplots()
+    fig, (ax,) = panels(ax, 1, (6, 3.6), "plot_similarity_flow")
     step = cum["step"].values
     colours = colormaps["tab10"]
     for k, task in enumerate(cum["task"].values):
@@ -39,4 +38,4 @@ def plot_similarity_flow(result: xr.Dataset, variant: str | None = None, *, ax=N
            title=f"similarity flow ({variant.replace('predicted_', '') if '_' in variant else 'P K P*'}); "
                  "positive = more similar")
     ax.legend(fontsize=7)
-    return ax.figure
+    return fig

@@ -10,7 +10,9 @@ import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
 
-from .kpflow import _check_choice, _figure, _require
+from ..compare import measure_label
+from ._axes import grid, panels
+from .kpflow import _check_choice, _require
 from ..errors import InputError
 
 __all__ = ["sweep_groups", "plot_sweep_effective_rank", "plot_sweep_similarity", "plot_sweep_task_matrix"]
@@ -47,7 +49,7 @@ def _band(ax, x, values, label):
 
 
 def plot_sweep_effective_rank(ds: xr.Dataset, definition: str = "ER1", *, operators=("K", "P", "PKP*"),
-                              by=None) -> Figure:
+                              by=None, ax=None) -> Figure:
     """Effective rank of each operator over training (``collapse_step``), one line per group
     (default: per ``g`` and every other varying axis), mean and min-max over seeds."""
     _require(ds, ["effective_rank"], "plot_sweep_effective_rank")
@@ -55,8 +57,7 @@ def plot_sweep_effective_rank(ds: xr.Dataset, definition: str = "ER1", *, operat
     for op in operators:
         _check_choice("operator", op, ds.operator.values)
     groups = sweep_groups(ds, by)
-    fig = _figure(3.6 * len(operators), 3.4)
-    axes = fig.subplots(1, len(operators), squeeze=False)[0]
+    fig, axes = panels(ax, len(operators), (3.6 * len(operators), 3.4), "plot_sweep_effective_rank")
     step = ds.collapse_step.values
     for ax, op in zip(axes, operators):
         rank = ds.effective_rank.sel(operator=op, definition=definition)
@@ -68,7 +69,7 @@ def plot_sweep_effective_rank(ds: xr.Dataset, definition: str = "ER1", *, operat
     return fig
 
 
-def plot_sweep_similarity(ds: xr.Dataset, *, measures=None, sessions=None, by=None) -> Figure:
+def plot_sweep_similarity(ds: xr.Dataset, *, measures=None, sessions=None, by=None, ax=None) -> Figure:
     """``score`` against each recording over training (``compare_step``): one panel per measure
     (rows) and session (columns), one line per group, mean and min-max over seeds."""
     _require(ds, ["score"], "plot_sweep_similarity")
@@ -79,8 +80,8 @@ def plot_sweep_similarity(ds: xr.Dataset, *, measures=None, sessions=None, by=No
     for s in sessions:
         _check_choice("session", s, ds.session.values)
     groups = sweep_groups(ds, by)
-    fig = _figure(3.6 * len(sessions), 3.0 * len(measures))
-    axes = fig.subplots(len(measures), len(sessions), squeeze=False)
+    fig, axes = grid(ax, len(measures), len(sessions), (3.6 * len(sessions), 3.0 * len(measures)),
+                     "plot_sweep_similarity")
     step = ds.compare_step.values
     for r, m in enumerate(measures):
         convention = str(ds.convention.sel(measure=m).values) if "convention" in ds.coords else ""
@@ -89,21 +90,21 @@ def plot_sweep_similarity(ds: xr.Dataset, *, measures=None, sessions=None, by=No
             score = ds.score.sel(measure=m, session=s)
             for label, runs in groups:
                 _band(ax, step, score.sel(run=runs).transpose("run", "compare_step").values, label)
-            ax.set(xlabel="training step", ylabel=f"{m} ({convention})" if convention else m, title=str(s))
+            name = measure_label(ds, m)
+            ax.set(xlabel="training step", ylabel=f"{name} ({convention})" if convention else name, title=str(s))
     axes[0, 0].legend(fontsize=7)
     return fig
 
 
 def plot_sweep_task_matrix(ds: xr.Dataset, variable: str = "alignment", step=None, *, by=None, vmin=-1.0,
-                           vmax=1.0) -> Figure:
+                           vmax=1.0, ax=None) -> Figure:
     """The task × task matrix ``variable`` of the sub-task alignment at ``step`` (default: the last
     ``subtask_step``), averaged over the seeds of each group: one panel per group."""
     _require(ds, [variable], "plot_sweep_task_matrix")
     step = int(ds.subtask_step.values[-1]) if step is None else step
     _check_choice("step", step, ds.subtask_step.values)
     groups = sweep_groups(ds, by)
-    fig = _figure(3.4 * len(groups) + 0.8, 3.4)
-    axes = fig.subplots(1, len(groups), squeeze=False)[0]
+    fig, axes = panels(ax, len(groups), (3.4 * len(groups) + 0.8, 3.4), "plot_sweep_task_matrix")
     image = None
     for ax, (label, runs) in zip(axes, groups):
         m = ds[variable].sel(subtask_step=step, run=runs)
@@ -115,5 +116,5 @@ def plot_sweep_task_matrix(ds: xr.Dataset, variable: str = "alignment", step=Non
                       fontsize=7)
         ax.set_yticks(range(mean.sizes["task_i"]), [str(t) for t in mean.task_i.values], fontsize=7)
         ax.set(xlabel="task j", ylabel="task i", title=f"{label}\nmean of {m.sizes['run']} seed(s), step {step}")
-    fig.colorbar(image, ax=list(axes), shrink=0.8, label=variable)
+    fig.colorbar(image, ax=list(axes), shrink=0.8, label=variable.replace("_", " "))
     return fig

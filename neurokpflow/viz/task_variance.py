@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 import xarray as xr
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from ..errors import InputTypeError
+from ._axes import new_figure, panels
 
 __all__ = ["plot_task_variance", "plot_lesion_effects"]
 
@@ -17,10 +16,11 @@ def _label(ds):
     raise InputTypeError("expected the Dataset of analysis.task_variance.cluster_units or motifs")
 
 
-def plot_task_variance(ds: xr.Dataset):
+def plot_task_variance(ds: xr.Dataset, *, ax=None):
     """Normalised variance (tasks or task periods × units, units sorted by cluster / motif, with the
     cluster boundaries marked), the silhouette score against k, and — for motifs — which task periods
-    share a motif (``shared_motifs``).  Returns the Figure."""
+    share a motif (``shared_motifs``).  ``ax``: the 2 (3 for motifs) Axes to draw on, or None for a
+    new figure.  Returns the Figure."""
     if not isinstance(ds, xr.Dataset):
         raise InputTypeError("expected the Dataset of analysis.task_variance.cluster_units or motifs")
     label = _label(ds)
@@ -28,13 +28,14 @@ def plot_task_variance(ds: xr.Dataset):
     order = np.argsort(ds[label].values, kind="stable")
     nv = ds["normalized_variance"].values[order].T
     names = [str(v) for v in ds[feature].values]
-    panels = 3 if "shared_motifs" in ds else 2
+    n_panels = 3 if "shared_motifs" in ds else 2
     height = max(3.0, 0.18 * len(names) + 1.2)
-    fig = Figure(figsize=(4.5 + 2.6 * (panels - 1) + (0.04 * len(names) if panels == 3 else 0), height),
-                 layout="constrained")
-    FigureCanvasAgg(fig)
-    widths = [3, 1.2] + ([2] if panels == 3 else [])
-    axes = fig.subplots(1, panels, gridspec_kw={"width_ratios": widths})
+    if ax is None:
+        fig = new_figure(4.5 + 2.6 * (n_panels - 1) + (0.04 * len(names) if n_panels == 3 else 0), height)
+        widths = [3, 1.2] + ([2] if n_panels == 3 else [])
+        axes = list(fig.subplots(1, n_panels, gridspec_kw={"width_ratios": widths}))
+    else:
+        fig, axes = panels(ax, n_panels, (0, 0), "plot_task_variance")
     ax = axes[0]
     im = ax.imshow(nv, aspect="auto", cmap="hot", vmin=0, vmax=1 if ds.attrs.get("normalization") == "max" else None,
                    interpolation="nearest")
@@ -51,7 +52,7 @@ def plot_task_variance(ds: xr.Dataset):
     ax.plot(ds["k"].values, ds["silhouette"].values, "o-", ms=3)
     ax.axvline(ds.attrs["n_clusters"], color="0.6", ls="--")
     ax.set(xlabel="number of clusters", ylabel="silhouette score", title=f"k = {ds.attrs['n_clusters']}")
-    if panels == 3:
+    if n_panels == 3:
         ax = axes[2]
         shared = ds["shared_motifs"].values
         im = ax.imshow(shared, cmap="viridis", interpolation="nearest")
@@ -62,16 +63,14 @@ def plot_task_variance(ds: xr.Dataset):
     return fig
 
 
-def plot_lesion_effects(effects: xr.Dataset, variable: str = "performance_change"):
+def plot_lesion_effects(effects: xr.Dataset, variable: str = "performance_change", *, ax=None):
     """Task × lesion heatmap of :func:`~neurokpflow.analysis.task_variance.lesion_effects`
     (default the change of performance, lesioned − intact, as in Yang 2019).  Returns the Figure."""
     if not isinstance(effects, xr.Dataset) or variable not in effects or "lesion" not in effects.dims:
         raise InputTypeError(f"expected the Dataset of analysis.task_variance.lesion_effects with {variable!r}")
     data = effects[variable].transpose("task", "lesion")
     tasks_, lesions = [str(t) for t in data["task"].values], [str(v) for v in data["lesion"].values]
-    fig = Figure(figsize=(1.2 + 0.35 * len(lesions), 1.0 + 0.2 * len(tasks_)), layout="constrained")
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
+    fig, (ax,) = panels(ax, 1, (1.2 + 0.35 * len(lesions), 1.0 + 0.2 * len(tasks_)), "plot_lesion_effects")
     limit = max(float(np.nanmax(np.abs(data.values))), 1e-9) if variable.endswith("change") else None
     im = ax.imshow(data.values, aspect="auto", cmap="coolwarm" if limit else "viridis",
                    vmin=-limit if limit else None, vmax=limit, interpolation="nearest")

@@ -9,6 +9,7 @@ import torch
 import xarray as xr
 
 import neurokpflow.compare as nc
+from neurokpflow import viz
 from test_compare_support import one_torch_thread  # noqa: F401  (autouse fixture)
 from _paths import SHARED_DATA
 
@@ -108,8 +109,23 @@ def test_compare_returns_dataset_with_scores_cis_and_nulls():
         assert np.isfinite(ds[name].values).all()
     assert np.isnan(ds["cv_score"].sel(measure=ds.measure[1])).item()  # cka fits nothing (documented NaN)
     assert float(ds["score"][0]) == pytest.approx(float(nc.procrustes(model, data, **PAIR)))
-    fig = nc.plot_comparison(ds)
+    fig = viz.plot_comparison(ds)
     assert len(fig.axes) == 4
+    # titles name measures in words, not by their machine id
+    titles = [ax.get_title() for ax in fig.axes]
+    assert all("=" not in t for t in titles) and any(t.startswith("Procrustes") for t in titles)
+    measures = [nc.get_measure(m) for m in ("procrustes", "cka")] + [nc.RSA(compare="pearson"), nc.get_measure("predictivity")]
+    assert list(ds["label"].values) == [m.label for m in measures]
+    # ax=: draws into the caller's Axes and returns their figure
+    from neurokpflow.viz._axes import new_figure
+
+    mine = new_figure(12, 3)
+    assert viz.plot_comparison(ds, ax=list(mine.subplots(1, 4))) is mine
+    with pytest.raises(TypeError, match="4 panel"):
+        viz.plot_comparison(ds, ax=mine.axes[0])
+    # the old location still works, with a DeprecationWarning
+    with pytest.warns(DeprecationWarning, match="neurokpflow.viz.plot_comparison"):
+        assert nc.plot_comparison is viz.plot_comparison
 
 
 def test_time_resolved_cross_temporal_and_plot():
@@ -122,7 +138,7 @@ def test_time_resolved_cross_temporal_and_plot():
     assert ct.shape == (8, 8) and np.allclose(np.diag(ct), tr)
     ds = nc.compare(model, data, measures=["cka"], stats=["bootstrap"], resolution="cross_temporal", n_boot=5, **PAIR)
     assert ds["score"].dims == ("measure", "time_model", "time_data")
-    nc.plot_comparison(ds)
+    viz.plot_comparison(ds)
     with pytest.raises(ValueError, match="dsa"):
         nc.time_resolved("dsa", model, data, **PAIR)
 

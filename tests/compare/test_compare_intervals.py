@@ -9,6 +9,7 @@ import torch
 import xarray as xr
 
 import neurokpflow.compare as nc
+from neurokpflow import viz
 from neurokpflow.compare.simulate import simulate_pair
 from test_compare_support import one_torch_thread  # noqa: F401  (autouse fixture)
 
@@ -120,7 +121,7 @@ def test_compare_gives_crossnobis_rsa_its_bias_corrected_estimate_inside_the_plo
     assert np.all((low <= point) & (point <= high))
     assert point[0] != ds["score"].values[0] and point[1] == ds["score"].values[1]
     assert list(ds["ci_method"].values) == ["bias_corrected over trials", "bca over trials"]
-    nc.plot_comparison(ds)          # no negative error bar: the bar is drawn around ci_estimate
+    viz.plot_comparison(ds)          # no negative error bar: the bar is drawn around ci_estimate
 
 
 def test_trial_jackknife_acceleration_masks_one_trial_and_reduces_to_efrons_formula():
