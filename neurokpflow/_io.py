@@ -16,7 +16,7 @@ import json
 import os
 import uuid
 from pathlib import Path
-from typing import Callable, Union
+from typing import Callable, Final, Union
 
 import numpy as np
 import xarray as xr
@@ -27,7 +27,7 @@ __all__ = ["atomic_write", "NETCDF_ENGINE", "write_netcdf", "read_netcdf", "writ
            "read_zarr_group", "open_result", "SWEEP_STORE"]
 
 #: the netCDF engine of every result file (HDF5 underneath, so h5py reads them too)
-NETCDF_ENGINE = "h5netcdf"
+NETCDF_ENGINE: Final = "h5netcdf"
 #: name of the Zarr store inside a sweep's output folder
 SWEEP_STORE = "sweep.zarr"
 _ZARR_DIMS = "_ARRAY_DIMENSIONS"
@@ -113,7 +113,8 @@ def read_zarr_group(store, group: str) -> xr.Dataset:
     zarr = _zarr()
     root = zarr.open_group(str(store), mode="r")
     g = root[group]
-    data, coords = {}, {}
+    data: dict[str, tuple] = {}
+    coords: dict[str, tuple] = {}
     for name, arr in g.arrays():
         target = coords if arr.attrs.get("_is_coord") else data
         target[name] = (tuple(arr.attrs[_ZARR_DIMS]), arr[...])

@@ -26,7 +26,7 @@ import math
 import numbers
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Union
+from typing import Any, ClassVar, Union, cast
 
 import numpy as np
 
@@ -68,7 +68,7 @@ class Interval(Constraint):
     closed: str = "both"
 
     def accepts(self, value) -> bool:
-        if _is_bool(value) or not isinstance(value, self.kind):
+        if not self.type_ok(value):
             return False
         if not math.isfinite(float(value)):
             return False
@@ -182,7 +182,7 @@ class Rule:
     :class:`~neurokpflow.errors.InputError` (a ``ValueError``; the type error is one too).
     """
 
-    constraints: Sequence[ConstraintLike]
+    constraints: Union[Sequence[ConstraintLike], ConstraintLike]
     fix: str = ""
     expect: str = ""
     error: type | None = None
@@ -191,19 +191,24 @@ class Rule:
         if isinstance(self.constraints, Constraint) or self.constraints is None:
             object.__setattr__(self, "constraints", (self.constraints,))
 
+    @property
+    def _alternatives(self) -> Sequence[ConstraintLike]:
+        # ``__post_init__`` has wrapped a single constraint (or None) in a tuple
+        return cast(Sequence[ConstraintLike], self.constraints)
+
     def accepts(self, value) -> bool:
-        return any(value is None if c is None else c.accepts(value) for c in self.constraints)
+        return any(value is None if c is None else c.accepts(value) for c in self._alternatives)
 
     def describe(self) -> str:
         if self.expect:
             return self.expect
-        words = ["None" if c is None else c.describe() for c in self.constraints]
+        words = ["None" if c is None else c.describe() for c in self._alternatives]
         return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
 
     def error_class(self, value=None) -> type:
         if self.error is not None:
             return self.error
-        if value is not None and not any(c is not None and c.type_ok(value) for c in self.constraints):
+        if value is not None and not any(c is not None and c.type_ok(value) for c in self._alternatives):
             return InputTypeError
         return InputError
 
@@ -333,7 +338,7 @@ class OptionsMixin:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     def replace(self, **changes):
-        return dataclasses.replace(self, **changes)  # type: ignore[type-var]
+        return dataclasses.replace(self, **changes)
 
     @classmethod
     def field_names(cls) -> tuple:

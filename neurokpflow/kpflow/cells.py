@@ -9,6 +9,8 @@
 """
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 from torch.func import jvp as _jvp, vjp as _vjp, vmap
@@ -45,7 +47,8 @@ class TorchCellAdapter(RecurrentCell):
         self.kind = {
             nn.RNNCell: "rnn", nn.RNN: "rnn", nn.GRUCell: "gru", nn.GRU: "gru", nn.LSTMCell: "lstm", nn.LSTM: "lstm"
         }[type(module)]
-        self.input_size, self.hidden_size = module.input_size, module.hidden_size
+        # ints on every torch RNN module (nn.Module's __getattr__ is typed Tensor | Module)
+        self.input_size, self.hidden_size = cast(int, module.input_size), cast(int, module.hidden_size)
         self.state_size = 2 * self.hidden_size if self.kind == "lstm" else self.hidden_size
         if self.kind == "rnn" and module.nonlinearity not in ("tanh", "relu"):
             raise InputError(f"unsupported nonlinearity {module.nonlinearity!r}")

@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable, cast
 
 import torch
 from scipy import stats
@@ -108,7 +108,8 @@ def make_estimate(value, stderr, *, level, method, n_matvecs, meta, dof=math.inf
     half = _quantile(level, dof) * stderr if stderr > 0 else 0.0
     lo, hi = value - half, value + half
     if transform is not None:
-        stderr = abs(float(derivative(value))) * stderr if stderr > 0 else 0.0
+        # derivative goes with transform (without it the call raises TypeError)
+        stderr = abs(float(cast(Callable, derivative)(value))) * stderr if stderr > 0 else 0.0
         value, lo, hi = float(transform(value)), float(transform(lo)), float(transform(hi))
     return Estimate(value, stderr, (lo, hi), float(level), method, int(n_matvecs), dict(meta))
 
@@ -276,14 +277,15 @@ def trace(A, budget: int | None = None, method: str = "hutch++", *, seed=None,
         _require_square(A, hint="; for tr(J J*) from a factor J pass method='jvp' or 'vjp'")
         shape, sample = A.shape_in, _quad_form(A)
     dim = int(torch.Size(shape).numel())
-    meta = {"quantity": "trace" if method not in ("jvp", "vjp") else "trace(J J*)", "dimension": dim,
-            "distribution": distribution}
+    meta: dict[str, Any] = {"quantity": "trace" if method not in ("jvp", "vjp") else "trace(J J*)",
+                            "dimension": dim, "distribution": distribution}
     if method == "vjp":
         meta["blocks"] = split
     if method == "exact" or _check_budget(budget, method, dim) >= dim:
         value = _basis_sum(sample, shape, dt, dev, chunk)   # the standard basis: no split needed
         meta["requested_method"] = method
         return make_estimate(value, 0.0, level=level, method="exact", n_matvecs=dim, meta=meta)
+    assert budget is not None  # _check_budget refused None
     gen = make_generator(seed, dev)
     meta["seed"] = seed if isinstance(seed, int) else None
     if split is not None:
@@ -411,11 +413,12 @@ def frobenius_norm(A, budget: int | None = None, method: str = "hutchinson", *, 
         sq = trace(A, A.size_in, "jvp", level=level, chunk_size=chunk_size)
         n_mv = sq.n_matvecs
     elif method == "hutchinson":
-        if _check_budget(budget, "jvp", A.size_in) >= A.size_in:
+        n_probes = _check_budget(budget, "jvp", A.size_in)
+        if n_probes >= A.size_in:
             sq = trace(A, budget, "jvp", level=level, chunk_size=chunk_size)
             n_mv = sq.n_matvecs
         else:
-            return sketch(A, budget, seed=seed, distribution=distribution, level=level,
+            return sketch(A, n_probes, seed=seed, distribution=distribution, level=level,
                           chunk_size=chunk_size).frobenius_norm()
     else:
         raise InputError(f"method must be 'hutchinson', 'trial_pairs', 'nystrom', 'hutch++' or 'exact', "
@@ -484,13 +487,14 @@ def _trial_pairs_frobenius2(A, budget, seed, distribution, level, chunk_size, fa
     chunk = chunk_size_for(A, chunk_size)
     c = J.weight_in / J.weight_out
     gen = make_generator(seed, A.device)
-    W = None
+    W: torch.Tensor | None = None
     for a, b in _chunks(m, chunk):
         V = J._rmatmat_block_vectors(random_probes(b - a, J.shape_out, A.dtype, A.device, gen, distribution), axis)
         if W is None:
             W = torch.empty(m, *V.shape[1:2], J.size_in, dtype=V.dtype, device=V.device)     # [m, B, M]
         W[a:b] = V.reshape(b - a, V.shape[1], J.size_in)
         del V
+    assert W is not None  # m >= 3 probes, so at least one chunk
     n_blocks = W.shape[1]
     # S_ij = c² Σ_{b,b'} (g_i,bᵀ A_bb' g_j,b')² = c² ‖W_i W_jᵀ‖_F², one [B, B] product per pair
     S = torch.zeros(m, m, dtype=torch.float64, device=W.device)
@@ -563,7 +567,7 @@ def alignment(A, B, budget: int | None = None, method: str = "sketch", *, seed=N
         raise InputError(f"method must be one of {ALIGNMENT_METHODS}, got {method!r}")
     chunk = chunk_size_for(A, chunk_size)
     dim, dt, dev = A.size_in, A.dtype, A.device
-    meta = {"quantity": "alignment", "dimension": dim}
+    meta: dict[str, Any] = {"quantity": "alignment", "dimension": dim}
     if method == "traces":
         seeds = [None] * 3 if seed is None else [seed, seed + 1, seed + 2] if isinstance(seed, int) else [seed] * 3
         tab, taa, tbb = (trace(X.T @ Y, budget, "hutch++", seed=s, level=level, chunk_size=chunk)
@@ -578,6 +582,7 @@ def alignment(A, B, budget: int | None = None, method: str = "sketch", *, seed=N
         return make_estimate(value, abs(value) * math.sqrt(rel2), level=level, method="traces",
                              n_matvecs=2 * (tab.n_matvecs + taa.n_matvecs + tbb.n_matvecs), meta=meta)
     if method == "hutchinson" and _check_budget(budget, "hutchinson", dim) < dim:
+        assert budget is not None  # _check_budget refused None
         return sketch(A, budget, B=B, seed=seed, level=level, chunk_size=chunk).alignment()
     if method == "exact" or _check_budget(budget, "hutchinson", dim) >= dim:
         ab = aa = bb = torch.zeros((), dtype=torch.float64, device=dev)
@@ -586,6 +591,7 @@ def alignment(A, B, budget: int | None = None, method: str = "sketch", *, seed=N
             ab, aa, bb = ab + pab.sum(), aa + paa.sum(), bb + pbb.sum()
         meta["requested_method"] = method
         return make_estimate(_ratio(ab, aa, bb), 0.0, level=level, method="exact", n_matvecs=2 * dim, meta=meta)
+    assert budget is not None  # _check_budget refused None
     gen = make_generator(seed, dev)
     G = torch.randn(dim, budget, generator=gen, device=dev, dtype=torch.float64)
     S = torch.linalg.qr(G).Q.T.to(dt).reshape(budget, *A.shape_in)
@@ -642,7 +648,7 @@ class Sketch:
     the applications its number rests on; ``meta["shared_sketch"]`` is True.
     """
 
-    quad_A: torch.Tensor
+    quad_A: torch.Tensor | None
     norm2_A: torch.Tensor
     quad_B: torch.Tensor | None
     norm2_B: torch.Tensor | None
@@ -689,6 +695,7 @@ class Sketch:
         """The same sketch with the roles of ``A`` and ``B`` exchanged (estimates of ``B``)."""
         if self.cross is None:
             raise InputError("the sketch was taken without B")
+        assert self.norm2_B is not None  # taken with B
         return Sketch(self.quad_B, self.norm2_B, self.quad_A, self.norm2_A, self.cross, self.dimension,
                       self.level, self.meta)
 
@@ -712,7 +719,7 @@ def sketch(A, budget: int, *, B=None, seed=None, distribution: str = "rademacher
     gen = make_generator(seed, A.device)
     square = A.shape_in == A.shape_out
     c = A.weight_out / A.weight_in
-    cols = {k: [] for k in ("qa", "na", "qb", "nb", "ab")}
+    cols: dict[str, list[torch.Tensor]] = {k: [] for k in ("qa", "na", "qb", "nb", "ab")}
     for start, stop in _chunks(budget, chunk):
         G = random_probes(stop - start, A.shape_in, A.dtype, A.device, gen, distribution)
         if B is None:
@@ -731,4 +738,6 @@ def sketch(A, budget: int, *, B=None, seed=None, distribution: str = "rademacher
     cat = {k: (torch.cat(v) if v else None) for k, v in cols.items()}
     meta = {"dimension": dim, "distribution": distribution, "seed": seed if isinstance(seed, int) else None,
             "probes": budget, "chunk_size": chunk, "operators": [A.name] + ([B.name] if B is not None else [])}
-    return Sketch(cat["qa"], cat["na"], cat["qb"], cat["nb"], cat["ab"], dim, float(level), meta)
+    norm2_A = cat["na"]
+    assert norm2_A is not None  # budget >= 2 probes, so at least one chunk
+    return Sketch(cat["qa"], norm2_A, cat["qb"], cat["nb"], cat["ab"], dim, float(level), meta)

@@ -67,6 +67,10 @@ class LinearOperator:
         memory stays bounded.  ``None`` applies everything at once.
     """
 
+    # names of the axes of shape_in, set only by operators that know them (partial traces);
+    # absent otherwise, so read it with getattr(A, "dims", None)
+    dims: tuple[str, ...]
+
     def __init__(
         self,
         shape_in: Sequence[int],
@@ -432,7 +436,7 @@ def gram_factor(A: LinearOperator) -> LinearOperator | None:
     ``J = P @ J_theta``) and ``J @ J.T`` or ``J.gram()`` for a composition ``J`` (the adjoint of a
     composition counts as its factors' adjoints in reverse).  Scalar multiples and sums are not
     looked into.  Nothing is applied."""
-    fs = []
+    fs: list[LinearOperator] = []
     for f in chain_factors(A):
         if isinstance(f, _Adjoint) and isinstance(f.op, _Chain):
             fs.extend(g.T for g in reversed(f.op.factors))

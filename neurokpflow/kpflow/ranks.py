@@ -32,7 +32,7 @@ axes, reduction and estimator.
 from __future__ import annotations
 
 from dataclasses import dataclass
-
+from typing import Any
 
 import numpy as np
 import torch
@@ -123,8 +123,8 @@ def _shared_probe_pr(G: LinearOperator, budget, seed, level, chunk_size, meta) -
         GX = G.matvec(X)
         a.append(batched_dot(X, GX))
         b.append(batched_dot(GX, GX))
-    a, b = torch.cat(a), torch.cat(b)
-    return make_estimate(float(a.sum() ** 2 / b.sum()), 0.0, level=level, method="exact", n_matvecs=dim, meta=meta)
+    return make_estimate(float(torch.cat(a).sum() ** 2 / torch.cat(b).sum()), 0.0, level=level, method="exact",
+                         n_matvecs=dim, meta=meta)
 
 
 def _activity(X, centered, unit_dim):
@@ -192,7 +192,7 @@ def _effective_rank(A, *, definition, keep=None, reduction: str | None = None, b
     centered : ER4 only, centre the activity before the second moment.
     """
     did = _definition_id(definition)
-    meta = {"definition": did, "name": DEFINITIONS[did]}
+    meta: dict[str, Any] = {"definition": did, "name": DEFINITIONS[did]}
     if did == "ER4":
         if isinstance(A, LinearOperator):
             raise InputTypeError("ER4 (activity participation ratio) takes activity [samples..., units], not an operator")

@@ -21,6 +21,8 @@ The Jacobians are evaluated at ``(z(t−1), x(t))`` with ``z(0) = h0`` (zeros by
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 
 from neurokpflow.models.cells import ACTIVATIONS, GRUCell, LSTMCell, LeakyRNNCell
@@ -216,6 +218,7 @@ def unit_separable_K(cell, inputs: torch.Tensor, hidden: torch.Tensor, h0: torch
     h0 : [S] or [B, S], optional — ``z(0)``; zeros when omitted.
     inner : {"sum", "mean"} — the inner-product convention (``K_mean = K_sum / (B·T)``).
     """
+    builder: Callable[..., tuple[list, int, int]]
     if isinstance(cell, LeakyRNNCell):
         builder = _leaky_terms
     elif isinstance(cell, GRUCell):

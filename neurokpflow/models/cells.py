@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -48,7 +48,7 @@ def _retanh(a):
 
 
 #: activation name -> (function, derivative as a function of the pre-activation)
-ACTIVATIONS = {
+ACTIVATIONS: dict[str, tuple[Callable[[torch.Tensor], torch.Tensor], Callable[[torch.Tensor], torch.Tensor]]] = {
     "tanh": (torch.tanh, lambda a: 1 - torch.tanh(a) ** 2),
     "relu": (F.relu, lambda a: (a > 0).to(a.dtype)),
     "softplus": (F.softplus, torch.sigmoid),
@@ -344,7 +344,7 @@ class GRUCell(RecurrentCell):
             p.copy_((torch.rand(p.shape, generator=generator) * 2 - 1) * k)
         self.weight_hh.mul_(self.g)
 
-    def _gates(self, x, z):
+    def _gates(self: GRUCell | LSTMCell, x, z):  # shared with LSTMCell
         gi = x @ self.weight_ih.T
         gh = z @ self.weight_hh.T
         if self.bias_ih is not None:

@@ -99,6 +99,7 @@ class RecurrentModel(nn.Module):
         self._config = cfg
         gen = torch.Generator().manual_seed(int(cfg["seed"])) if cfg["seed"] is not None else None
         kind, n_in, H = cfg["kind"], cfg["n_in"], cfg["n_hidden"]
+        self.cell: LeakyRNNCell | GRUCell | LSTMCell
         if kind == "rnn":
             self.cell = LeakyRNNCell(n_in, H, alpha=cfg["alpha"], activation=cfg["activation"], form=cfg["form"],
                                      bias=cfg["bias"], g=cfg["g"], dale=cfg["dale"], generator=gen,

@@ -16,6 +16,8 @@ import json
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
 from ..errors import InputError
 
 __all__ = ["Sweep", "SweepSpecError", "load", "RUN_FIELDS", "COMPUTE_FIELDS", "RECORDING_FIELDS"]
@@ -185,7 +187,7 @@ class Sweep:
     def analysis(self) -> dict:
         """What is computed per run (compute fields with defaults, and the recordings): plain values."""
         compute = {k: self.compute.get(k, default) for k, (_, default, _) in COMPUTE_FIELDS.items()}
-        out = {"compute": compute, "recordings": self.recording_options()}
+        out: dict[str, Any] = {"compute": compute, "recordings": self.recording_options()}
         if self.device != "cpu":  # absent for CPU, so CPU sweeps keep their analysis ids
             out["device"] = self.device
         return out

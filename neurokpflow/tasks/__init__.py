@@ -16,6 +16,8 @@ seeded by ``seed`` (no global random state).  ``task.spec`` is a plain dict that
 """
 from __future__ import annotations
 
+from typing import Any
+
 from .base import Task
 from .batch import Batch, PAD_EPOCH
 from .driscoll import DRISCOLL_TASKS, DriscollTask
@@ -116,7 +118,7 @@ def from_spec(spec: dict) -> Task:
         raise InputError(f"not a task spec (expected a dict with 'name' and 'options', or 'mix'): {spec!r}")
     if "mix" in spec:
         return Mix([from_spec(s) for s in spec["mix"]], weights=spec.get("weights"), mode=spec.get("mode", "mixed"))
-    options = {k: tuple(v) if isinstance(v, list) else v for k, v in spec["options"].items()}
+    options: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in spec["options"].items()}
     if isinstance(options.get("durations"), dict):
         options["durations"] = {k: tuple(v) for k, v in options["durations"].items()}
     return make(spec["name"], **options)

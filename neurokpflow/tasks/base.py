@@ -1,7 +1,9 @@
 """Task base class and the vectorised helpers that turn epoch boundaries into arrays."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from types import MappingProxyType
+from typing import Any
 
 import numpy as np
 import torch
@@ -59,6 +61,7 @@ class Task:
     output_names: tuple = ()
     epoch_names: tuple = ()
     dt: float = 0.02
+    _options: Mapping[str, Any]  # set in __init__ (read-only view of the construction options)
 
     def __init__(self, **options):
         object.__setattr__(self, "_options", MappingProxyType(dict(options)))
@@ -101,7 +104,7 @@ class Task:
     def sample(self, batch_size: int, seed=None) -> Batch:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def test_grid(self, **options) -> Batch:  # pragma: no cover - abstract
+    def test_grid(self, *args: Any, **options: Any) -> Batch:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def score(self, outputs, batch: Batch) -> np.ndarray:  # pragma: no cover - abstract

@@ -251,7 +251,7 @@ def _rebuild_env(env, tolerance):
     return GymTask(env, tolerance=tolerance)
 
 
-def from_gym(env, *, tolerance=0.1, dt=None, **env_kwargs) -> GymTask:
+def from_gym(env, *, tolerance=0.1, dt: float | None = None, **env_kwargs) -> GymTask:
     """Wrap a neurogym / gymnasium supervised environment as a task (see :mod:`neurokpflow.tasks.gym`).
 
     ``env``: an environment object, or a registered id (``"PerceptualDecisionMaking-v0"``), made with

@@ -121,7 +121,7 @@ class RuleTask(Task):
     grid_timing: dict = {}
     grid_directions: int = 20
     grid_strengths: dict = {}
-    multi_split: tuple = (0.2, 0.8)
+    multi_split: tuple[float, float] = (0.2, 0.8)
 
     def __init__(self, name, *, dt, sample_timing, input_noise, tau, easy, tolerance, fixation_threshold,
                  **extra):
@@ -176,7 +176,7 @@ class RuleTask(Task):
 
     def _timing(self, table, rng, n, B) -> dict:
         """Times in seconds (whole steps) from a timing table (see the class docstring)."""
-        steps = {}
+        steps: dict[str, np.ndarray] = {}
         for key, previous, (kind, values) in table:
             if kind == "uniform":
                 draw = rng.uniform(values[0], values[1], n)
@@ -388,8 +388,8 @@ class RuleTask(Task):
         y *= inside[..., None]
 
         edge = int(self._q(0.1))
-        m = np.where(window(edge, go, T), 1.0, np.where(window(go + edge, end, T), 5.0, 0.0))
-        mask = np.repeat(m[..., None], self.n_outputs, axis=2)
+        weight = np.where(window(edge, go, T), 1.0, np.where(window(go + edge, end, T), 5.0, 0.0))
+        mask = np.repeat(weight[..., None], self.n_outputs, axis=2)
         mask[:, :, 0] *= 2
 
         meta = {"condition": np.asarray(condition, dtype=np.int64),
