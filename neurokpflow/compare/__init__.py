@@ -15,7 +15,7 @@ Many representations: :func:`pairwise`. Everything at once: :func:`compare` (opt
 """
 from ._inputs import Representation, align, as_representation
 from ._measure import TRANSFORMS, Measure, measure_label
-from ._registry import MEASURES, get_measure
+from ._registry import MEASURES, get_measure, register_measure
 from ._result import AlignmentError, BootstrapBiasWarning, DegenerateInputError, InSampleBiasWarning, Score
 from .api import AlignOptions, StatsOptions, compare
 from .dynamics import DSA, compare_operators, delay_embed, dsa, eigenvalue_wasserstein, fit_operator
@@ -30,7 +30,7 @@ from .temporal import along_training, cross_temporal, time_resolved
 __all__ = [
     "procrustes", "cca", "cka", "rsa", "dsa", "predictivity", "compare", "StatsOptions", "AlignOptions", "pairwise",
     "measure_label",
-    "Procrustes", "CCA", "CKA", "RSA", "DSA", "Predictivity", "Measure", "MEASURES", "TRANSFORMS", "get_measure",
+    "Procrustes", "CCA", "CKA", "RSA", "DSA", "Predictivity", "Measure", "MEASURES", "TRANSFORMS", "get_measure", "register_measure",
     "Score", "AlignmentError", "DegenerateInputError", "InSampleBiasWarning", "BootstrapBiasWarning",
     "Representation", "align", "as_representation",
     "bootstrap", "permutation_test", "cross_validated", "split_half_reliability", "noise_ceiling",

@@ -39,6 +39,11 @@ class Measure(ABC):
     trial_folds: int = 1
     #: default bootstrap interval (see :func:`neurokpflow.compare.bootstrap`)
     interval: str = "bca"
+    #: what a permutation test shuffles by default: ``"conditions"`` or ``"time_blocks"`` (for measures of
+    #: dynamics, whose value does not depend on condition labels)
+    default_permutation: str = "conditions"
+    #: whether the measure is defined on a single time bin (``time_resolved``, ``resolution="time"``)
+    per_time_bin: bool = True
 
     def plug_in_target(self) -> "Measure | None":
         """The measure whose value on a trial population's condition means is this estimator's target, for

@@ -201,7 +201,7 @@ def compare(model: Any, data: Any, measures: Sequence[Any] = ("procrustes", "cka
                     methods.setdefault(names[k], set()).add(f"{boot.method} over {boot.over}")
                 if "permutation" in stats:
                     over = opts.permute_over if opts.permute_over != "auto" else (
-                        "time_blocks" if m.measure == "dsa" else "conditions")
+                        m.default_permutation)
                     perm = permutation_aligned(m, cell, over=over, n_perm=opts.n_perm, **stat_kw)
                     put("p_value", k, idx, perm.p_value)
                     put("null_mean", k, idx, float(perm.null.mean()))

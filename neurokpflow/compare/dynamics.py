@@ -230,6 +230,8 @@ class DSA(Measure):
 
     measure = "dsa"
     convention = "distance"
+    default_permutation = "time_blocks"   # DSA compares dynamics, so condition labels do not enter it
+    per_time_bin = False                  # dynamics need several time bins
 
     def __init__(self, comparison: str = "pavf", kind: str = "angular", n_delays: int = 1, delay_interval: int = 1,
                  rank: int | float | None = 0.99, ridge: float = 0.0, n_starts: int = 8, seed: int = 0):

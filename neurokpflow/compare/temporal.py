@@ -23,8 +23,8 @@ def _time_values(rep: Representation) -> np.ndarray:
 
 def _per_time_measure(measure: Any):
     m = get_measure(measure)
-    if m.measure == "dsa":
-        raise InputError("dsa compares dynamics across time; a per-time-bin dsa is undefined")
+    if not m.per_time_bin:
+        raise InputError(f"{m.measure} compares dynamics across time; a per-time-bin {m.measure} is undefined")
     return m
 
 

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import neurokpflow.compare as nc
+from neurokpflow.errors import InputError
 from test_compare_support import one_torch_thread  # noqa: F401  (autouse fixture)
 
 N_COND, N_TRIALS, N_UNITS = 24, 3, 6
@@ -27,7 +28,10 @@ TRANSFORM_FUNCS = {
 }
 assert set(TRANSFORM_FUNCS) == set(nc.TRANSFORMS)
 
-MEASURES = [
+# every registered measure defined on single time bins (a new registry entry is tested automatically),
+# plus variants the registry does not name
+REGISTERED = [entry() for entry in nc.MEASURES.values() if entry.capabilities["per_time_bin"]]
+VARIANTS = [
     nc.Procrustes("angular"), nc.Procrustes("euclidean"), nc.Procrustes("angular", alpha=0.5),
     nc.Procrustes("angular", alpha=0.0), nc.CCA(), nc.CCA(output="angular"), nc.CCA(truncate=3),
     nc.CKA(), nc.CKA(output="angular"), nc.CKA(debiased=True), nc.CKA(debiased=True, hsic="lange"),
@@ -36,6 +40,7 @@ MEASURES = [
     nc.RSA("sqeuclidean", "cosine"), nc.RSA("correlation", "pearson"), nc.RSA("crossnobis", "pearson"),
     nc.Predictivity(n_splits=4),
 ]
+MEASURES = list({m.estimator: m for m in REGISTERED + VARIANTS}.values())
 CASES = [(m, t, inv) for m in MEASURES for t, inv in m.invariances.items()]
 
 
@@ -121,3 +126,22 @@ def test_zero_padding_and_sample_order():
     perm = rng.permutation(15)
     assert float(nc.procrustes(x[perm], y[perm])) == pytest.approx(float(nc.procrustes(x, y)), abs=1e-12)
     assert abs(float(nc.procrustes(x[perm], y)) - float(nc.procrustes(x, y))) > 1e-3
+
+
+@pytest.mark.parametrize("name", list(nc.MEASURES))
+def test_every_registered_measure_keeps_its_declared_contract(name):
+    entry = nc.MEASURES[name]
+    m = entry()
+    assert isinstance(m, nc.Measure) and nc.get_measure(name).estimator == m.estimator
+    for capability, value in entry.capabilities.items():
+        assert getattr(m, capability) == value, capability
+    assert "=" not in m.label and m.label == entry.description
+    x = np.repeat(TRIALS_X, 8, axis=1) + 0.1 * RNG.standard_normal((len(LABELS), 8, N_UNITS))  # 8 time bins
+    y = np.repeat(TRIALS_Y, 8, axis=1) + 0.1 * RNG.standard_normal((len(LABELS), 8, N_UNITS))
+    value = m(x, y, condition=LABELS)
+    assert np.isfinite(float(value)) and value.convention == entry.capabilities["convention"]
+    if entry.capabilities["per_time_bin"]:
+        assert np.isfinite(nc.time_resolved(m, x, y, condition=LABELS).values).all()
+    else:
+        with pytest.raises(InputError, match="per-time-bin"):
+            nc.time_resolved(m, x, y, condition=LABELS)
