@@ -72,7 +72,7 @@ class TorchCellAdapter(RecurrentCell):
     def bias_hh(self):
         return self._p("bias_hh")
 
-    _gates = GRUCell._gates
+    gate_preactivations = GRUCell.gate_preactivations
     _coefficients = GRUCell._coefficients
 
     def _pname(self, name):
@@ -91,7 +91,7 @@ class TorchCellAdapter(RecurrentCell):
             return LSTMCell.parameter_sites(self, inputs, z_prev)
         X = inputs.reshape(-1, self.input_size)
         Z = z_prev.reshape(-1, self.hidden_size)
-        gi, gh = self._gates(X, Z)
+        gi, gh = self.gate_preactivations(X, Z)
         d = ACTIVATIONS[self.cell.nonlinearity][1](gi + gh)[:, None, None, :]
         has_b = self.bias_ih is not None
         return [ParameterSite(self._pname("weight_ih"), self._pname("bias_ih" if has_b else None), X, d),
@@ -104,7 +104,7 @@ class TorchCellAdapter(RecurrentCell):
                 self.cell(x, (z[..., :H].contiguous(), z[..., H:].contiguous())), dim=-1)
         if self.kind == "gru":
             return GRUCell.forward(self, x, z)
-        gi, gh = self._gates(x, z)
+        gi, gh = self.gate_preactivations(x, z)
         act = ACTIVATIONS[self.cell.nonlinearity][0]
         return act(gi + gh)
 
@@ -115,7 +115,7 @@ class TorchCellAdapter(RecurrentCell):
         if self.kind == "lstm":
             return LSTMCell.linearize(self, inputs, z_prev)
         W = self.weight_hh.detach()
-        gi, gh = self._gates(inputs, z_prev)
+        gi, gh = self.gate_preactivations(inputs, z_prev)
         d = ACTIVATIONS[self.cell.nonlinearity][1](gi + gh)
 
         def jvp(dz, t):

@@ -21,11 +21,9 @@ The Jacobians are evaluated at ``(z(t−1), x(t))`` with ``z(0) = h0`` (zeros by
 """
 from __future__ import annotations
 
-from typing import Callable
 
 import torch
 
-from neurokpflow.models.cells import ACTIVATIONS, GRUCell, LSTMCell, LeakyRNNCell
 from .estimators import Estimate, make_estimate
 from .linop import DenseOperator, LinearOperator
 from ..errors import InputError, InputTypeError
@@ -132,79 +130,6 @@ class _UnitTracedK(LinearOperator):
     _rmatmat = _matmat
 
 
-def _ones(ref):
-    return torch.ones(*ref.shape[:-1], 1, dtype=ref.dtype, device=ref.device)
-
-
-def _features(*parts):
-    """Concatenate the feature blocks whose parameter is trained (``None`` entries are skipped)."""
-    kept = [p for p in parts if p is not None]
-    return torch.cat(kept, dim=-1) if kept else None
-
-
-def _trained(p):
-    return p is not None and p.requires_grad
-
-
-def _check_dale(cell):
-    if getattr(cell, "dale_sign", None) is not None and bool((cell.weight_hh == 0).any()):
-        raise InputError("unit_separable_K: weight_hh has exact zeros under Dale's law (|W| has no derivative "
-                         "there); use the generic estimators on operators(...).K")
-
-
-def _leaky_terms(cell: LeakyRNNCell, x, zp):
-    phi, dphi = ACTIVATIONS[cell.activation]
-    a = cell.alpha
-    _check_dale(cell)
-    if cell.form == "rate":
-        pre = cell._drive(x) + zp @ cell.recurrent_weight().T
-        C = a * dphi(pre)
-        F = _features(x if _trained(cell.weight_ih) else None, zp if _trained(cell.weight_hh) else None,
-                      _ones(x) if _trained(cell.bias) else None, _ones(x) if _trained(cell.bias_hh) else None)
-    else:
-        C = torch.full_like(zp, a)
-        F = _features(phi(zp) if _trained(cell.weight_hh) else None, x if _trained(cell.weight_ih) else None,
-                      _ones(x) if _trained(cell.bias) else None, _ones(x) if _trained(cell.bias_hh) else None)
-    return [(C, F)], cell.hidden_size, 1
-
-
-def _gate_features(cell, x, h):
-    """Features of a gate fed by ``W_i x + b_i + W_h h + b_h`` (each part only if trained)."""
-    wi, wh = _trained(cell.weight_ih), _trained(cell.weight_hh)
-    bi, bh = _trained(cell.bias_ih), _trained(cell.bias_hh)
-    return (x if wi else None, _ones(x) if bi else None, h if wh else None, _ones(x) if bh else None)
-
-
-def _gru_terms(cell: GRUCell, x, h):
-    gi, gh = cell._gates(x, h)
-    i_r, i_z, i_n = gi.chunk(3, -1)
-    h_r, h_z, h_n = gh.chunk(3, -1)
-    r, u = torch.sigmoid(i_r + h_r), torch.sigmoid(i_z + h_z)
-    n = torch.tanh(i_n + r * h_n)
-    cn = (1 - u) * (1 - n * n)
-    fx, fbi, fh, fbh = _gate_features(cell, x, h)
-    both = _features(fx, fbi, fh, fbh)
-    terms = [(cn * r * (1 - r) * h_n, both), (u * (1 - u) * (h - n), both),
-             (cn, _features(fx, fbi)), (cn * r, _features(fh, fbh))]
-    return terms, cell.hidden_size, 1
-
-
-def _lstm_terms(cell: LSTMCell, x, z):
-    H = cell.hidden_size
-    h, c = z[..., :H], z[..., H:]
-    gi, gh = cell._gates(x, h)
-    i, f, g, o = (gi + gh).chunk(4, -1)
-    i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
-    c2 = f * c + i * g
-    tc = torch.tanh(c2)
-    s = o * (1 - tc * tc)
-    F = _features(*_gate_features(cell, x, h))
-    dc = [g * i * (1 - i), c * f * (1 - f), i * (1 - g * g)]
-    terms = [(torch.cat([s * d, d], -1), F) for d in dc]
-    terms.append((torch.cat([o * (1 - o) * tc, torch.zeros_like(tc)], -1), F))
-    return terms, H, 2
-
-
 @torch.no_grad()
 def unit_separable_K(cell, inputs: torch.Tensor, hidden: torch.Tensor, h0: torch.Tensor | None = None,
                      inner: str = "sum") -> UnitSeparableK:
@@ -218,16 +143,10 @@ def unit_separable_K(cell, inputs: torch.Tensor, hidden: torch.Tensor, h0: torch
     h0 : [S] or [B, S], optional — ``z(0)``; zeros when omitted.
     inner : {"sum", "mean"} — the inner-product convention (``K_mean = K_sum / (B·T)``).
     """
-    builder: Callable[..., tuple[list, int, int]]
-    if isinstance(cell, LeakyRNNCell):
-        builder = _leaky_terms
-    elif isinstance(cell, GRUCell):
-        builder = _gru_terms
-    elif isinstance(cell, LSTMCell):
-        builder = _lstm_terms
-    else:
-        raise InputTypeError(f"unit_separable_K supports LeakyRNNCell, GRUCell and LSTMCell, got {type(cell).__name__}; "
-                        "use the randomized estimators on operators(...).K for other cells")
+    if not callable(getattr(cell, "unit_separable_terms", None)):
+        raise InputTypeError(f"unit_separable_K needs a cell with unit_separable_terms() (LeakyRNNCell, GRUCell, "
+                             f"LSTMCell), got {type(cell).__name__}; use the randomized estimators on "
+                             "operators(...).K for other cells")
     if inner not in ("sum", "mean"):
         raise InputError(f"inner must be 'sum' or 'mean', got {inner!r}")
     if inputs.dim() != 3 or hidden.dim() != 3 or inputs.shape[:2] != hidden.shape[:2]:
@@ -242,7 +161,7 @@ def unit_separable_K(cell, inputs: torch.Tensor, hidden: torch.Tensor, h0: torch
     else:
         z0 = h0.detach().to(hidden).expand(B, S).unsqueeze(1)
     z_prev = torch.cat([z0, hidden[:, :-1]], dim=1)
-    terms, n_units, comps = builder(cell, inputs.detach().to(hidden.dtype), z_prev)
+    terms, n_units, comps = cell.unit_separable_terms(inputs.detach().to(hidden.dtype), z_prev)
     terms = [(C.contiguous(), F.contiguous()) for C, F in terms if F is not None]
     if not terms:
         raise InputError("the cell has no trained parameters (requires_grad=False everywhere); K is zero")

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 from .._validation import OptionsMixin
-from ..errors import InputError
+from ..errors import DegenerateInputError, InputError
 
 __all__ = [
     "RecurrentCell",
@@ -97,6 +97,34 @@ class ParameterSite:
         self.weight, self.bias, self.features, self.coeff, self.scale = weight, bias, features, coeff, scale
 
 
+# --------------------------------------------------- helpers of unit_separable_terms (exact K)
+def _ones(ref):
+    return torch.ones(*ref.shape[:-1], 1, dtype=ref.dtype, device=ref.device)
+
+
+def _features(*parts):
+    """Concatenate the feature blocks whose parameter is trained (``None`` entries are skipped)."""
+    kept = [p for p in parts if p is not None]
+    return torch.cat(kept, dim=-1) if kept else None
+
+
+def _trained(p):
+    return p is not None and p.requires_grad
+
+
+def _check_dale(cell):
+    if getattr(cell, "dale_sign", None) is not None and bool((cell.weight_hh == 0).any()):
+        raise DegenerateInputError("unit_separable_terms: weight_hh has exact zeros under Dale's law (|W| has no "
+                                   "derivative there); use the generic estimators on operators(...).K")
+
+
+def _gate_features(cell, x, h):
+    """Features of a gate fed by ``W_i x + b_i + W_h h + b_h`` (each part only if trained)."""
+    wi, wh = _trained(cell.weight_ih), _trained(cell.weight_hh)
+    bi, bh = _trained(cell.bias_ih), _trained(cell.bias_hh)
+    return (x if wi else None, _ones(x) if bi else None, h if wh else None, _ones(x) if bh else None)
+
+
 class RecurrentCell(nn.Module):
     """Base class: ``forward(x, z) -> z'`` on flat states plus a hand-derived linearisation."""
 
@@ -112,6 +140,28 @@ class RecurrentCell(nn.Module):
     def initial_state(self, batch_size: int, dtype=None, device=None) -> torch.Tensor:
         p = next(self.parameters())
         return torch.zeros(batch_size, self.state_size, dtype=dtype or p.dtype, device=device or p.device)
+
+    def run_sequence(self, x: torch.Tensor, z0: torch.Tensor, *, noise_std: float = 0.0, generator=None,
+                     full_state: bool = True) -> torch.Tensor:
+        """States ``[B, T, S]`` from inputs ``x [B, T, I]`` and ``z0 [B, S]``: one :meth:`forward` per step,
+        with Gaussian noise of SD ``noise_std`` added to the readout-visible state after each step.
+        Cells override it with a faster equivalent (a fused kernel, a precomputed input drive)."""
+        H = self.hidden_size
+        xi = None
+        if noise_std > 0:
+            xi = torch.randn(x.shape[0], x.shape[1], H, generator=generator, dtype=x.dtype, device="cpu").to(x.device)
+        z, out = z0, []
+        for t in range(x.shape[1]):
+            z = self(x[:, t], z)
+            if xi is not None:
+                z = torch.cat([z[..., :H] + noise_std * xi[:, t], z[..., H:]], dim=-1)
+            out.append(z)
+        return torch.stack(out, dim=1)
+
+    @classmethod
+    def from_model_config(cls, n_in: int, n_hidden: int, config: dict, generator=None) -> "RecurrentCell":
+        """The cell of a :func:`neurokpflow.models.make` config (its kind's options and the common ones)."""
+        return cls(n_in, n_hidden, bias=config["bias"], g=config["g"], generator=generator)
 
     def linearize(self, inputs: torch.Tensor, z_prev: torch.Tensor) -> StateLinearization:
         raise NotImplementedError  # pragma: no cover - every concrete cell implements it
@@ -247,7 +297,8 @@ class LeakyRNNCell(RecurrentCell):
             return self.weight_hh
         return self.weight_hh.abs() * self.dale_sign
 
-    def _drive(self, x):
+    def input_drive(self, x):
+        """``W_in x + b`` (both bias vectors under ``init='torch'``): the input's part of the pre-activation."""
         d = x @ self.weight_ih.T
         if self.bias is not None:
             d = d + self.bias
@@ -265,8 +316,8 @@ class LeakyRNNCell(RecurrentCell):
         W = self.recurrent_weight()
         a = self.alpha
         if self.form == "rate":
-            return (1 - a) * z + a * phi(self._drive(x) + z @ W.T)
-        return (1 - a) * z + a * (phi(z) @ W.T + self._drive(x))
+            return (1 - a) * z + a * phi(self.input_drive(x) + z @ W.T)
+        return (1 - a) * z + a * (phi(z) @ W.T + self.input_drive(x))
 
     @torch.no_grad()
     def linearize(self, inputs, z_prev):
@@ -275,7 +326,7 @@ class LeakyRNNCell(RecurrentCell):
         a = self.alpha
         B, T, H = z_prev.shape
         if self.form == "rate":
-            d = a * dphi(self._drive(inputs) + z_prev @ W.T)
+            d = a * dphi(self.input_drive(inputs) + z_prev @ W.T)
 
             def jvp(dz, t):
                 return (1 - a) * dz + d[:, t] * (dz @ W.T)
@@ -304,36 +355,86 @@ class LeakyRNNCell(RecurrentCell):
         bias = "bias" if self.bias is not None else None
         bias_hh = "bias_hh" if self.bias_hh is not None else None
         if self.form == "rate":
-            a = self._drive(X).detach() + Z @ W.T
+            a = self.input_drive(X).detach() + Z @ W.T
             c = (self.alpha * dphi(a))[:, None, None, :]
             return [ParameterSite("weight_ih", bias, X, c), ParameterSite("weight_hh", bias_hh, Z, c, scale)]
         c = torch.full((1, 1, 1, self.hidden_size), self.alpha, dtype=X.dtype, device=X.device).expand(X.shape[0], 1, 1, -1)
         return [ParameterSite("weight_ih", bias, X, c), ParameterSite("weight_hh", bias_hh, phi(Z), c, scale)]
+
+    @torch.no_grad()
+    def unit_separable_terms(self, x, z_prev):
+        """The exact K of this cell as ``([(C, F), ...], n_units, n_state_blocks)``: per term, unit
+        coefficients ``C [B, T, blocks·H]`` and the features ``F [B, T, d]`` of the trained parameters,
+        so that ``K = Σ_terms (C C*) ⊙ (F F*)`` unit by unit (see :mod:`neurokpflow.kpflow.structured`).
+        ``x [B, T, I]`` are the inputs and ``z_prev [B, T, S]`` the states before each step."""
+        phi, dphi = ACTIVATIONS[self.activation]
+        a = self.alpha
+        _check_dale(self)
+        if self.form == "rate":
+            pre = self.input_drive(x) + z_prev @ self.recurrent_weight().T
+            C = a * dphi(pre)
+            F = _features(x if _trained(self.weight_ih) else None, z_prev if _trained(self.weight_hh) else None,
+                          _ones(x) if _trained(self.bias) else None, _ones(x) if _trained(self.bias_hh) else None)
+        else:
+            C = torch.full_like(z_prev, a)
+            F = _features(phi(z_prev) if _trained(self.weight_hh) else None, x if _trained(self.weight_ih) else None,
+                          _ones(x) if _trained(self.bias) else None, _ones(x) if _trained(self.bias_hh) else None)
+        return [(C, F)], self.hidden_size, 1
+
+    def run_sequence(self, x, z0, *, noise_std=0.0, generator=None, full_state=True):
+        """The leaky loop with the input drive of every step computed at once (noise enters the drive)."""
+        phi, _ = ACTIVATIONS[self.activation]
+        a = self.alpha
+        W = self.recurrent_weight()
+        drive = self.input_drive(x)
+        drive_noise = None
+        if noise_std > 0:
+            scale = noise_std * math.sqrt(2 / a) if self.form == "rate" else noise_std * math.sqrt(2 * a)
+            drive_noise = torch.randn(drive.shape, generator=generator, dtype=x.dtype, device="cpu").to(x.device)
+            drive_noise = drive_noise * scale
+        z, out = z0, []
+        for t in range(x.shape[1]):
+            if self.form == "rate":
+                pre = drive[:, t] + z @ W.T
+                if drive_noise is not None:
+                    pre = pre + drive_noise[:, t]
+                z = (1 - a) * z + a * phi(pre)
+            else:
+                z = (1 - a) * z + a * (phi(z) @ W.T + drive[:, t])
+                if drive_noise is not None:
+                    z = z + drive_noise[:, t]
+            out.append(z)
+        return torch.stack(out, dim=1)
+
+    @classmethod
+    def from_model_config(cls, n_in, n_hidden, config, generator=None):
+        return cls(n_in, n_hidden, alpha=config["alpha"], activation=config["activation"], form=config["form"],
+                   bias=config["bias"], g=config["g"], dale=config["dale"], generator=generator, init=config["init"])
 
     def extra_repr(self):
         return (f"{self.input_size}, {self.hidden_size}, form={self.form!r}, alpha={self.alpha}, "
                 f"activation={self.activation!r}, bias={self.bias is not None}, dale={self.dale}")
 
 
-class GRUCell(RecurrentCell):
-    """Gated recurrent unit with exactly torch's equations and parameter layout
-    (``weight_ih [3H, I]``, ``weight_hh [3H, H]``, gates ordered r, z, n), so its weights
-    load into a fused ``nn.GRU``::
+class _GatedCell(RecurrentCell):
+    """What the gated cells share: torch's parameter layout (``N_GATES`` gates stacked in
+    ``weight_ih [N_GATES·H, I]`` / ``weight_hh [N_GATES·H, H]``), its initialisation and the gate
+    pre-activations."""
 
-        r = σ(W_ir x + b_ir + W_hr h + b_hr)      u = σ(W_iz x + b_iz + W_hz h + b_hz)
-        n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))      h' = (1 - u) ⊙ n + u ⊙ h
-    """
+    N_GATES: int = 0
+    STATE_BLOCKS: int = 1   # the state is STATE_BLOCKS · H entries ([h] or [h, c])
 
     def __init__(self, input_size, hidden_size, bias=True, g=1.0, generator=None, dtype=None, device=None):
         super().__init__()
-        self.input_size, self.hidden_size, self.state_size = int(input_size), int(hidden_size), int(hidden_size)
+        self.input_size, self.hidden_size = int(input_size), int(hidden_size)
+        self.state_size = self.STATE_BLOCKS * int(hidden_size)
         self.g = float(g)
         kw = dict(dtype=dtype, device=device)
-        H = hidden_size
-        self.weight_ih = nn.Parameter(torch.empty(3 * H, input_size, **kw))
-        self.weight_hh = nn.Parameter(torch.empty(3 * H, H, **kw))
-        self.bias_ih = nn.Parameter(torch.empty(3 * H, **kw)) if bias else None
-        self.bias_hh = nn.Parameter(torch.empty(3 * H, **kw)) if bias else None
+        GH, H = self.N_GATES * int(hidden_size), int(hidden_size)
+        self.weight_ih = nn.Parameter(torch.empty(GH, input_size, **kw))
+        self.weight_hh = nn.Parameter(torch.empty(GH, H, **kw))
+        self.bias_ih = nn.Parameter(torch.empty(GH, **kw)) if bias else None
+        self.bias_hh = nn.Parameter(torch.empty(GH, **kw)) if bias else None
         self.reset_parameters(generator)
 
     @torch.no_grad()
@@ -344,16 +445,44 @@ class GRUCell(RecurrentCell):
             p.copy_((torch.rand(p.shape, generator=generator) * 2 - 1) * k)
         self.weight_hh.mul_(self.g)
 
-    def _gates(self: GRUCell | LSTMCell, x, z):  # shared with LSTMCell
+    def gate_preactivations(self, x, h):
+        """``(W_i x + b_i, W_h h + b_h)``, all gates stacked along the last axis."""
         gi = x @ self.weight_ih.T
-        gh = z @ self.weight_hh.T
+        gh = h @ self.weight_hh.T
         if self.bias_ih is not None:
             gi = gi + self.bias_ih
             gh = gh + self.bias_hh
         return gi, gh
 
+    def run_sequence(self, x, z0, *, noise_std=0.0, generator=None, full_state=True):
+        """torch's fused kernel without noise; the step-by-step loop with it."""
+        if noise_std > 0:
+            return super().run_sequence(x, z0, noise_std=noise_std, generator=generator, full_state=full_state)
+        return self._fused(x, z0, full_state)
+
+    def _flat_weights(self):
+        weights = [self.weight_ih, self.weight_hh]
+        if self.bias_ih is not None:
+            weights += [self.bias_ih, self.bias_hh]
+        return weights
+
+    def _pname(self, name):
+        return name
+
+
+class GRUCell(_GatedCell):
+    """Gated recurrent unit with exactly torch's equations and parameter layout
+    (``weight_ih [3H, I]``, ``weight_hh [3H, H]``, gates ordered r, z, n), so its weights
+    load into a fused ``nn.GRU``::
+
+        r = σ(W_ir x + b_ir + W_hr h + b_hr)      u = σ(W_iz x + b_iz + W_hz h + b_hz)
+        n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))      h' = (1 - u) ⊙ n + u ⊙ h
+    """
+
+    N_GATES = 3
+
     def forward(self, x, z):
-        gi, gh = self._gates(x, z)
+        gi, gh = self.gate_preactivations(x, z)
         i_r, i_z, i_n = gi.chunk(3, -1)
         h_r, h_z, h_n = gh.chunk(3, -1)
         r = torch.sigmoid(i_r + h_r)
@@ -363,7 +492,7 @@ class GRUCell(RecurrentCell):
 
     def _coefficients(self, inputs, z_prev):
         """(D_hidden, D_input, u): δh' = Σ_g D_h,g ⊙ δgh_g + Σ_g D_i,g ⊙ δgi_g + u ⊙ δh."""
-        gi, gh = self._gates(inputs, z_prev)
+        gi, gh = self.gate_preactivations(inputs, z_prev)
         i_r, i_z, i_n = gi.chunk(3, -1)
         h_r, h_z, h_n = gh.chunk(3, -1)
         r = torch.sigmoid(i_r + h_r)
@@ -373,9 +502,6 @@ class GRUCell(RecurrentCell):
         d_r = cn * r * (1 - r) * h_n
         d_z = u * (1 - u) * (z_prev - n)
         return torch.cat([d_r, d_z, cn * r], dim=-1), torch.cat([d_r, d_z, cn], dim=-1), u
-
-    def _pname(self, name):
-        return name
 
     @torch.no_grad()
     def linearize_all(self, inputs, z_prev):
@@ -404,11 +530,35 @@ class GRUCell(RecurrentCell):
     def parameter_sites(self, inputs, z_prev):
         return self.linearize_all(inputs, z_prev)[1]
 
+    @torch.no_grad()
+    def unit_separable_terms(self, x, z_prev):
+        """The exact K of this cell as ``([(C, F), ...], n_units, n_state_blocks)``: per term, unit
+        coefficients ``C [B, T, blocks·H]`` and the features ``F [B, T, d]`` of the trained parameters,
+        so that ``K = Σ_terms (C C*) ⊙ (F F*)`` unit by unit (see :mod:`neurokpflow.kpflow.structured`).
+        ``x [B, T, I]`` are the inputs and ``z_prev [B, T, S]`` the states before each step."""
+        h = z_prev
+        gi, gh = self.gate_preactivations(x, h)
+        i_r, i_z, i_n = gi.chunk(3, -1)
+        h_r, h_z, h_n = gh.chunk(3, -1)
+        r, u = torch.sigmoid(i_r + h_r), torch.sigmoid(i_z + h_z)
+        n = torch.tanh(i_n + r * h_n)
+        cn = (1 - u) * (1 - n * n)
+        fx, fbi, fh, fbh = _gate_features(self, x, h)
+        both = _features(fx, fbi, fh, fbh)
+        terms = [(cn * r * (1 - r) * h_n, both), (u * (1 - u) * (h - n), both),
+                 (cn, _features(fx, fbi)), (cn * r, _features(fh, fbh))]
+        return terms, self.hidden_size, 1
+
+    def _fused(self, x, z0, full_state):
+        h, _ = torch.gru(x, z0[None].contiguous(), self._flat_weights(), self.bias_ih is not None, 1, 0.0,
+                         self.training, False, True)
+        return h
+
     def extra_repr(self):
         return f"{self.input_size}, {self.hidden_size}, bias={self.bias_ih is not None}, g={self.g}"
 
 
-class LSTMCell(RecurrentCell):
+class LSTMCell(_GatedCell):
     """Long short-term memory cell with torch's equations and parameter layout (gates i, f, g, o).
 
     The state is ``z = [h, c]`` (size ``2H``); the readout sees ``h`` (``output_slice``)::
@@ -416,22 +566,8 @@ class LSTMCell(RecurrentCell):
         c' = f ⊙ c + i ⊙ g        h' = o ⊙ tanh(c')
     """
 
-    def __init__(self, input_size, hidden_size, bias=True, g=1.0, generator=None, dtype=None, device=None):
-        super().__init__()
-        self.input_size, self.hidden_size = int(input_size), int(hidden_size)
-        self.state_size = 2 * int(hidden_size)
-        self.g = float(g)
-        kw = dict(dtype=dtype, device=device)
-        H = hidden_size
-        self.weight_ih = nn.Parameter(torch.empty(4 * H, input_size, **kw))
-        self.weight_hh = nn.Parameter(torch.empty(4 * H, H, **kw))
-        self.bias_ih = nn.Parameter(torch.empty(4 * H, **kw)) if bias else None
-        self.bias_hh = nn.Parameter(torch.empty(4 * H, **kw)) if bias else None
-        self.reset_parameters(generator)
-
-    reset_parameters = GRUCell.reset_parameters
-    _gates = GRUCell._gates
-    _pname = GRUCell._pname
+    N_GATES = 4
+    STATE_BLOCKS = 2
 
     @torch.no_grad()
     def parameter_sites(self, inputs, z_prev):
@@ -439,7 +575,7 @@ class LSTMCell(RecurrentCell):
         X = inputs.reshape(-1, self.input_size)
         Z = z_prev.reshape(-1, 2 * H)
         h, c = Z[:, :H], Z[:, H:]
-        gi, gh = self._gates(X, h)
+        gi, gh = self.gate_preactivations(X, h)
         i, f, g, o = (gi + gh).chunk(4, -1)
         i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
         tc = torch.tanh(f * c + i * g)
@@ -454,7 +590,7 @@ class LSTMCell(RecurrentCell):
     def forward(self, x, z):
         H = self.hidden_size
         h, c = z[..., :H], z[..., H:]
-        gi, gh = self._gates(x, h)
+        gi, gh = self.gate_preactivations(x, h)
         i, f, g, o = (gi + gh).chunk(4, -1)
         i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
         c2 = f * c + i * g
@@ -466,7 +602,7 @@ class LSTMCell(RecurrentCell):
         H = self.hidden_size
         B, T, S = z_prev.shape
         h, c = z_prev[..., :H], z_prev[..., H:]
-        gi, gh = self._gates(inputs, h)
+        gi, gh = self.gate_preactivations(inputs, h)
         i, f, g, o = (gi + gh).chunk(4, -1)
         i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
         c2 = f * c + i * g
@@ -491,6 +627,45 @@ class LSTMCell(RecurrentCell):
             return torch.cat([ga @ W, f[:, t] * ec2], dim=-1)
 
         return StateLinearization(jvp, vjp, B, T, S)
+
+    @torch.no_grad()
+    def unit_separable_terms(self, x, z_prev):
+        """The exact K of this cell as ``([(C, F), ...], n_units, n_state_blocks)``: per term, unit
+        coefficients ``C [B, T, blocks·H]`` and the features ``F [B, T, d]`` of the trained parameters,
+        so that ``K = Σ_terms (C C*) ⊙ (F F*)`` unit by unit (see :mod:`neurokpflow.kpflow.structured`).
+        ``x [B, T, I]`` are the inputs and ``z_prev [B, T, S]`` the states before each step."""
+        H = self.hidden_size
+        h, c = z_prev[..., :H], z_prev[..., H:]
+        gi, gh = self.gate_preactivations(x, h)
+        i, f, g, o = (gi + gh).chunk(4, -1)
+        i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
+        c2 = f * c + i * g
+        tc = torch.tanh(c2)
+        s = o * (1 - tc * tc)
+        F = _features(*_gate_features(self, x, h))
+        dc = [g * i * (1 - i), c * f * (1 - f), i * (1 - g * g)]
+        terms = [(torch.cat([s * d, d], -1), F) for d in dc]
+        terms.append((torch.cat([o * (1 - o) * tc, torch.zeros_like(tc)], -1), F))
+        return terms, H, 2
+
+    def _fused(self, x, z0, full_state):
+        H = self.hidden_size
+        h0, c0 = z0[:, :H], z0[:, H:]
+        h, _, _ = torch.lstm(x, (h0[None].contiguous(), c0[None].contiguous()), self._flat_weights(),
+                             self.bias_ih is not None, 1, 0.0, self.training, False, True)
+        if not full_state:
+            return h
+        # the cell state follows from h: gates at t depend on (x_t, h_{t-1}) only, so they are one
+        # batched product, and c_t = f_t c_{t-1} + i_t g_t is an elementwise scan.
+        h_prev = torch.cat([h0[:, None], h[:, :-1]], dim=1)
+        gi, gh = self.gate_preactivations(x, h_prev)
+        i, f, g, _ = (gi + gh).chunk(4, -1)
+        i, f, g = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g)
+        cs, cell_state = [], c0
+        for t in range(x.shape[1]):
+            cell_state = f[:, t] * cell_state + i[:, t] * g[:, t]
+            cs.append(cell_state)
+        return torch.cat([h, torch.stack(cs, dim=1)], dim=-1)
 
     def extra_repr(self):
         return f"{self.input_size}, {self.hidden_size}, bias={self.bias_ih is not None}, g={self.g}"

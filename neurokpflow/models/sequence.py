@@ -24,20 +24,44 @@ import math
 import torch
 from torch import nn
 
-from .cells import ACTIVATIONS, GRUCell, LeakyRNNCell, LSTMCell
-from .._validation import dtype_name, resolve_dtype
-from ..errors import InputError, InputTypeError
+from collections.abc import Mapping
 
-__all__ = ["RecurrentModel", "make", "from_config", "KINDS"]
+from .._registry import Registry
+from .cells import GRUCell, LeakyRNNCell, LSTMCell, RecurrentCell
+from .._validation import dtype_name, resolve_dtype
+from ..errors import InputError, InputTypeError, UnknownNameError
+
+__all__ = ["RecurrentModel", "make", "from_config", "KINDS", "CELLS"]
 
 _COMMON = {"initial_state": "zeros", "noise_std": 0.0, "bias": True, "readout_bias": True, "g": 1.0,
            "seed": None, "dtype": "float32"}
-#: kind -> default options (beyond the common ones)
-KINDS = {
-    "rnn": {"form": "rate", "alpha": 1.0, "activation": "tanh", "dale": None, "init": "normal"},
-    "gru": {},
-    "lstm": {},
-}
+#: every model kind :func:`make` builds: the entry's factory is the cell class; capabilities:
+#: ``options`` (the kind's options beyond the common ones, with defaults) and ``unit_separable``
+#: (the cell has ``unit_separable_terms()``, so :func:`neurokpflow.kpflow.unit_separable_K` gives its
+#: exact K).  A new cell registers here with ``CELLS.register(name, CellClass, options={...})``; it
+#: needs ``from_model_config`` (the base class's suits cells taking ``bias`` and ``g``) and the
+#: :class:`RecurrentCell` interface.  The cell contract tests run over every entry.
+CELLS = Registry("cell", {"options": {}, "unit_separable": False})
+CELLS.register("rnn", LeakyRNNCell, description="leaky vanilla RNN", unit_separable=True,
+               options={"form": "rate", "alpha": 1.0, "activation": "tanh", "dale": None, "init": "normal"})
+CELLS.register("gru", GRUCell, description="gated recurrent unit (torch layout)", unit_separable=True)
+CELLS.register("lstm", LSTMCell, description="long short-term memory (torch layout)", unit_separable=True)
+
+
+class _KindsView(Mapping):
+    """``kind -> default options``, read from :data:`CELLS` (kept for code written before the registry)."""
+
+    def __getitem__(self, kind):
+        return dict(CELLS[kind].capabilities["options"])
+
+    def __iter__(self):
+        return iter(CELLS)
+
+    def __len__(self):
+        return len(CELLS)
+
+
+KINDS = _KindsView()
 
 
 
@@ -61,12 +85,12 @@ def make(kind: str, n_in: int, n_hidden: int, n_out: int, **options) -> "Recurre
         Seeds the parameter initialisation (``None``: torch's global generator).
     dtype : {"float32", "float64"}
     """
-    if kind not in KINDS:
-        raise InputError(f"unknown model kind {kind!r}; known kinds: {sorted(KINDS)}")
+    if kind not in CELLS:
+        raise UnknownNameError(f"unknown model kind {kind!r}; known kinds: {sorted(CELLS)}")
     for name, value in (("n_in", n_in), ("n_hidden", n_hidden), ("n_out", n_out)):
         if not isinstance(value, int) or value < 1:
             raise InputError(f"{name} must be a positive int, got {value!r}")
-    allowed = {**_COMMON, **KINDS[kind]}
+    allowed = {**_COMMON, **CELLS[kind].capabilities["options"]}
     unknown = set(options) - set(allowed)
     if unknown:
         raise InputTypeError(f"unknown option(s) {sorted(unknown)} for kind {kind!r}; accepted: {sorted(allowed)}")
@@ -94,19 +118,11 @@ class RecurrentModel(nn.Module):
             cfg["dtype"] = dtype_name(dtype)  # the config stays JSON-serialisable
         if cfg["noise_std"] < 0:
             raise InputError(f"noise_std must be >= 0, got {cfg['noise_std']}")
-        if cfg["kind"] == "rnn" and cfg["activation"] not in ACTIVATIONS:
-            raise InputError(f"unknown activation {cfg['activation']!r}; choose one of {sorted(ACTIVATIONS)}")
         self._config = cfg
         gen = torch.Generator().manual_seed(int(cfg["seed"])) if cfg["seed"] is not None else None
         kind, n_in, H = cfg["kind"], cfg["n_in"], cfg["n_hidden"]
-        self.cell: LeakyRNNCell | GRUCell | LSTMCell
-        if kind == "rnn":
-            self.cell = LeakyRNNCell(n_in, H, alpha=cfg["alpha"], activation=cfg["activation"], form=cfg["form"],
-                                     bias=cfg["bias"], g=cfg["g"], dale=cfg["dale"], generator=gen,
-                                     init=cfg["init"])
-        else:
-            cls = GRUCell if kind == "gru" else LSTMCell
-            self.cell = cls(n_in, H, bias=cfg["bias"], g=cfg["g"], generator=gen)
+        self.cell: RecurrentCell
+        self.cell = CELLS[kind].factory.from_model_config(n_in, H, cfg, gen)
         # skip_init: no default initialisation, so building a seeded model draws nothing from (and does
         # not advance) the process-global torch RNG; the parameters are set just below
         self.readout = nn.utils.skip_init(nn.Linear, H, cfg["n_out"], bias=cfg["readout_bias"])
@@ -172,79 +188,9 @@ class RecurrentModel(nn.Module):
         B = x.shape[0]
         z0 = self.initial_state(B) if initial_state is None else initial_state.to(p.dtype).expand(B, -1)
         sigma = self.noise_std if noise else 0.0
-        if self.kind == "rnn":
-            states = self._leaky_loop(x, z0, sigma, generator)
-        elif sigma > 0:
-            states = self._noisy_cell_loop(x, z0, sigma, generator)
-        else:
-            states = self._fused(x, z0, full_state)
+        states = self.cell.run_sequence(x, z0, noise_std=sigma, generator=generator, full_state=full_state)
         outputs = self.readout(states[..., self.cell.output_slice])
         return outputs, states
-
-    def _leaky_loop(self, x, z, sigma, generator):
-        cell = self.cell
-        phi, _ = ACTIVATIONS[cell.activation]
-        a = cell.alpha
-        W = cell.recurrent_weight()
-        drive = cell._drive(x)
-        if sigma > 0:
-            scale = sigma * math.sqrt(2 / a) if cell.form == "rate" else sigma * math.sqrt(2 * a)
-            drive_noise = torch.randn(drive.shape, generator=generator, dtype=x.dtype, device="cpu").to(x.device)
-            drive_noise = drive_noise * scale
-        out = []
-        for t in range(x.shape[1]):
-            if cell.form == "rate":
-                pre = drive[:, t] + z @ W.T
-                if sigma > 0:
-                    pre = pre + drive_noise[:, t]
-                z = (1 - a) * z + a * phi(pre)
-            else:
-                z = (1 - a) * z + a * (phi(z) @ W.T + drive[:, t])
-                if sigma > 0:
-                    z = z + drive_noise[:, t]
-            out.append(z)
-        return torch.stack(out, dim=1)
-
-    def _noisy_cell_loop(self, x, z, sigma, generator):
-        H = self.cell.hidden_size
-        xi = torch.randn(x.shape[0], x.shape[1], H, generator=generator, dtype=x.dtype, device="cpu").to(x.device)
-        out = []
-        for t in range(x.shape[1]):
-            z = self.cell(x[:, t], z)
-            z = torch.cat([z[..., :H] + sigma * xi[:, t], z[..., H:]], dim=-1)
-            out.append(z)
-        return torch.stack(out, dim=1)
-
-    def _flat_weights(self):
-        c = self.cell
-        weights = [c.weight_ih, c.weight_hh]
-        if c.bias_ih is not None:
-            weights += [c.bias_ih, c.bias_hh]
-        return weights
-
-    def _fused(self, x, z0, full_state):
-        c = self.cell
-        H = c.hidden_size
-        weights, has_bias = self._flat_weights(), c.bias_ih is not None
-        if self.kind == "gru":
-            h, _ = torch.gru(x, z0[None].contiguous(), weights, has_bias, 1, 0.0, self.training, False, True)
-            return h
-        h0, c0 = z0[:, :H], z0[:, H:]
-        h, _, _ = torch.lstm(x, (h0[None].contiguous(), c0[None].contiguous()), weights, has_bias, 1, 0.0,
-                             self.training, False, True)
-        if not full_state:
-            return h
-        # the cell state follows from h: gates at t depend on (x_t, h_{t-1}) only, so they are one
-        # batched product, and c_t = f_t c_{t-1} + i_t g_t is an elementwise scan.
-        h_prev = torch.cat([h0[:, None], h[:, :-1]], dim=1)
-        gi, gh = c._gates(x, h_prev)
-        i, f, g, _ = (gi + gh).chunk(4, -1)
-        i, f, g = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g)
-        cs, cell_state = [], c0
-        for t in range(x.shape[1]):
-            cell_state = f[:, t] * cell_state + i[:, t] * g[:, t]
-            cs.append(cell_state)
-        return torch.cat([h, torch.stack(cs, dim=1)], dim=-1)
 
     def extra_repr(self):
         return f"initial_state={self._config['initial_state']!r}, noise_std={self.noise_std}"

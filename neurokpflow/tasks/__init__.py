@@ -35,10 +35,11 @@ from .scoring import (
     score_final_sign_match,
     score_response_angle_within,
 )
-from ..errors import InputError
+from .._registry import Registry
+from ..errors import InputError, UnknownNameError
 
 __all__ = [
-    "make", "mix", "suite", "known_suites", "from_spec", "known_tasks", "Task", "Batch", "Mix", "PAD_EPOCH",
+    "make", "mix", "suite", "known_suites", "from_spec", "known_tasks", "TASKS", "Task", "Batch", "Mix", "PAD_EPOCH",
     "from_gym", "GymTask", "UnsupportedEnvError",
     "DriscollTask", "Driscoll24Task", "Yang19Task", "score_ring_response_within", "popvec", "KPFlowMemoryTask",
     "KPFlowContextMix", "FlipFlopTask",
@@ -46,18 +47,27 @@ __all__ = [
     "final_step", "circular_distance",
 ]
 
-_FACTORIES = {
-    **{name: (lambda n: lambda **o: DriscollTask(n, **o))(name) for name in DRISCOLL_TASKS},
-    **{name: (lambda n: lambda **o: KPFlowMemoryTask(n, **o))(name) for name in KPFLOW_VARIANTS},
-    "kpflow_multitask": lambda **o: KPFlowContextMix(**o),
-    "flip_flop": lambda **o: FlipFlopTask(**o),
-    **{f"yang19.{name}": (lambda n: lambda **o: Yang19Task(n, **o))(name) for name in YANG19_TASKS},
-    **{f"driscoll24.{name}": (lambda n: lambda **o: Driscoll24Task(n, **o))(name) for name in DRISCOLL24_TASKS},
-}
+#: every task :func:`make` builds by name.  Capabilities: ``family`` (the generator: "driscoll",
+#: "kpflow", "flip_flop", "yang19", "driscoll24", "mix"), ``suite`` (the suite it belongs to, or None)
+#: and ``angles`` (whether its test grid is indexed by stimulus angle, ``test_grid(n_angles=...)``).
+#: Register a new task with ``TASKS.register(name, factory, family=..., angles=...)``; the task
+#: contract tests run over every entry.
+TASKS = Registry("task", {"family": "", "suite": None, "angles": True})
+for _name in DRISCOLL_TASKS:
+    TASKS.register(_name, (lambda n: lambda **o: DriscollTask(n, **o))(_name), family="driscoll")
+for _name in KPFLOW_VARIANTS:
+    TASKS.register(_name, (lambda n: lambda **o: KPFlowMemoryTask(n, **o))(_name), family="kpflow")
+TASKS.register("kpflow_multitask", lambda **o: KPFlowContextMix(**o), family="mix")
+TASKS.register("flip_flop", lambda **o: FlipFlopTask(**o), family="flip_flop", angles=False)
+for _name in YANG19_TASKS:
+    TASKS.register(f"yang19.{_name}", (lambda n: lambda **o: Yang19Task(n, **o))(_name), family="yang19",
+                   suite="yang19", angles=False)
+for _name in DRISCOLL24_TASKS:
+    TASKS.register(f"driscoll24.{_name}", (lambda n: lambda **o: Driscoll24Task(n, **o))(_name),
+                   family="driscoll24", suite="driscoll24", angles=False)
 
 #: suite name -> its task names, in the order of the suite's rule inputs
-_SUITES = {"yang19": tuple(f"yang19.{name}" for name in YANG19_TASKS),
-           "driscoll24": tuple(f"driscoll24.{name}" for name in DRISCOLL24_TASKS)}
+_SUITES = {suite_name: tuple(TASKS.names(suite=suite_name)) for suite_name in ("yang19", "driscoll24")}
 
 
 def known_suites() -> list:
@@ -80,7 +90,7 @@ def suite(name: str, **options) -> list:
 
 def known_tasks() -> list:
     """Names accepted by :func:`make`."""
-    return sorted(_FACTORIES)
+    return sorted(TASKS)
 
 
 def make(name: str, **options) -> Task:
@@ -101,10 +111,10 @@ def make(name: str, **options) -> Task:
             options = dict(options)
             return _gym_registered(name[len("gym."):], dict(options.pop("env_kwargs")), **options)
         return from_gym(name[len("gym."):], **options)
-    if name not in _FACTORIES:
-        raise InputError(f"unknown task {name!r}; known tasks: {', '.join(known_tasks())}; "
-                         f"suites: {', '.join(known_suites())}")
-    return _FACTORIES[name](**options)
+    if name not in TASKS:
+        raise UnknownNameError(f"unknown task {name!r}; known tasks: {', '.join(known_tasks())}; "
+                               f"suites: {', '.join(known_suites())}")
+    return TASKS.make(name, **options)
 
 
 def mix(tasks, weights=None, mode: str = "mixed") -> Mix:

@@ -74,7 +74,7 @@ def test_bad_input():
     x = torch.randn(B, T, I, dtype=F64)
     with pytest.raises(ValueError, match="state_size"):
         unit_separable_K(cell, x, torch.zeros(B, T, 3, dtype=F64))
-    with pytest.raises(TypeError, match="supports LeakyRNNCell, GRUCell and LSTMCell"):
+    with pytest.raises(TypeError, match="needs a cell with unit_separable_terms"):
         unit_separable_K(torch.nn.Linear(2, 2), x, torch.zeros(B, T, 4, dtype=F64))
     with pytest.raises(ValueError, match="inner"):
         unit_separable_K(cell, x, torch.zeros(B, T, 4, dtype=F64), inner="avg")

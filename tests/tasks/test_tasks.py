@@ -32,6 +32,36 @@ def test_shapes_masks_and_meta_of_every_task(name):
         assert task.score(batch.targets, batch).all()
 
 
+@pytest.mark.parametrize("name", list(tasks.TASKS))
+def test_every_registered_task_keeps_its_declared_capabilities_and_round_trips(name):
+    import inspect
+
+    entry = tasks.TASKS[name]
+    task = entry()
+    assert ("n_angles" in inspect.signature(task.test_grid).parameters) == entry.capabilities["angles"]
+    suite = entry.capabilities["suite"]
+    assert suite is None or name in [t.name for t in tasks.suite(suite)]
+    assert tasks.from_spec(task.spec).spec == task.spec
+    a, b = task.sample(6, seed=5), task.sample(6, seed=5)
+    assert torch.equal(a.inputs, b.inputs) and torch.equal(a.targets, b.targets)
+
+
+def test_a_new_task_registers_with_its_capabilities_and_builds_by_name():
+    tasks.TASKS.register("test_only.memory_pro_fast", lambda **o: tasks.DriscollTask("memory_pro", **o),
+                         family="driscoll")
+    try:
+        assert "test_only.memory_pro_fast" in tasks.known_tasks()
+        assert tasks.make("test_only.memory_pro_fast", dt=0.1).dt == 0.1
+        with pytest.raises(ValueError, match="unknown capabilities"):
+            tasks.TASKS.register("test_only.bad", lambda: None, colour="red")
+        with pytest.raises(ValueError, match="already registered"):
+            tasks.TASKS.register("memory_pro", lambda: None)
+    finally:
+        tasks.TASKS.unregister("test_only.memory_pro_fast")
+    with pytest.raises(KeyError, match="unknown task"):
+        tasks.TASKS["test_only.memory_pro_fast"]
+
+
 @pytest.mark.parametrize("name", DRISCOLL)
 def test_driscoll_mask_values_and_structure(name):
     task = tasks.make(name, dt=0.02, sample_timing="per_trial")
