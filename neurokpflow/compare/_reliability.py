@@ -58,7 +58,8 @@ def split_halves(rep: Representation, rng: np.random.Generator) -> tuple[Represe
         for h, part in enumerate((members[: len(members) // 2], members[len(members) // 2:])):
             halves[h][0].append(part)
             halves[h][1].append(np.full(len(part), c))
-    first, second = (rep.with_trials(rep.trials[torch.as_tensor(np.concatenate(p))], np.concatenate(l)) for p, l in halves)
+    first, second = (rep.with_trials(rep.trials[torch.as_tensor(np.concatenate(p))], np.concatenate(l))
+                     for p, l in halves)
     return first, second
 
 

@@ -716,7 +716,8 @@ def _time_attrs(align_label: str) -> dict:
     return {"units": "s", "long_name": long_name, "bounds": "time_bnds"}
 
 
-def _units_variables(units, path, positions, grid, align, edges, invalid, tol, lazy, per_chunk, coords, extra, history):
+def _units_variables(units, path, positions, grid, align, edges, invalid, tol, lazy, per_chunk, coords, extra,
+                     history) -> dict:
     ids = np.asarray(units.id[:])
     observed = _observed_mask(units, positions, edges, tol)
     unsorted: list = []

@@ -213,7 +213,8 @@ def to_nwb(
     timestamps_owner: list[pynwb.TimeSeries] = []
 
     def add_series(nwb_name: str, var: xr.DataArray, description: str) -> dict:
-        rest = cast("list[str]", [d for d in var.dims if d not in ("trial", "time")])  # dim names, joined into the comments below
+        # dim names (joined into the series comments below)
+        rest = cast("list[str]", [d for d in var.dims if d not in ("trial", "time")])
         data = _series_data(var, rest)
         timing = (
             {"rate": 1.0 / clock["step"], "starting_time": 0.5 * clock["step"]}
