@@ -60,6 +60,7 @@ the Procrustes angle (a distance) it is **minus** the change of the angle in rad
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import torch
@@ -71,7 +72,7 @@ from ..kpflow.operators import _snapshot
 from ..tasks import Task
 from ..training.loss import MASK_MODES, masked_mse
 from ._common import build_operators, dtype_name, json_attr, loss_function, resolve_dtype
-from ._inputs import check_batch, check_model, resolve_checkpoints
+from ._inputs import Checkpoint, check_batch, check_model, resolve_checkpoints
 from ..errors import InputError
 
 __all__ = ["similarity_flow", "cumulative_flow", "FlowOptions", "FlowError", "PRECONDITIONERS"]
@@ -177,7 +178,7 @@ class _Pairing:
             return xr.DataArray(values, dims=("trial", "time", "unit"),
                                 coords={"time": times, "condition": ("trial", cond)})
 
-        kw = dict(condition=("condition", opts.recording_condition), var=(None, opts.var),
+        kw: dict[str, Any] = dict(condition=("condition", opts.recording_condition), var=(None, opts.var),
                   conditions=opts.conditions, time=opts.time)
         # X is linear in z and separable: condition means (trials) then a time map; read both off
         # the alignment of identity probes, so that the matching is compare.align's own
@@ -295,7 +296,7 @@ def _one_step(model, pairing: _Pairing, opts: FlowOptions, dtype, checkpoint=Non
         steps["change_adam_step"] = -opts.lr * ops.P(ops.J_theta(scale * cotangents))
         steps["change_adam_momentum"] = -opts.lr * ops.P(ops.J_theta(drift[None]))
 
-    out = {}
+    out: dict[str, tuple[tuple[str, ...], Any]] = {}
     dims = ("task", "condition", "time")
     for name, dz in steps.items():
         dX = torch.stack([pairing.represent(d, sl) for d in dz])          # [n_tasks, C, T', H]
@@ -391,11 +392,12 @@ def similarity_flow(model_or_checkpoints, task_or_batch, recording, options: Flo
     dtype = resolve_dtype(opts.dtype)
     if hasattr(model_or_checkpoints, "cell"):
         check_model(model_or_checkpoints, "model_or_checkpoints")
-        checkpoints = [None]
+        checkpoints: list[Checkpoint | None] = [None]
         models = [(0, model_or_checkpoints)]
     else:
-        checkpoints = resolve_checkpoints(model_or_checkpoints, "model_or_checkpoints")
-        models = [(c.step, c.model) for c in checkpoints]
+        resolved = resolve_checkpoints(model_or_checkpoints, "model_or_checkpoints")
+        checkpoints = resolved
+        models = [(c.step, c.model) for c in resolved]
     first = models[0][1]
     if isinstance(task_or_batch, Task):
         batch = task_or_batch.test_grid(**opts.grid)

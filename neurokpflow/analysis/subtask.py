@@ -84,9 +84,9 @@ def _join_batches(batches_by_task, tasks, model) -> _TaskBatch:
         if "task" not in meta:
             raise InputError("batches_by_task is a single batch without per-trial task labels (meta['task']); "
                              "pass a mapping {task_name: batch}")
-        labels = np.asarray(meta["task"]).astype(str)
-        present = list(dict.fromkeys(labels.tolist()))
-        parts = {name: batches_by_task[np.flatnonzero(labels == name)] for name in present}
+        trial_tasks = np.asarray(meta["task"]).astype(str)
+        present = list(dict.fromkeys(trial_tasks.tolist()))
+        parts = {name: batches_by_task[np.flatnonzero(trial_tasks == name)] for name in present}
     else:
         raise InputTypeError(f"batches_by_task must be a mapping {{task: batch}} or a batch with meta['task'], got "
                         f"{type(batches_by_task).__name__}")
@@ -118,7 +118,7 @@ def _join_batches(batches_by_task, tasks, model) -> _TaskBatch:
         if all(key in m for m in metas):
             meta[key] = np.concatenate([np.asarray(m[key]) for m in metas])
     dts = {getattr(parts[n], "dt", None) for n in names}
-    return _TaskBatch(*cat, np.asarray(labels), names, meta, dts.pop() if len(dts) == 1 else None)
+    return _TaskBatch(cat[0], cat[1], cat[2], np.asarray(labels), names, meta, dts.pop() if len(dts) == 1 else None)
 
 
 def _decompose(model, tb: _TaskBatch, lr, opts):

@@ -178,7 +178,10 @@ def task_variance(activity, *, by: str = "task", options: VarianceOptions | None
     labels = np.asarray(h["task"].values).astype(str)
     epochs = np.asarray(h["epoch"].values).astype(str)
     usable = (epochs != PAD_EPOCH) & ~np.isin(epochs, opt.exclude_epochs) & np.isfinite(x).all(-1)
-    columns, names, tasks_of, epochs_of = [], [], [], []
+    columns: list[np.ndarray] = []
+    names: list[str] = []
+    tasks_of: list[str] = []
+    epochs_of: list[str | None] = []
     T = x.shape[1]
     for task in dict.fromkeys(labels.tolist()):
         rows = np.flatnonzero(labels == task)
@@ -468,12 +471,12 @@ def fixed_point_summary(model, inputs_by_task: dict, states, options=None) -> xr
     if not isinstance(inputs_by_task, dict) or not inputs_by_task:
         raise InputTypeError("inputs_by_task must be a non-empty mapping {task name: constant input}")
     kinds = ["stable", "marginal", "saddle", "unstable"]
-    counts = []
+    per_task = []
     for task, u in inputs_by_task.items():
         pts = find_fixed_points(model, u, states, options)
         labels = pts["stability"].values
-        counts.append([int((labels == k).sum()) for k in kinds])
-    counts = np.asarray(counts, dtype=np.int64).reshape(len(inputs_by_task), len(kinds))
+        per_task.append([int((labels == k).sum()) for k in kinds])
+    counts = np.asarray(per_task, dtype=np.int64).reshape(len(inputs_by_task), len(kinds))
     names = [str(t) for t in inputs_by_task]
     return xr.Dataset({"n_points": (("task", "stability"), counts), "n_fixed_points": (("task",), counts.sum(1))},
                       coords={"task": names, "stability": kinds})
@@ -505,7 +508,7 @@ def motif_table(alignment: xr.Dataset, clusters: xr.Dataset, fixed_points: xr.Da
         for j in names:
             if i == j:
                 continue
-            row = {"task_i": i, "task_j": j}
+            row: dict[str, str | float] = {"task_i": i, "task_j": j}
             for var in ("alignment", "gradient_alignment", "loss_change"):
                 row[var] = float(alignment[var].sel(task_i=i, task_j=j))
             row[overlap_name] = float(clusters[overlap_name].sel(task_i=i, task_j=j))

@@ -9,6 +9,7 @@ are matched by position and must then have the same number of samples.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from collections.abc import Hashable
 from typing import Any, Sequence
 
 import numpy as np
@@ -63,7 +64,7 @@ class Representation:
         _, codes = np.unique(self.conditions, return_inverse=True)
         return np.repeat(codes.ravel(), self.n_times)
 
-    def take_conditions(self, index: Sequence[int]) -> "Representation":
+    def take_conditions(self, index: Sequence[int] | np.ndarray) -> "Representation":
         """Conditions in the given order; repeats allowed (their trials are repeated too)."""
         index = np.asarray(index, dtype=int)
         trials = trial_condition = None
@@ -74,7 +75,7 @@ class Representation:
         return replace(self, means=self.means[torch.as_tensor(index)], conditions=self.conditions[index],
                        trials=trials, trial_condition=trial_condition)
 
-    def take_times(self, index: Sequence[int]) -> "Representation":
+    def take_times(self, index: Sequence[int] | np.ndarray) -> "Representation":
         index_t = torch.as_tensor(np.asarray(index, dtype=int))
         return replace(self, means=self.means[:, index_t],
                        times=None if self.times is None else self.times[np.asarray(index, dtype=int)],
@@ -111,7 +112,7 @@ def _empty_cell_message(empty: np.ndarray, conditions: np.ndarray | None, times:
         if conditions is not None else f"#{cond}"
     covered = ~empty.any(0)
     runs, start = [], None
-    for t, ok in enumerate(list(covered) + [False]):
+    for t, ok in enumerate(list(np.asarray(covered)) + [False]):
         if ok and start is None:
             start = t
         elif not ok and start is not None:
@@ -138,6 +139,7 @@ def fold_means(rep: "Representation", n_folds: int, what: str = "this estimator"
     """
     if rep.trials is None:
         return rep.matrix()[None].expand(n_folds, -1, -1)
+    assert rep.trial_condition is not None  # set together with trials
     fold = np.empty(len(rep.trial_condition), dtype=np.int64)
     for c in range(rep.n_conditions):
         members = np.flatnonzero(rep.trial_condition == c)
@@ -197,7 +199,7 @@ def _pick_variable(ds: xr.Dataset, var: str | None, name: str) -> xr.DataArray:
     return ds[candidates[0]]
 
 
-def _from_dataarray(da: xr.DataArray, condition: str | None, unit_dim: str, name: str) -> Representation:
+def _from_dataarray(da: xr.DataArray, condition: Hashable | None, unit_dim: str, name: str) -> Representation:
     if unit_dim not in da.dims:
         raise InputError(f"{name} has dims {da.dims}; it needs a {unit_dim!r} dimension (pass unit_dim=...)")
     sample_dims = [d for d in da.dims if d not in (unit_dim, TIME_DIM)]
@@ -300,12 +302,14 @@ def _match_times(a: Representation, b: Representation, time: str) -> tuple[Repre
         if len(inside) == 0:
             raise AlignmentError("time='resample': the second input's times lie outside the first input's range")
         b = b.take_times(inside)
+        assert b.times is not None  # take_times keeps the (non-None) times
         return _interpolate_times(a, b.times), b
     raise InputError(f"time must be 'exact', 'intersect' or 'resample', got {time!r}")
 
 
 def _interpolate_times(rep: Representation, new_times: np.ndarray) -> Representation:
     """Linear interpolation along time of means and trials (NaN propagates to neighbouring bins)."""
+    assert rep.times is not None  # only called on inputs with a time coordinate
     order = np.argsort(rep.times)
     old = rep.times[order]
     hi = np.clip(np.searchsorted(old, new_times, side="left"), 1, len(old) - 1) if len(old) > 1 else np.zeros(len(new_times), int)

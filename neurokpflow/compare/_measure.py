@@ -144,7 +144,7 @@ def check_option(name: str, value: Any, allowed: tuple) -> None:
     check_params({name: Rule(Options(*allowed))}, **{name: value})
 
 
-def measure_options(cls: type, options: dict) -> tuple[dict, dict]:
+def measure_options(cls: type[Any], options: dict) -> tuple[dict, dict]:
     """Split the keywords of a measure function into ``cls``'s constructor options and :func:`align`'s."""
     import inspect
 

@@ -49,7 +49,7 @@ def split_halves(rep: Representation, rng: np.random.Generator) -> tuple[Represe
     if rep.trials is None:
         raise DegenerateInputError("split halves need trial-level data: an xarray input with a 'trial' dimension "
                                    "and at least 2 trials per condition")
-    halves = ([], []), ([], [])
+    halves: tuple[tuple[list[np.ndarray], list[np.ndarray]], ...] = ([], []), ([], [])  # (trials, codes) per half
     for c in range(rep.n_conditions):
         members = rng.permutation(np.flatnonzero(rep.trial_condition == c))
         if len(members) < 2:
@@ -58,7 +58,9 @@ def split_halves(rep: Representation, rng: np.random.Generator) -> tuple[Represe
         for h, part in enumerate((members[: len(members) // 2], members[len(members) // 2:])):
             halves[h][0].append(part)
             halves[h][1].append(np.full(len(part), c))
-    return tuple(rep.with_trials(rep.trials[torch.as_tensor(np.concatenate(p))], np.concatenate(l)) for p, l in halves)
+    first, second = (rep.with_trials(rep.trials[torch.as_tensor(np.concatenate(p))], np.concatenate(l))
+                     for p, l in halves)
+    return first, second
 
 
 def _rep(data: Any, condition: Any, var: Any) -> Representation:

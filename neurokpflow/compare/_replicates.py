@@ -65,7 +65,7 @@ def resolve_jobs(n_jobs: int | None) -> int:
 
 
 def _evaluate(fn: Callable[[np.random.Generator], float], streams: Sequence[np.random.SeedSequence]) -> list:
-    out = []
+    out: list[float | None] = []
     for stream in streams:
         try:
             out.append(float(fn(np.random.default_rng(stream))))

@@ -160,7 +160,8 @@ def compare(model: Any, data: Any, measures: Sequence[Any] = ("procrustes", "cka
         raise InputError(f"resolution={resolution!r} needs the same time bins in every session; select a common "
                          "window first (e.g. data.sel(time=slice(...)))")
 
-    grid_dims, grid_coords = [], {}
+    grid_dims: list[str] = []
+    grid_coords: dict[str, Any] = {}
     if train_dim:
         grid_dims.append(train_dim)
         grid_coords[train_dim] = train_values
@@ -214,7 +215,8 @@ def compare(model: Any, data: Any, measures: Sequence[Any] = ("procrustes", "cka
 
     dims = ("measure",) + tuple(grid_dims)
     extra_dims = {"null": ("permutation",), "session_score": ("session",)}
-    variables = {name: (dims + extra_dims.get(name, ()), values) for name, values in out.items()}
+    variables: dict[str, tuple[Any, Any]] = {name: (dims + extra_dims.get(name, ()), values)
+                                             for name, values in out.items()}
     if "noise_ceiling" in stats:
         data_reps = [b for _, b in all_pairs[0]]
         variables["noise_ceiling"] = ("measure", [float(np.mean([float(noise_ceiling(
@@ -243,8 +245,8 @@ def compare(model: Any, data: Any, measures: Sequence[Any] = ("procrustes", "cka
              "noise_ceiling": "split-half noise ceiling of the data, Spearman-Brown extrapolated",
              "cv_score": f"{opts.n_splits or 'min(5, n_conditions)'}-fold held-out score over conditions; NaN for "
                          "measures that fit nothing"}
-    for name in ds.data_vars:
-        ds[name].attrs["description"] = attrs[name]
+    for key in ds.data_vars:
+        ds[key].attrs["description"] = attrs[str(key)]
     ds.attrs.update(n_conditions=a0.n_conditions, n_units_model=a0.n_units, n_units_data=b0.n_units,
                     resolution=resolution, seed=opts.seed, conditions=how.conditions, time=how.time,
                     n_boot=opts.n_boot, n_perm=opts.n_perm, ci=opts.ci, align_options=how.to_json(),

@@ -41,7 +41,7 @@ def _numerical_rank(s: torch.Tensor, shape) -> int:
     return numerical
 
 
-def _embedding_basis(embedded: torch.Tensor, rank: int | None) -> tuple[torch.Tensor | None, int]:
+def _embedding_basis(embedded: torch.Tensor, rank: int | None) -> tuple[torch.Tensor, int]:
     flat = embedded.reshape(-1, embedded.shape[-1])
     _, s, vh = torch.linalg.svd(flat, full_matrices=False)
     return vh, _numerical_rank(s, flat.shape)

@@ -1,7 +1,7 @@
 """Cross-validated linear predictivity (Brain-Score style encoding model)."""
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Sequence, cast
 
 import numpy as np
 import torch
@@ -19,7 +19,7 @@ def ridge_fit(x: torch.Tensor, y: torch.Tensor, alphas: Sequence[float]) -> tupl
     u, s, vh = torch.linalg.svd(x - mx, full_matrices=False)
     uty = u.T @ (y - my)
     n = x.shape[0]
-    best = (np.inf, None)
+    best: tuple[float, float | None] = (np.inf, None)
     for alpha in alphas:
         shrink = s ** 2 / (s ** 2 + alpha)
         resid = (y - my) - u @ (shrink[:, None] * uty)
@@ -27,7 +27,7 @@ def ridge_fit(x: torch.Tensor, y: torch.Tensor, alphas: Sequence[float]) -> tupl
         gcv = float(torch.sum(resid ** 2)) / max(n - dof, 1e-12) ** 2
         if gcv < best[0]:
             best = (gcv, alpha)
-    alpha = best[1]
+    alpha = cast(float, best[1])  # None only if no alpha gave a finite GCV score (then a TypeError below)
     coef = vh.T @ ((s / (s ** 2 + alpha))[:, None] * uty)
     return coef, my - mx @ coef, float(alpha)
 

@@ -34,10 +34,11 @@ def _noise_whitener(rep: Representation, noise: str) -> torch.Tensor | None:
         return None
     from sklearn.covariance import LedoitWolf
 
+    assert rep.trials is not None  # rdm_vector checked it (_crossnobis_folds) before calling
     residuals = rep.trials - rep.means[torch.as_tensor(rep.trial_condition)]
     residuals = residuals.reshape(-1, rep.n_units)
-    residuals = residuals[~torch.isnan(residuals).any(1)].numpy()
-    cov = torch.as_tensor(LedoitWolf().fit(residuals).covariance_)
+    complete = residuals[~torch.isnan(residuals).any(1)].numpy()
+    cov = torch.as_tensor(LedoitWolf().fit(complete).covariance_)
     eigval, eigvec = torch.linalg.eigh(cov)
     return (eigvec * eigval.clamp_min(1e-12 * float(eigval.max())).rsqrt()) @ eigvec.T
 

@@ -3,6 +3,7 @@ intervals, permutation nulls and cross-validated (held-out) scores."""
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -193,6 +194,7 @@ class TrialResampler:
         if self.rep.trials is None:
             return self.rep
         picked, _ = _trial_draw_index(self.rep, rng, self.n_folds, self.cell)
+        assert self.rep.trial_condition is not None  # set together with trials
         return self.rep.with_trials(self.base + self.residuals[torch.as_tensor(picked)], self.rep.trial_condition)
 
 
@@ -251,7 +253,7 @@ class _Design:
         return a, b
 
     def __call__(self, rng: np.random.Generator) -> float:
-        chosen = range(len(self.pairs))
+        chosen: Iterable[int] = range(len(self.pairs))
         if self.over == "sessions":
             chosen = rng.integers(0, len(self.pairs), len(self.pairs))
         return self.statistic([self._draw_pair(k, rng) for k in chosen])
@@ -273,10 +275,11 @@ class _Design:
         return _acceleration(self.jackknife())
 
     def _trial_influence(self, n_jobs: int | None, backend: str) -> list[np.ndarray]:
+        assert self.resamplers is not None  # built for over="trials", the only caller
         trials = [(side, j) for side, resampler in enumerate(self.resamplers[0]) if resampler.rep.trials is not None
                   for j in range(len(resampler.cell))]
         values = run_indexed(_LeaveOneTrialOut(self, trials), len(trials), n_jobs=n_jobs, backend=backend)
-        strata = {}
+        strata: dict[tuple[int, int], list[float | None]] = {}
         for (side, j), value in zip(trials, values):
             strata.setdefault((side, int(self.resamplers[0][side].cell[j])), []).append(value)
         influence = []
@@ -331,6 +334,7 @@ class _LeaveOneTrialOut:
         side, j = self.trials[i]
         pair = list(self.design.pairs[0])
         rep = pair[side]
+        assert rep.trials is not None and rep.trial_condition is not None  # only sides with trials are listed
         masked = rep.trials.clone()
         masked[j] = float("nan")
         pair[side] = rep.with_trials(masked, rep.trial_condition)

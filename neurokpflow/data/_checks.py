@@ -45,7 +45,7 @@ def flag(x) -> bool:
 
 
 def positive_int(x) -> bool:
-    return isinstance(x, numbers.Integral) and not flag(x) and x >= 1
+    return isinstance(x, numbers.Integral) and not flag(x) and int(x) >= 1
 
 
 def id_list(x) -> bool:
@@ -87,7 +87,7 @@ check_options = check_params
 
 
 #: the options of :func:`neurokpflow.data.read_nwb` (and the time grid).
-READ_RULES: dict[str, Rule] = {
+READ_RULES: dict[str, _Rule] = {
     "bin_size": Rule(positive_seconds, "a positive, finite number of seconds", "e.g. bin_size=0.01", BinningError),
     "window": Rule(window_pair, "None or (start, stop) in seconds with start < stop, both finite",
                    "e.g. window=(-0.5, 1.0)", BinningError),

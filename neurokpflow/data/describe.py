@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 import pynwb
@@ -19,6 +20,7 @@ def object_path(nwbfile: pynwb.NWBFile, obj) -> str:
         return f"/intervals/{obj.name}"
     parent = obj.parent
     if parent is None or parent is nwbfile:
+        name = obj.name
         for group, holder in (
             ("acquisition", nwbfile.acquisition),
             ("stimulus/presentation", nwbfile.stimulus),
@@ -28,9 +30,9 @@ def object_path(nwbfile: pynwb.NWBFile, obj) -> str:
             ("events", getattr(nwbfile, "events", None) or {}),
             ("scratch", nwbfile.scratch),
         ):
-            if holder.get(obj.name) is obj:
-                return f"/{group}/{obj.name}"
-        return f"/{obj.name}"
+            if holder.get(name) is obj:
+                return f"/{group}/{name}"
+        return f"/{name}"
     if isinstance(parent, pynwb.base.ProcessingModule):
         return f"/processing/{parent.name}/{obj.name}"
     return f"{object_path(nwbfile, parent)}/{obj.name}"
@@ -38,7 +40,7 @@ def object_path(nwbfile: pynwb.NWBFile, obj) -> str:
 
 def _find(nwbfile: pynwb.NWBFile, kind) -> dict:
     """Every object of type ``kind`` in the file, keyed by HDF5 path (sorted)."""
-    found = {}
+    found: dict[str, Any] = {}
     for obj in nwbfile.objects.values():
         if isinstance(obj, kind):
             found.setdefault(object_path(nwbfile, obj), obj)
@@ -128,7 +130,9 @@ def default_trials(nwbfile: pynwb.NWBFile) -> tuple[str | None, str]:
     start, stop = _bounds(trials)
     if (np.isfinite(start) & np.isfinite(stop)).any():  # usable (a malformed row is an error when read)
         return "/intervals/trials", ""
-    return None, _interval_problem("trials", np.asarray(trials.id[:]), start, stop)
+    problem = _interval_problem("trials", np.asarray(trials.id[:]), start, stop)
+    assert problem is not None  # no row has finite bounds, so at least one is NaN or infinite
+    return None, problem
 
 
 def event_tables(nwbfile: pynwb.NWBFile) -> dict:

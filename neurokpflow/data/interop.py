@@ -23,6 +23,7 @@ Conventions
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import xarray as xr
@@ -204,7 +205,7 @@ def _series(obj, feature_dim: str) -> xr.DataArray:
     t = np.asarray(obj.t, float)
     values = np.asarray(obj.values)
     dims = ["time"] + ([feature_dim] if values.ndim >= 2 else []) + [f"{feature_dim}_{k}" for k in range(2, values.ndim)]
-    coords = {}
+    coords: dict[str, Any] = {}
     if values.ndim == 2 and hasattr(obj, "columns"):
         coords[feature_dim] = np.asarray(obj.columns)
         for column in getattr(obj, "metadata_columns", []):

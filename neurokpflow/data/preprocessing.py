@@ -164,7 +164,7 @@ def split_halves(da, seed: int = 0, by: str | None = None, dim: str = "trial"):
             raise InputError(f"by={by!r} is not a coordinate along {dim!r}")
         labels = da[by].values
         groups = [np.flatnonzero(labels == value) for value in np.unique(labels)]
-    first = []
+    first: list[int] = []
     for members in groups:
         first.extend(rng.permutation(members)[: members.size // 2])
     in_first = np.zeros(n, dtype=bool)

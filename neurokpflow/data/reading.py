@@ -299,7 +299,8 @@ def _check_overlap(ids, edges) -> None:
 
 def _merge(starts: np.ndarray, stops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     order = np.argsort(starts)
-    merged_start, merged_stop = [], []
+    merged_start: list[float] = []
+    merged_stop: list[float] = []
     for s, e in zip(starts[order], stops[order]):
         if merged_stop and s <= merged_stop[-1]:
             merged_stop[-1] = max(merged_stop[-1], e)
@@ -385,7 +386,8 @@ def _readable_series(ts) -> str | None:
 
 def _default_series(nwbfile, extra: dict) -> dict:
     """Every series that can go on the grid (used when there is no Units table and no series= request)."""
-    request, skipped = {}, {}
+    request: dict[str, str | None] = {}
+    skipped: dict[str, str] = {}
     for path, ts in find_timeseries(nwbfile).items():
         reason = _readable_series(ts)
         if reason is None:
@@ -399,7 +401,7 @@ def _default_series(nwbfile, extra: dict) -> dict:
 
 def _region_coords(ts, dim: str) -> dict:
     """Electrode / ROI coordinates of a 2-D series' channels: table ids, scalar columns, ROI centroids."""
-    coords = {}
+    coords: dict[str, tuple] = {}
     for attr, suffix in (("electrodes", "electrode_id"), ("rois", "roi_id")):
         region = getattr(ts, attr, None)
         if region is None:
@@ -594,7 +596,8 @@ def _session_window(extent, bin_size: float) -> tuple[float, float]:
 
 def _read(nwbfile, label, align_to, window, bin_size, series, units, intervals, trial_ids, unit_ids,
           resample, clip_to_trial, non_overlapping, lazy, per_chunk) -> xr.Dataset:
-    extra, history = {}, []
+    extra: dict[str, Any] = {}
+    history: list[str] = []
     units_path, units_table = _choose_units(nwbfile, units, label, extra)
     request = _series_request(series)
     events = {}
@@ -629,7 +632,8 @@ def _read(nwbfile, label, align_to, window, bin_size, series, units, intervals, 
         start, stop, align = np.array([grid.start]), np.array([grid.stop]), np.array([0.0])
         align_label, interval_name = "session", "session"
         history.insert(0, "no interval table used: the whole session is one trial; time = seconds on the session clock")
-        trial_coords, trial_info = {"start_time": start, "stop_time": stop}, {"not_loaded": {}, "notes": {}}
+        trial_coords: dict = {"start_time": start, "stop_time": stop}
+        trial_info: dict = {"not_loaded": {}, "notes": {}}
     else:
         interval_name = table_path.removeprefix("/intervals/")
         all_ids = np.asarray(table.id[:])
@@ -712,7 +716,8 @@ def _time_attrs(align_label: str) -> dict:
     return {"units": "s", "long_name": long_name, "bounds": "time_bnds"}
 
 
-def _units_variables(units, path, positions, grid, align, edges, invalid, tol, lazy, per_chunk, coords, extra, history):
+def _units_variables(units, path, positions, grid, align, edges, invalid, tol, lazy, per_chunk, coords, extra,
+                     history) -> dict:
     ids = np.asarray(units.id[:])
     observed = _observed_mask(units, positions, edges, tol)
     unsorted: list = []

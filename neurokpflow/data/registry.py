@@ -309,6 +309,7 @@ def dataset_path(name: str, data_dir=None, *, base_url: str | None = None, downl
 
 
 def _download(info: DatasetInfo, base_url: str | None) -> Path:
+    assert info.filename is not None  # the caller refuses generated datasets
     if base_url:
         if info.sha256 is None:
             raise ChecksumError(
@@ -324,10 +325,12 @@ def _download(info: DatasetInfo, base_url: str | None) -> Path:
                 "checked; download it yourself and pass data_dir="
             )
         return download.fetch(record["url"], info.filename, record["sha256"])
-    raw = [download.fetch(f.url, f.filename, f.sha256) for f in info.public.files]
+    public = info.public
+    assert public is not None  # the caller checked base_url, dandi or public
+    raw = [download.fetch(f.url, f.filename, f.sha256) for f in public.files]
     target = raw[0].parent / info.filename
     if not target.is_file():
-        atomic_write(target, lambda tmp: info.public.to_nwb(raw, tmp), overwrite=False)
+        atomic_write(target, lambda tmp: public.to_nwb(raw, tmp), overwrite=False)
     return target
 
 

@@ -41,6 +41,7 @@ class SeriesClock:
 
     def __init__(self, ts: pynwb.TimeSeries):
         self.n = int(ts.data.shape[0]) if hasattr(ts.data, "shape") else len(ts.data)
+        self.timestamps: np.ndarray | None
         if ts.timestamps is not None:
             self.timestamps = np.asarray(ts.timestamps[:], dtype=float)
             self.rate = None
@@ -60,17 +61,20 @@ class SeriesClock:
         """Number of samples whose time is < ``t`` (to within a millionth of a sample)."""
         t = np.asarray(t, dtype=float)
         if self.timestamps is None:
+            assert self.start is not None and self.rate is not None  # set when timestamps is None
             pos = np.ceil((t - self.start) * self.rate - 1e-6)
             return np.clip(np.nan_to_num(pos, nan=0.0), 0, self.n).astype(np.int64)
         return np.searchsorted(self.timestamps, np.nan_to_num(t, nan=-np.inf) - self._tol, side="left")
 
     def times(self, lo: int, hi: int) -> np.ndarray:
         if self.timestamps is None:
+            assert self.start is not None and self.rate is not None  # set when timestamps is None
             return self.start + np.arange(lo, hi) / self.rate
         return self.timestamps[lo:hi]
 
     def median_interval(self) -> float:
         if self.timestamps is None:
+            assert self.rate is not None  # set when timestamps is None
             return 1.0 / self.rate
         return float(np.median(np.diff(self.timestamps))) if self.n > 1 else np.inf
 
@@ -99,6 +103,7 @@ def _read_ranges(data, lo: np.ndarray, hi: np.ndarray) -> list[np.ndarray]:
         block = np.asarray(data[block_lo:block_hi]) if block_hi > block_lo else None
         for m in order[i:j]:
             if hi[m] > lo[m]:
+                assert block is not None  # hi[m] > lo[m] implies block_hi > block_lo
                 out[m] = block[lo[m] - block_lo : hi[m] - block_lo]
         i = j
     return out

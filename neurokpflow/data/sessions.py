@@ -36,7 +36,8 @@ with a per-trial ``condition`` coordinate (compare's trial-level input) and
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+import sys
+from collections.abc import Hashable, Mapping, Sequence
 
 import numpy as np
 import xarray as xr
@@ -108,7 +109,8 @@ def read_sessions(sources, *, layout: str = "tree", **read_options):
             try:
                 datasets.append(read_nwb(source, **read_options))
             except Exception as err:
-                err.add_note(f"while reading session #{i} ({source!r}) in read_sessions")
+                if sys.version_info >= (3, 11):  # add_note is new in Python 3.11
+                    err.add_note(f"while reading session #{i} ({source!r}) in read_sessions")
                 raise
     except BaseException:
         for ds in datasets:
@@ -140,12 +142,13 @@ def _options_repr(options: Mapping) -> str:
     return ", ".join(f"{k}={v!r}" if np.size(v) < 5 else f"{k}=<{np.size(v)} values>" for k, v in options.items())
 
 
-def _check_axis(dim: str, ref: xr.Dataset, ds: xr.Dataset, ref_name: str, name: str) -> xr.Dataset:
+def _check_axis(dim: Hashable, ref: xr.Dataset, ds: xr.Dataset, ref_name: str, name: str) -> xr.Dataset:
     """Return ``ds`` with ``dim`` matching ``ref`` by value (units reordered), or raise."""
-    fix = {
+    fixes: dict[Hashable, str] = {
         "time": "pass the same window=(start, stop) and bin_size so every session shares one grid",
         "unit": "keep the default layout='tree' (one node per session) or pool units with pseudo_population",
-    }.get(dim, "keep the default layout='tree' (one node per session)")
+    }
+    fix = fixes.get(dim, "keep the default layout='tree' (one node per session)")
     if dim not in ds.dims:
         raise SessionMismatchError(f"session {name!r} has no {dim!r} dimension but {ref_name!r} has; {fix}")
     if dim not in ref.coords or dim not in ds.coords:

@@ -76,8 +76,8 @@ class DandiAsset:
         None when its metadata has none.
         """
         requests = require("requests", "resolving a DANDI asset", "dandi")
-        url = f"{self.api}/dandisets/{self.dandiset}/versions/{self.version}/assets/"
-        params = {"path": self.path, "metadata": "1", "order": "path"}
+        url: str | None = f"{self.api}/dandisets/{self.dandiset}/versions/{self.version}/assets/"
+        params: dict[str, str] | None = {"path": self.path, "metadata": "1", "order": "path"}
         while url:
             page = _get_json(requests, url, params, self)
             for asset in page.get("results", []):

@@ -88,9 +88,9 @@ def synthetic_nwbfile(
     n_trials: int = 40,
     n_conditions: int = 4,
     seed: int = 0,
-    baseline_rate: tuple = (2.0, 15.0),
-    preparatory_gain: tuple = (0.0, 15.0),
-    movement_gain: tuple = (10.0, 40.0),
+    baseline_rate: tuple[float, float] = (2.0, 15.0),
+    preparatory_gain: tuple[float, float] = (0.0, 15.0),
+    movement_gain: tuple[float, float] = (10.0, 40.0),
 ) -> pynwb.NWBFile:
     """Build the synthetic recording in memory (see the module docstring); same ``seed``, same file.
 

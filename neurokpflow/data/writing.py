@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import uuid
+from typing import cast
 
 import numpy as np
 import pynwb
@@ -209,10 +210,11 @@ def to_nwb(
         "clock": {"step": clock["step"], "regular": clock["regular"], "period": clock["period"]},
     }
     processing = nwbfile.create_processing_module(module, f"trial-structured activity; layout in /scratch/{LAYOUT_NAME}")
-    timestamps_owner = []
+    timestamps_owner: list[pynwb.TimeSeries] = []
 
     def add_series(nwb_name: str, var: xr.DataArray, description: str) -> dict:
-        rest = [d for d in var.dims if d not in ("trial", "time")]
+        # dim names (joined into the series comments below)
+        rest = cast("list[str]", [d for d in var.dims if d not in ("trial", "time")])
         data = _series_data(var, rest)
         timing = (
             {"rate": 1.0 / clock["step"], "starting_time": 0.5 * clock["step"]}
@@ -239,8 +241,8 @@ def to_nwb(
             )
         return {"storage": "json", "values": _encode(np.asarray(obj.values), f"{what} {name!r}")}
 
-    for name, var in ds.data_vars.items():
-        _check_name(name, "variable")
+    for key, var in ds.data_vars.items():
+        name = _check_name(key, "variable")
         spec = entry(var, name)
         if "trial" in var.dims and "time" in var.dims:
             spec.update(add_series(name, var, str(var.attrs.get("long_name", "") or name)))
@@ -255,8 +257,8 @@ def to_nwb(
         VectorData(name="stop_time", description="end of the trial on the written session clock (s)", data=clock["starts"] + clock["period"]),
     ]
     trial_ids = np.arange(n_trials)
-    for name, coord in ds.coords.items():
-        _check_name(name, "coordinate")
+    for key, coord in ds.coords.items():
+        name = _check_name(key, "coordinate")
         spec = entry(coord, name)
         if name == "trial":
             values = coord.values
