@@ -84,7 +84,7 @@ class Registry(Mapping):
         self.get(name)
         del self._entries[name]
 
-    def get(self, name: str, default: Any = None) -> Entry:  # type: ignore[override]
+    def get(self, name: str, default: Any = None) -> Entry:
         """The entry of ``name``; an unknown name raises :class:`~neurokpflow.errors.UnknownNameError`
         listing the known ones (``default`` is not supported: a registry never guesses)."""
         if isinstance(name, str) and name in self._entries:

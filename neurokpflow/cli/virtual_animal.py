@@ -126,7 +126,7 @@ def write_nwb(recording: xr.Dataset, path, seed: int):
                         description="simulated population, not a real animal (age and species are placeholders)"))
     nwb.add_trial_column("condition", "stimulus direction index k (angle 2*pi*k/n_conditions)")
     nwb.add_trial_column("stimulus_angle", "stimulus direction (rad)")
-    epochs = [c[: -len("_start_time")] for c in recording.coords if c.endswith("_start_time")]
+    epochs = [str(c)[: -len("_start_time")] for c in recording.coords if str(c).endswith("_start_time")]
     for epoch in epochs:
         nwb.add_trial_column(f"{epoch}_time", f"onset of the {epoch} epoch (s, session clock)")
     for i in range(n_trials):

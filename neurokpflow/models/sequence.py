@@ -122,7 +122,8 @@ class RecurrentModel(nn.Module):
         gen = torch.Generator().manual_seed(int(cfg["seed"])) if cfg["seed"] is not None else None
         kind, n_in, H = cfg["kind"], cfg["n_in"], cfg["n_hidden"]
         self.cell: RecurrentCell
-        self.cell = CELLS[kind].factory.from_model_config(n_in, H, cfg, gen)
+        cell_class: type[RecurrentCell] = CELLS[kind].factory  # type: ignore[assignment]  # entries are cell classes
+        self.cell = cell_class.from_model_config(n_in, H, cfg, gen)
         # skip_init: no default initialisation, so building a seeded model draws nothing from (and does
         # not advance) the process-global torch RNG; the parameters are set just below
         self.readout = nn.utils.skip_init(nn.Linear, H, cfg["n_out"], bias=cfg["readout_bias"])

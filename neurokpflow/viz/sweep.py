@@ -116,5 +116,6 @@ def plot_sweep_task_matrix(ds: xr.Dataset, variable: str = "alignment", step=Non
                       fontsize=7)
         ax.set_yticks(range(mean.sizes["task_i"]), [str(t) for t in mean.task_i.values], fontsize=7)
         ax.set(xlabel="task j", ylabel="task i", title=f"{label}\nmean of {m.sizes['run']} seed(s), step {step}")
+    assert image is not None  # sweep_groups gives at least one group
     fig.colorbar(image, ax=list(axes), shrink=0.8, label=variable.replace("_", " "))
     return fig
