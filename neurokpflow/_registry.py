@@ -80,6 +80,19 @@ class Registry(Mapping):
         self._entries[name] = entry
         return entry
 
+    def add(self, entry: Entry, *, replace: bool = False) -> Entry:
+        """Register a ready-made entry (a subclass of :class:`Entry` carrying its own fields)."""
+        if not isinstance(entry, Entry):
+            raise InputTypeError(f"a {self.kind} entry must be an Entry, got {type(entry).__name__}")
+        unknown = sorted(set(entry.capabilities) - set(self.capability_defaults))
+        if unknown:
+            raise InputError(f"{self.kind} {entry.name!r} declares unknown capabilities {unknown}; the {self.kind} "
+                             f"registry knows {sorted(self.capability_defaults)}")
+        if entry.name in self._entries and not replace:
+            raise InputError(f"{self.kind} {entry.name!r} is already registered; pass replace=True to replace it")
+        self._entries[entry.name] = entry
+        return entry
+
     def unregister(self, name: str) -> None:
         self.get(name)
         del self._entries[name]
@@ -105,6 +118,15 @@ class Registry(Mapping):
 
     def __getitem__(self, name: str) -> Entry:
         return self.get(name)
+
+    def __setitem__(self, name: str, entry: Entry) -> None:
+        """``registry[name] = entry`` replaces (or adds) a ready-made entry named ``name``."""
+        if not isinstance(entry, Entry) or entry.name != name:
+            raise InputError(f"registry[{name!r}] = ... needs an Entry named {name!r}")
+        self.add(entry, replace=True)
+
+    def __delitem__(self, name: str) -> None:
+        self.unregister(name)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._entries)

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import xarray as xr
@@ -25,6 +26,7 @@ from .errors import BinningError, DatasetNotFoundError
 from .reading import read_nwb
 from .sources import ChecksumError, DandiAsset
 from .synthetic import synthetic_nwbfile
+from .._registry import Entry, Registry
 from ..errors import UnknownNameError
 
 ENV_VAR = "NEUROKPFLOW_DATA"
@@ -47,15 +49,18 @@ class PublicSource:
     to_nwb: Callable[[list[Path], Path], None]
 
 
-@dataclass(frozen=True)
-class DatasetInfo:
-    """One registry entry (``filename`` is None for generated data).
+@dataclass(frozen=True, kw_only=True)
+class DatasetInfo(Entry):
+    """One entry of :data:`DATASETS` (``filename`` is None for generated data).
 
     ``sha256``/``size`` describe ``filename`` itself (used for mirrors); ``dandi`` or ``public`` say
-    where it is published.
+    where it is published.  As a registry entry, calling it loads the dataset
+    (``DATASETS["synthetic"]()`` is ``load_dataset("synthetic")``) and its capabilities say where the
+    file comes from: ``origin`` ("dandi", "public", "generated" or "local") and ``checksum`` (whether a
+    SHA-256 is pinned).
     """
 
-    name: str
+    factory: Callable[..., Any] = None  # type: ignore[assignment]  # set to the loader in __post_init__
     title: str
     filename: str | None
     source: str
@@ -66,6 +71,30 @@ class DatasetInfo:
     sha256: str | None = None
     size: int | None = None
     defaults: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        origin = ("dandi" if self.dandi is not None else "public" if self.public is not None
+                  else "generated" if self.filename is None else "local")
+        object.__setattr__(self, "factory", _Loader(self.name))
+        object.__setattr__(self, "capabilities", MappingProxyType({"origin": origin,
+                                                                   "checksum": self.sha256 is not None}))
+        object.__setattr__(self, "description", self.title)
+
+
+class _Loader:
+    """``load_dataset(name, **options)`` as a picklable callable."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __call__(self, *args, **options):
+        return load_dataset(self.name, *args, **options)
+
+    def __eq__(self, other):
+        return isinstance(other, _Loader) and other.name == self.name
+
+    def __hash__(self):
+        return hash(("_Loader", self.name))
 
 
 def _write(nwbfile, path: Path) -> None:
@@ -158,9 +187,9 @@ def _chewie_to_nwb(paths: list[Path], nwb_path: Path) -> None:
 
 _NITIME = "https://raw.githubusercontent.com/nipy/nitime/7f117d6171e00755130fd2772e298477498eca87/nitime/data/"
 
-DATASETS: dict[str, DatasetInfo] = {
-    info.name: info
-    for info in (
+#: the registered datasets: a Registry of :class:`DatasetInfo` entries (capabilities ``origin``, ``checksum``)
+DATASETS = Registry("dataset", {"origin": "local", "checksum": False})
+for _info_entry in (
         DatasetInfo(
             name="m1_center_out",
             title="Monkey C (Chewie) primary motor cortex, center-out reaching to 4 targets",
@@ -250,8 +279,9 @@ DATASETS: dict[str, DatasetInfo] = {
             contents="Poisson units with ground-truth tuning, ragged trials with condition / target_angle / go_cue_time, go_cue events, hand velocity",
             defaults={"bin_size": 0.02, "window": (-1.0, 0.8), "align_to": "go_cue_time"},
         ),
-    )
-}
+):
+    DATASETS.add(_info_entry)
+
 
 
 def list_datasets() -> list[str]:
@@ -262,7 +292,9 @@ def list_datasets() -> list[str]:
 def _info(name: str) -> DatasetInfo:
     if name not in DATASETS:
         raise UnknownNameError(f"unknown dataset {name!r}; registered: {list(DATASETS)}")
-    return DATASETS[name]
+    info = DATASETS[name]
+    assert isinstance(info, DatasetInfo)  # DATASETS holds DatasetInfo entries only
+    return info
 
 
 def _shared_dirs() -> list[Path]:
