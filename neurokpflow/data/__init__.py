@@ -45,7 +45,7 @@ from .preprocessing import (
     split_halves,
     trial_average,
 )
-from .reading import TrialGrid, read_nwb
+from .reading import NWB_READERS, TrialGrid, read_nwb, reader_for
 from .recordings import load_recording
 from .interop import PynappleConversionError, from_pynapple, to_pynapple
 from .sessions import SessionMismatchError, pseudo_population, read_sessions, stack_sessions
@@ -62,6 +62,8 @@ __all__ = [
     "NWBSummary",
     "read_nwb",
     "TrialGrid",
+    "NWB_READERS",
+    "reader_for",
     "load_recording",
     "TimeGrid",
     "bin_spike_times",

@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 import numpy as np
 import xarray as xr
 
+from .._registry import Registry
 from .._validation import OptionsMixin
 from .binning import TimeGrid, _plain, bin_spike_times, bins_inside, check_spike_times, check_unit_index
 from ._checks import READ_RULES, check_options
@@ -29,7 +30,7 @@ from .describe import (
     resolve,
     resolve_series,
 )
-from .errors import BinningError, EventAlignmentError, InvalidOptionError, InvalidTrialsError, MissingDataError, MissingTrialsError
+from .errors import BinningError, EventAlignmentError, InvalidOptionError, InvalidTrialsError, MissingDataError, MissingTrialsError, UnsupportedSeriesError
 from .series import RESAMPLING, SeriesClock, series_on_grid
 from .tables import table_coords
 
@@ -681,13 +682,13 @@ def _read(nwbfile, label, align_to, window, bin_size, series, units, intervals, 
     }
     taken = set(_RESERVED)
     if units_table is not None:
-        data_vars.update(_units_variables(units_table, units_path, positions, grid, align, edges, invalid, tol, lazy,
-                                          per_chunk, coords, extra, history))
-    for name, var in _series_variables(resolved, grid, align, invalid, resample, lazy, per_chunk, taken).items():
+        data_vars.update(reader_for(units_table)(units_table, units_path, positions, grid, align, edges, invalid, tol,
+                                                 lazy, per_chunk, coords, extra, history))
+    for name, var in NWB_READERS["series"](resolved, grid, align, invalid, resample, lazy, per_chunk, taken).items():
         coords.update({k: v for k, v in var.coords.items() if k not in ("trial", "time")})
         data_vars[name] = var.variable
         history.append(f"series {var.attrs['nwb_object_path']} resampled by {resample}")
-    for name, var in _event_variables(events, grid, align, invalid, taken).items():
+    for name, var in NWB_READERS["events"](events, grid, align, invalid, taken).items():
         data_vars[name] = var.variable
         history.append(f"event table {var.attrs['nwb_object_path']} counted per bin")
 
@@ -754,3 +755,30 @@ def _units_variables(units, path, positions, grid, align, edges, invalid, tol, l
         )
         history.append("bins outside each unit's obs_intervals set to NaN (see 'observed')")
     return out
+
+
+#: How each kind of NWB object is put on the trial grid: the reader (a function of this module
+#: returning ``{variable: DataArray or (dims, values, attrs)}``) and what it declares: the
+#: ``neurodata_types`` it reads (an object is matched by the first class of its type's MRO that a
+#: reader names, so ``ElectricalSeries`` and ``RoiResponseSeries`` go to ``"series"``), the
+#: ``variable`` it produces and whether it reads ``lazy``-ly.  :func:`reader_for` looks a reader up.
+NWB_READERS = Registry("NWB reader", {"neurodata_types": (), "variable": "", "lazy": False})
+NWB_READERS.register("units", _units_variables, neurodata_types=("Units",), variable="spike_count", lazy=True,
+                     description="spike times binned exactly in half-open bins, per unit")
+NWB_READERS.register("series", _series_variables, neurodata_types=("TimeSeries",), variable="<series name>",
+                     lazy=True, description="1-D / 2-D TimeSeries resampled onto the bins (mean, sum or linear)")
+NWB_READERS.register("events", _event_variables, neurodata_types=("EventsTable",), variable="<table>_count",
+                     description="event timestamps counted per bin")
+
+
+def reader_for(obj):
+    """The :data:`NWB_READERS` entry that reads ``obj`` (an NWB object, its class, or a neurodata type name)."""
+    cls = obj if isinstance(obj, type) else None if isinstance(obj, str) else type(obj)
+    names = [obj] if cls is None else [c.__name__ for c in cls.__mro__]
+    for type_name in names:
+        for entry in NWB_READERS.values():
+            if type_name in entry.capabilities["neurodata_types"]:
+                return entry
+    known = sorted({t for e in NWB_READERS.values() for t in e.capabilities["neurodata_types"]})
+    raise UnsupportedSeriesError(f"no reader puts a {names[0]} on the trial grid; readers exist for {known} "
+                                 "and their subclasses")

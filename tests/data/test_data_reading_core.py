@@ -264,3 +264,23 @@ def test_schema_check_leaves_a_file_objects_position_alone(tmp_path):
         handle.seek(123)
         assert unsupported_schema_error(handle) is None
         assert handle.tell() == 123
+
+
+def test_every_nwb_object_kind_is_read_by_the_reader_its_type_declares():
+    import pynwb
+    from pynwb.ecephys import ElectricalSeries
+    from pynwb.ophys import RoiResponseSeries
+
+    from neurokpflow.data import NWB_READERS, UnsupportedSeriesError, reader_for
+
+    assert reader_for("Units") is NWB_READERS["units"]
+    assert reader_for("EventsTable") is NWB_READERS["events"]
+    # subclasses resolve through their MRO: every TimeSeries kind goes to the series reader
+    for cls in (pynwb.TimeSeries, ElectricalSeries, RoiResponseSeries, pynwb.behavior.SpatialSeries):
+        assert reader_for(cls) is NWB_READERS["series"]
+    ts = pynwb.TimeSeries(name="x", data=[1.0, 2.0], unit="m", rate=10.0)
+    assert reader_for(ts) is NWB_READERS["series"]
+    with pytest.raises(UnsupportedSeriesError, match="no reader puts a"):
+        reader_for("ImagingPlane")
+    for entry in NWB_READERS.values():
+        assert entry.capabilities["neurodata_types"] and entry.capabilities["variable"] and entry.description
