@@ -83,13 +83,10 @@ def resolve_checkpoints(checkpoints, arg: str = "checkpoints") -> list:
 
     if _is_path(checkpoints):
         folder = Path(checkpoints)
-        if not folder.is_dir():
+        if folder.is_file():
             raise MissingFileError(f"{arg}={str(folder)!r} is not a directory; pass a run directory, a list of "
-                                    "checkpoint files or (step, model) pairs")
-        paths = training.list_checkpoints(folder)
-        if not paths:
-            raise MissingFileError(f"{arg}: no checkpoints under {folder / 'checkpoints'}")
-        checkpoints = paths
+                                   "checkpoint files or (step, model) pairs")
+        checkpoints = training.run_checkpoints(folder)  # the one listing of a run folder, with its errors
     if isinstance(checkpoints, Mapping):
         checkpoints = list(checkpoints.items())
     if isinstance(checkpoints, (torch.nn.Module,)) or hasattr(checkpoints, "cell"):

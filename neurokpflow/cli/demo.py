@@ -31,9 +31,22 @@ from .._io import atomic_write
 from .report import Report
 from ..errors import InputTypeError
 from ..training.runs import RunSpec, start_run
-from .virtual_animal import DEMO_TASK, AnimalSettings, demo_task, simulate_spikes, write_nwb
+from .. import tasks
+from ..models.virtual_animal import AnimalSettings, simulate_spikes, write_nwb
 
 __all__ = ["run", "DemoSettings", "FULL", "QUICK"]
+
+
+
+#: the demo task: MemoryPro (Driscoll 2024 I/O) at 50 ms steps with short epochs (test-grid trial 1.9 s)
+DEMO_TASK = {"name": "memory_pro", "dt": 0.05,
+             "durations": {"fixation": (0.3, 0.5), "stimulus": (0.3, 0.5), "delay": (0.4, 1.0),
+                           "response": (0.3, 0.5)}}
+
+
+def demo_task():
+    """The task both the virtual animal's teacher and the demo model are trained on."""
+    return tasks.make(DEMO_TASK["name"], dt=DEMO_TASK["dt"], durations=DEMO_TASK["durations"])
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
-"""The demo's "virtual animal": a ground-truth network on a MemoryPro task drives Poisson neurons.
+"""A "virtual animal": a trained ground-truth network drives Poisson neurons, written as NWB.
 
-The recording is made in three steps:
+The demo's synthetic recording is made in three steps:
 
-1. a *teacher* RNN (its own seed and size) is trained on the demo task until it performs it;
+1. a *teacher* RNN (its own seed and size) is trained on a task until it performs it;
 2. on repeated noisy trials of the task's test grid (one stimulus angle per condition) its hidden
    state ``h(t)`` drives ``n_neurons`` log-linear Poisson neurons,
    ``rate_i(t) = min(r_max, r0_i · exp(g · w_iᵀ h(t)))`` with ``w_i ~ N(0, I/H)`` and baseline
@@ -20,20 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import xarray as xr
 
-__all__ = ["AnimalSettings", "simulate_spikes", "demo_task"]
-
-#: the demo task: MemoryPro (Driscoll 2024 I/O) at 50 ms steps with short epochs (test-grid trial 1.9 s)
-DEMO_TASK = {"name": "memory_pro", "dt": 0.05,
-             "durations": {"fixation": (0.3, 0.5), "stimulus": (0.3, 0.5), "delay": (0.4, 1.0),
-                           "response": (0.3, 0.5)}}
-
-
-def demo_task():
-    """The task both the virtual animal's teacher and the demo model are trained on."""
-    from .. import tasks
-
-    return tasks.make(DEMO_TASK["name"], dt=DEMO_TASK["dt"], durations=DEMO_TASK["durations"])
-
+__all__ = ["AnimalSettings", "simulate_spikes", "write_nwb", "spike_times"]
 
 @dataclass(frozen=True)
 class AnimalSettings:
@@ -57,8 +44,8 @@ def simulate_spikes(teacher, task, settings: AnimalSettings, seed: int) -> xr.Da
     coordinates ``condition`` (angle index k, angle 2πk/n), ``stimulus_angle`` and the epoch
     boundaries in seconds (``fix1_start_time`` ...).
     """
-    from .. import record
     from ..tasks import Batch
+    from .recording import record
 
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 7]))
     grids = [task.test_grid(n_angles=settings.n_conditions, modalities=(1,), noise=True, seed=int(seed) * 1000 + r)
