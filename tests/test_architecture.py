@@ -20,7 +20,7 @@ PACKAGE = Path(neurokpflow.__file__).parent
 #: the layers, bottom up; a module may import its own layer's package and any lower layer
 LAYERS = [
     {"errors", "_version"},                                      # foundations, used by every layer
-    {"_validation", "_io", "_runtime"},
+    {"_validation", "_io", "_runtime", "_registry"},
     {"data"}, {"tasks"}, {"compare"},                            # independent of each other
     {"models"},
     {"training"},
