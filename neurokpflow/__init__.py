@@ -18,6 +18,7 @@ Top level: ``__version__``, :func:`open_result` (reopen what ``analyze``, ``comp
 ``train`` and ``sweep`` wrote), :func:`record` and :mod:`neurokpflow.errors`.  Subpackages are
 imported on first use, so ``import neurokpflow`` is light.  See ARCHITECTURE.md for the layers.
 """
+from . import _logging  # noqa: F401  (the package logger's NullHandler)
 from ._version import __version__
 
 __all__ = ["__version__", "open_result", "record", "errors"]

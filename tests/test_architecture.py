@@ -19,7 +19,7 @@ PACKAGE = Path(neurokpflow.__file__).parent
 
 #: the layers, bottom up; a module may import its own layer's package and any lower layer
 LAYERS = [
-    {"errors", "_version"},                                      # foundations, used by every layer
+    {"errors", "_version", "_logging"},                          # foundations, used by every layer
     {"_validation", "_io", "_runtime", "_registry"},
     {"data"}, {"tasks"}, {"compare"},                            # independent of each other
     {"models"},
@@ -112,8 +112,10 @@ def test_the_package_root_and_version_pull_in_no_layer():
     # the root's module-level imports (its other names are resolved lazily, on first use)
     tree = ast.parse((PACKAGE / "__init__.py").read_text())
     top_level = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
-    assert [(n.module, n.level) for n in top_level if isinstance(n, ast.ImportFrom)] == [("_version", 1)]
+    package_imports = [(n.module, [a.name for a in n.names]) for n in top_level if isinstance(n, ast.ImportFrom)]
+    assert package_imports == [(None, ["_logging"]), ("_version", ["__version__"])]
     assert not [n for n in top_level if isinstance(n, ast.Import)]
+    assert _imports()[1].get("neurokpflow._logging", set()) == set()
 
 
 def test_no_import_cycles():

@@ -18,6 +18,9 @@ from tqdm.auto import tqdm
 
 from .._io import read_netcdf, write_netcdf
 from ..errors import InputError
+from .._logging import get_logger
+
+log = get_logger(__name__)
 
 __all__ = ["run_over_checkpoints"]
 
@@ -45,6 +48,9 @@ def run_over_checkpoints(checkpoints, compute, *, signature: dict, finalize, der
         done = done.drop_vars([v for v in derived if v in done.variables])
     done_steps = set() if done is None else {int(s) for s in done["step"].values}
     todo = [c for c in checkpoints if c.step not in done_steps]
+    if done_steps:
+        log.info("%s: %d of %d checkpoints already in %s; computing the other %d", desc, len(checkpoints) - len(todo),
+                 len(checkpoints), out, len(todo))
     parts = [] if done is None else [done]
     result = None
     bar = tqdm(total=len(checkpoints), initial=len(checkpoints) - len(todo), disable=not progress, desc=desc,

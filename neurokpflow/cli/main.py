@@ -11,6 +11,7 @@ import sys
 import traceback
 
 from .errors import EXIT_CODES, EXIT_INTERNAL, EXIT_INTERRUPTED, classify
+from .._logging import configure as configure_logging
 from .runs import torch_threads
 
 EPILOG = "exit codes:\n" + "\n".join(f"  {code:<4}{meaning}" for code, meaning in EXIT_CODES.items()) + (
@@ -22,7 +23,10 @@ def _common_options(default):
     so that a value given before the sub-command is not overwritten by the sub-parser's default)."""
     parent = argparse.ArgumentParser(add_help=False)
     parent.add_argument("-q", "--quiet", action="store_true", default=default,
-                        help="no progress bars and no messages on stdout (errors still go to stderr)")
+                        help="no progress bars and no messages on stdout; log errors only (errors still go to stderr)")
+    parent.add_argument("-v", "--verbose", action="count", default=0 if default is False else default,
+                        help="log what the library does on stderr: -v progress (checkpoints, files, defaults "
+                             "chosen), -vv everything")
     parent.add_argument("--debug", action="store_true", default=default,
                         help="on error, print the full traceback instead of one line")
     parent.add_argument("--threads", type=int, default=None if default is False else default, metavar="N",
@@ -57,6 +61,7 @@ def main(argv=None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    configure_logging(-1 if args.quiet else int(getattr(args, "verbose", 0) or 0))
     try:
         with torch_threads(getattr(args, "threads_default", None) if args.threads is None else args.threads):
             return int(args.handler(args) or 0)

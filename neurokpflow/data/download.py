@@ -10,6 +10,9 @@ import os
 from pathlib import Path
 
 from .sources import ChecksumError, DownloadError, require
+from .._logging import get_logger
+
+log = get_logger(__name__)
 
 CACHE_ENV = "NEUROKPFLOW_CACHE"
 #: Mirror of the registered files (``<base_url>/<filename>``), e.g. a lab server or a local test server.
@@ -33,6 +36,7 @@ def fetch(url: str, filename: str, sha256: str, *, progress: bool = True) -> Pat
     pooch = require("pooch", "downloading datasets", "download")
     requests = require("requests", "downloading datasets", "download")
     folder = cache_dir()
+    log.info("fetching %s into %s (checked against its SHA-256)", url, folder / filename)
     try:
         path = pooch.retrieve(url, known_hash=f"sha256:{sha256}", fname=filename, path=folder,
                               progressbar=progress)

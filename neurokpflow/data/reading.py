@@ -33,6 +33,9 @@ from .describe import (
 from .errors import BinningError, EventAlignmentError, InvalidOptionError, InvalidTrialsError, MissingDataError, MissingTrialsError, UnsupportedSeriesError
 from .series import RESAMPLING, SeriesClock, series_on_grid
 from .tables import table_coords
+from .._logging import get_logger
+
+log = get_logger(__name__)
 
 #: Units columns that are data, not per-unit metadata.
 _UNIT_DATA_COLUMNS = {"spike_times", "obs_intervals", "waveforms", "waveform_mean", "waveform_sd"}
@@ -706,6 +709,8 @@ def _read(nwbfile, label, align_to, window, bin_size, series, units, intervals, 
         **extra,
     )
     attrs["history"] = "\n".join(history)
+    log.info("%s: %d trial(s) x %d bin(s) of %g s; %s", label, len(ids), grid.n_bins, grid.bin_size,
+             "; ".join(history))
     return xr.Dataset(data_vars, coords=coords, attrs=attrs)
 
 

@@ -21,6 +21,7 @@ import numpy as np
 import xarray as xr
 
 from .._io import SWEEP_STORE, _zarr
+from .._logging import get_logger
 from .._io import read_zarr_group as read_group
 from .._io import write_zarr_group as write_group
 from .run import execute_run, recording
@@ -30,6 +31,7 @@ from ..errors import InputError, InputTypeError, MissingFileError, require_extra
 __all__ = ["run_sweep", "open_sweep", "STORE"]
 
 STORE = SWEEP_STORE
+log = get_logger(__name__)
 
 
 def _analysis_id(analysis: dict) -> str:
@@ -309,6 +311,8 @@ def _run_distributed(todo, out, compute, threads, scheduler, n_workers, retries,
         client = Client(cluster)
     else:
         client = Client(scheduler)
+    log.info("sweep on %s (%s)", client.scheduler.address if client.scheduler else scheduler,
+             kind or ("an existing scheduler" if scheduler is not None else "a local cluster"))
     summaries = []
     closing = None
     try:

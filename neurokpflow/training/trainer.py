@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 
 from .. import models, tasks as tasks_mod
 from .._io import write_netcdf
+from .._logging import get_logger
 from .._validation import Flag, Interval, Options, OptionsMixin, Rule
 from .checkpoint import FORMAT, VERSION, atomic_write, checkpoint_path, list_checkpoints, read_checkpoint
 from .loss import MASK_MODES, masked_mse
@@ -45,6 +46,7 @@ BATCH_DRAWS = ("epoch", "step")
 RUNTIME = {"device": "auto", "progress": True, "callback": None}
 
 LOG_FILE = "log.nc"
+log_ = get_logger(__name__)  # (``log`` names the training log in this module)
 
 
 _POSITIVE_NUMBER_OR_NONE = Rule((None, Interval(low=0, closed="neither")))
@@ -268,6 +270,8 @@ def train(model, task, steps: int, out_dir, config: TrainConfig | None = None, *
     device = _device(runtime["device"])
     model.to(device)
     optimizer = _optimizer(model, opts)
+    log_.info("training %s on %s for %d steps on %s into %s", model.kind, task.name if hasattr(task, "name") else
+              type(task).__name__, steps, device, out_dir)
     return _run(model, task, optimizer, opts, steps, 0, _Log(task.task_names), out_dir, device, runtime, 0.0)
 
 
@@ -307,6 +311,7 @@ def resume(out_dir, steps: int | None = None, **runtime) -> TrainResult:
         return TrainResult(model, log.dataset(_attrs(model, task, opts, data.get("stop_reason", "steps"))),
                            out_dir, int(data["step"]), data.get("stop_reason", "steps"))
     elapsed = log.elapsed[-1] if log.elapsed else 0.0
+    log_.info("resuming %s from step %d to %d", out_dir, int(data["step"]), total)
     return _run(model, task, optimizer, opts, total, int(data["step"]), log, out_dir, device, runtime, elapsed)
 
 
@@ -323,6 +328,7 @@ def _save(out_dir, model, optimizer, task, opts, steps, step, log, stop_reason):
             "config": {"model": model.config, "task": task.spec, "train": opts, "steps": steps},
             "log": log.state(), "rng": _rng_record(opts), "stop_reason": stop_reason}
     atomic_write(checkpoint_path(out_dir, step), lambda tmp: torch.save(data, tmp))
+    log_.debug("checkpoint %s written (step %d of %d)", checkpoint_path(out_dir, step).name, step, steps)
     dataset = log.dataset(_attrs(model, task, opts, stop_reason))
     write_netcdf(dataset, Path(out_dir) / LOG_FILE)
     return dataset
@@ -392,4 +398,5 @@ def _run(model, task, optimizer, opts, steps, start, log, out_dir, device, runti
                 break
     finally:
         bar.close()
+    log_.info("training stopped at step %d (%s); run folder %s", step, stop_reason, out_dir)
     return TrainResult(model, dataset, Path(out_dir), step, stop_reason)
