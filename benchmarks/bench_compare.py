@@ -191,7 +191,7 @@ def bench_coverage(args) -> None:
 def _m1_pair():
     import xarray as xr
 
-    from neurokpflow.cli.comparison_steps import load_recording
+    from neurokpflow.data import load_recording
 
     path = Path(os.environ.get("NEUROKPFLOW_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
     recording = load_recording(path / "m1_center_out_chewie.nwb", condition="target")

@@ -105,7 +105,7 @@ scores = compare.compare(trained, recording, measures=["procrustes", "cka", "rsa
 print(scores[["score", "ci_low", "ci_high", "null_mean", "p_value", "noise_ceiling"]].to_pandas().round(3).T)
 
 # %%
-compare.plot_comparison(scores)
+viz.plot_comparison(scores)
 
 # %% [markdown]
 # ## Over training
@@ -116,7 +116,7 @@ compare.plot_comparison(scores)
 along = compare.compare(over_training, recording, measures=["procrustes", "cka"], stats=["bootstrap", "permutation"],
                         condition="target", n_boot=N_RESAMPLES, n_perm=N_RESAMPLES)
 print(along["score"].to_pandas().round(3))
-compare.plot_comparison(along)
+viz.plot_comparison(along)
 
 # %% [markdown]
 # ## When in the trial do they agree?
@@ -131,7 +131,7 @@ stimulus_on = 0.2
 per_time = compare.compare(trained.sel(time=slice(stimulus_on, None)), recording.sel(time=slice(stimulus_on, None)),
                            measures=["procrustes"], stats=["bootstrap"], condition="target", resolution="time",
                            n_boot=N_RESAMPLES)
-compare.plot_comparison(per_time)
+viz.plot_comparison(per_time)
 
 # %% [markdown]
 # ## Why does training move the model toward M1?  Similarity flow

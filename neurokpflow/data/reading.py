@@ -182,6 +182,7 @@ def _read_nwb(source, grid, fields, *, series, units, unit_ids, resample, lazy, 
             nwbfile, label, align_to, window, bin_size, series, units, intervals, trial_ids, unit_ids,
             resample, clip_to_trial, non_overlapping, lazy, units_per_chunk,
         )
+        ds.attrs["trial_grid"] = grid.to_json()  # the options object, as provenance
     except BaseException:
         close()
         raise

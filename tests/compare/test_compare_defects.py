@@ -101,7 +101,7 @@ def test_dsa_fits_on_one_thread_and_restores_the_settings(monkeypatch):
 
 @pytest.mark.skipif(not (DATA / "m1_center_out_chewie.nwb").exists(), reason="real M1 recording not in ../shared/data")
 def test_dsa_on_the_m1_recording_uses_a_low_rank():
-    from neurokpflow.cli.comparison_steps import load_recording
+    from neurokpflow.data import load_recording
 
     recording = load_recording(DATA / "m1_center_out_chewie.nwb", condition="target")
     half = recording.isel(trial=slice(0, None, 2))

@@ -214,7 +214,8 @@ def test_cli_sweep_with_a_missing_or_unusable_recording_fails_before_any_run(tmp
 
 
 def test_comparisons_land_in_the_store_with_session_and_measure_dims(tmp_path, shared_data_dir, http_server):
-    from neurokpflow.cli.comparison_steps import load_recording, model_activity
+    from neurokpflow.data import load_recording
+    from neurokpflow.models import model_activity
     from neurokpflow.compare import compare
 
     # the second session is the same file served over HTTP (Range requests on 127.0.0.1): read by URL
