@@ -73,6 +73,7 @@ class TorchCellAdapter(RecurrentCell):
         return self._p("bias_hh")
 
     gate_preactivations = GRUCell.gate_preactivations
+    gates = GRUCell.gates
     _coefficients = GRUCell._coefficients
 
     def _pname(self, name):

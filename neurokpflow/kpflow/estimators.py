@@ -179,22 +179,20 @@ def _quad_form(A: LinearOperator):
     return lambda G: batched_dot(G, A.matvec(G))
 
 
-def _jvp_norm2(J: LinearOperator):
-    c = J.weight_out / J.weight_in
-
+def _norm2(apply, c):
+    """Probe -> ``c · ‖apply(probe)‖²`` (batched over probes)."""
     def sample(V):
-        JV = J.matvec(V)
-        return c * batched_dot(JV, JV)
+        AV = apply(V)
+        return c * batched_dot(AV, AV)
     return sample
+
+
+def _jvp_norm2(J: LinearOperator):
+    return _norm2(J.matvec, J.weight_out / J.weight_in)
 
 
 def _vjp_norm2(J: LinearOperator):
-    c = J.weight_in / J.weight_out
-
-    def sample(S):
-        JS = J.rmatvec(S)
-        return c * batched_dot(JS, JS)
-    return sample
+    return _norm2(J.rmatvec, J.weight_in / J.weight_out)
 
 
 BLOCK_AXES = {"trial": 0}

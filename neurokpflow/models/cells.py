@@ -481,23 +481,22 @@ class GRUCell(_GatedCell):
 
     N_GATES = 3
 
-    def forward(self, x, z):
-        gi, gh = self.gate_preactivations(x, z)
+    def gates(self, x, h):
+        """``(r, u, n, W_hn h + b_hn)``: reset and update gates, candidate state, and the recurrent
+        part of the candidate's pre-activation (torch's equations)."""
+        gi, gh = self.gate_preactivations(x, h)
         i_r, i_z, i_n = gi.chunk(3, -1)
         h_r, h_z, h_n = gh.chunk(3, -1)
         r = torch.sigmoid(i_r + h_r)
-        u = torch.sigmoid(i_z + h_z)
-        n = torch.tanh(i_n + r * h_n)
+        return r, torch.sigmoid(i_z + h_z), torch.tanh(i_n + r * h_n), h_n
+
+    def forward(self, x, z):
+        _, u, n, _ = self.gates(x, z)
         return (1 - u) * n + u * z
 
     def _coefficients(self, inputs, z_prev):
         """(D_hidden, D_input, u): δh' = Σ_g D_h,g ⊙ δgh_g + Σ_g D_i,g ⊙ δgi_g + u ⊙ δh."""
-        gi, gh = self.gate_preactivations(inputs, z_prev)
-        i_r, i_z, i_n = gi.chunk(3, -1)
-        h_r, h_z, h_n = gh.chunk(3, -1)
-        r = torch.sigmoid(i_r + h_r)
-        u = torch.sigmoid(i_z + h_z)
-        n = torch.tanh(i_n + r * h_n)
+        r, u, n, h_n = self.gates(inputs, z_prev)
         cn = (1 - u) * (1 - n * n)
         d_r = cn * r * (1 - r) * h_n
         d_z = u * (1 - u) * (z_prev - n)
@@ -537,11 +536,7 @@ class GRUCell(_GatedCell):
         so that ``K = Σ_terms (C C*) ⊙ (F F*)`` unit by unit (see :mod:`neurokpflow.kpflow.structured`).
         ``x [B, T, I]`` are the inputs and ``z_prev [B, T, S]`` the states before each step."""
         h = z_prev
-        gi, gh = self.gate_preactivations(x, h)
-        i_r, i_z, i_n = gi.chunk(3, -1)
-        h_r, h_z, h_n = gh.chunk(3, -1)
-        r, u = torch.sigmoid(i_r + h_r), torch.sigmoid(i_z + h_z)
-        n = torch.tanh(i_n + r * h_n)
+        r, u, n, h_n = self.gates(x, h)
         cn = (1 - u) * (1 - n * n)
         fx, fbi, fh, fbh = _gate_features(self, x, h)
         both = _features(fx, fbi, fh, fbh)
