@@ -40,7 +40,7 @@ __all__ = ["eigsh", "KrylovOptions", "svds", "operator_norm", "smallest_singular
            "ConvergenceError"]
 
 
-from .._validation import Flag, Interval, OptionsMixin, Rule
+from .._validation import Flag, Interval, OptionsMixin, Rule, check_params
 from ..errors import ConvergenceError, InputError, InputTypeError
 
 
@@ -114,8 +114,8 @@ def _default_tol(dtype) -> float:
 
 
 def _check_k(k, n, what="k"):
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise InputError(f"{what} must be a positive int, got {k!r}")
+    check_params({what: Rule(Interval(numbers.Integral, 1, None), "the number of eigenpairs, 1 <= k < dim")},
+                 **{what: k})
     if k >= n:
         raise InputError(f"{what}={k} must be smaller than the dimension {n}; for a full spectrum of a small "
                          "operator use torch.linalg.eigh(A.to_dense())")
