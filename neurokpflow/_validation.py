@@ -21,6 +21,7 @@ This module imports only :mod:`neurokpflow.errors` from the package (torch lazil
 from __future__ import annotations
 
 import dataclasses
+from abc import ABC, abstractmethod
 import json
 import math
 import numbers
@@ -36,14 +37,16 @@ __all__ = ["Constraint", "Interval", "Options", "InstanceOf", "Flag", "Satisfies
            "shown", "OptionsMixin", "split_fields", "DTYPES", "resolve_dtype", "dtype_name", "numpy_rng", "torch_generator", "new_seed"]
 
 
-class Constraint:
+class Constraint(ABC):
     """One way a value can be valid: :meth:`accepts` tests it, :meth:`describe` says it in words."""
 
-    def accepts(self, value: Any) -> bool:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def accepts(self, value: Any) -> bool:
+        """Whether ``value`` satisfies the constraint."""
 
-    def describe(self) -> str:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def describe(self) -> str:
+        """The constraint in words, completing "expected ..."."""
 
     def type_ok(self, value: Any) -> bool:
         """Whether ``value`` has a type this constraint could accept (else the error is a ``TypeError``)."""

@@ -1,11 +1,11 @@
-"""Golden parity with a reference task generator (arrays made by ``tests/tasks/goldens/<suite>/make_goldens.py``)."""
+"""Golden parity with a reference task generator (arrays made by ``tests/data/goldens/<suite>/make_goldens.py``)."""
 from pathlib import Path
 
 import numpy as np
 
 from neurokpflow import tasks
 
-DATA = Path(__file__).parent / "tasks" / "goldens"
+DATA = Path(__file__).parent / "data" / "goldens"
 
 
 def golden_cases(suite, rule):

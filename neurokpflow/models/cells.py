@@ -582,13 +582,18 @@ class LSTMCell(_GatedCell):
         return [ParameterSite(self._pname("weight_ih"), self._pname(bi), X, coeff),
                 ParameterSite(self._pname("weight_hh"), self._pname(bh), h, coeff)]
 
-    def forward(self, x, z):
+    def gates(self, x, z):
+        """``(i, f, g, o, c')``: input, forget, candidate and output gates and the new cell state from
+        the state ``z = [h, c]`` (torch's equations)."""
         H = self.hidden_size
         h, c = z[..., :H], z[..., H:]
         gi, gh = self.gate_preactivations(x, h)
         i, f, g, o = (gi + gh).chunk(4, -1)
         i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
-        c2 = f * c + i * g
+        return i, f, g, o, f * c + i * g
+
+    def forward(self, x, z):
+        *_, o, c2 = self.gates(x, z)
         return torch.cat([o * torch.tanh(c2), c2], dim=-1)
 
     @torch.no_grad()
@@ -631,10 +636,7 @@ class LSTMCell(_GatedCell):
         ``x [B, T, I]`` are the inputs and ``z_prev [B, T, S]`` the states before each step."""
         H = self.hidden_size
         h, c = z_prev[..., :H], z_prev[..., H:]
-        gi, gh = self.gate_preactivations(x, h)
-        i, f, g, o = (gi + gh).chunk(4, -1)
-        i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
-        c2 = f * c + i * g
+        i, f, g, o, c2 = self.gates(x, z_prev)
         tc = torch.tanh(c2)
         s = o * (1 - tc * tc)
         F = _features(*_gate_features(self, x, h))
