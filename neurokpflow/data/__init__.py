@@ -20,7 +20,9 @@ Errors:        :class:`NWBLoadError` and its subclasses (with :class:`MissingExt
 from ._nwbio import open_nwb
 from .binning import TimeGrid, bin_spike_times
 from .describe import NWBSummary, describe_nwb
+from .errors import __all__ as _error_names
 from .errors import (
+    NWBError,
     AlignmentError,
     EventAlignmentError,
     BinningError,
@@ -90,21 +92,8 @@ __all__ = [
     "dataset_path",
     "list_datasets",
     "load_dataset",
-    "NWBLoadError",
-    "NWBFileError",
-    "MissingDataError",
-    "MissingTrialsError",
-    "AlignmentError",
-    "EventAlignmentError",
-    "InvalidSpikeTimesError",
-    "InvalidTrialsError",
-    "BinningError",
-    "InvalidOptionError",
-    "UnsupportedSchemaError",
-    "UnsupportedSeriesError",
-    "NWBWriteError",
-    "DatasetNotFoundError",
     "MissingExtraError",
     "DownloadError",
     "ChecksumError",
+    *_error_names,
 ]
