@@ -67,8 +67,8 @@ run = training.train(model, task, steps=STEPS, out_dir=RUN, lr=3e-3, checkpoint_
 print("accuracy:", float(run.log["accuracy"].isel(eval_step=-1, task=0)))
 
 # %% [markdown]
-# `neurokpflow.record` gives the hidden states with the task's labels.  We label time by bin centre and
-# conditions by target.
+# `neurokpflow.record` gives the hidden states with the task's labels, time at bin centres (the package's one
+# time convention, as the NWB reader uses).  We label conditions by target.
 
 # %%
 grid = task.test_grid(n_angles=4, modalities=(1,))
@@ -77,8 +77,7 @@ targets = np.unique(recording["target"].values)
 
 def hidden_states(m):
     hidden = neurokpflow.record(m, grid)["hidden"]
-    return hidden.assign_coords(time=(hidden["time"] + grid.dt / 2),
-                                target=("trial", targets[grid.meta["condition"]]))
+    return hidden.assign_coords(target=("trial", targets[grid.meta["condition"]]))
 
 
 untrained = models.make("rnn", task.n_inputs, HIDDEN, task.n_outputs, alpha=0.5, seed=0)

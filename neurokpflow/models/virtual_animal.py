@@ -45,7 +45,7 @@ def simulate_spikes(teacher, task, settings: AnimalSettings, seed: int) -> xr.Da
     boundaries in seconds (``fix1_start_time`` ...).
     """
     from ..tasks import Batch
-    from .recording import record
+    from .recording import bin_centres, record
 
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 7]))
     grids = [task.test_grid(n_angles=settings.n_conditions, modalities=(1,), noise=True, seed=int(seed) * 1000 + r)
@@ -61,7 +61,7 @@ def simulate_spikes(teacher, task, settings: AnimalSettings, seed: int) -> xr.Da
     meta = batch.meta
     coords = {
         "trial": np.arange(batch.n_trials),
-        "time": ("time", (np.arange(batch.n_steps) + 0.5) * dt, {"units": "s", "long_name": "bin centre from trial start"}),
+        "time": ("time", bin_centres(batch), {"units": "s", "long_name": "bin centre from trial start"}),
         "unit": np.arange(settings.n_neurons),
         "condition": ("trial", np.asarray(meta["condition"], dtype=np.int64)),
         "stimulus_angle": ("trial", np.asarray(meta["stimulus_angle"], dtype=np.float64), {"units": "rad"}),
