@@ -28,7 +28,7 @@ from collections.abc import Mapping
 
 from .._registry import Registry
 from .cells import GRUCell, LeakyRNNCell, LSTMCell, RecurrentCell
-from .._validation import dtype_name, resolve_dtype
+from .._validation import dtype_name, resolve_dtype, torch_generator
 from ..errors import InputError, InputTypeError, UnknownNameError
 
 __all__ = ["RecurrentModel", "make", "from_config", "KINDS", "CELLS"]
@@ -82,7 +82,8 @@ def make(kind: str, n_in: int, n_hidden: int, n_out: int, **options) -> "Recurre
         Initial recurrent scale (see the cells).
     bias, readout_bias : bool
     seed : int or None
-        Seeds the parameter initialisation (``None``: torch's global generator).
+        Seeds the parameter initialisation (``None``: fresh OS entropy, as everywhere in the package; the
+        model then cannot be rebuilt from its config).
     dtype : {"float32", "float64"}
     """
     if kind not in CELLS:
@@ -119,7 +120,7 @@ class RecurrentModel(nn.Module):
         if cfg["noise_std"] < 0:
             raise InputError(f"noise_std must be >= 0, got {cfg['noise_std']}")
         self._config = cfg
-        gen = torch.Generator().manual_seed(int(cfg["seed"])) if cfg["seed"] is not None else None
+        gen = torch_generator(cfg["seed"])  # None: fresh OS entropy (the package's seed convention)
         kind, n_in, H = cfg["kind"], cfg["n_in"], cfg["n_hidden"]
         self.cell: RecurrentCell
         cell_class: type[RecurrentCell] = CELLS[kind].factory  # type: ignore[assignment]  # entries are cell classes
