@@ -4,8 +4,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from . import figures
-from .runs import models_over_training
+from ..training.runs import models_over_training
+from ..viz import plot_activity_rank
 
 from ..models.recording import evaluation_batch
 
@@ -69,7 +69,7 @@ def analyze_run(run_dir, out_dir, report, *, every=1, n_angles=8, progress=True,
     report.figure(viz.plot_effective_rank(result, definition), "effective_ranks",
                   "Effective ranks of K, P and P K P* over training (log scale, ± 2 standard errors), with the "
                   "misdirection alignment and the evaluation loss.")
-    report.figure(figures.activity_rank(result), "activity_rank",
+    report.figure(plot_activity_rank(result), "activity_rank",
                   "Participation ratio of the hidden activity over training (± bootstrap standard error).")
     for step, when in ((int(result["step"].values[0]), "untrained"), (int(result["step"].values[-1]), "trained")):
         report.figure(viz.plot_eigenfunctions(result, "PKP*", step), f"eigenfunctions_step_{step}",

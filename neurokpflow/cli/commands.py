@@ -166,7 +166,7 @@ def _add_analyze(sub, common):
 
 def run_analyze(args):
     from .analysis_steps import analyze_run
-    from .report import Report
+    from ..viz.report import Report
 
     console = Console(args.quiet)
     out = Path(args.out) if args.out else Path(args.run) / "analysis"
@@ -217,7 +217,7 @@ def _add_compare(sub, common):
 
 def run_compare(args):
     from .comparison_steps import compare_run, load_recording
-    from .report import Report
+    from ..viz.report import Report
 
     console = Console(args.quiet)
     nwb = _existing_file(args.file)

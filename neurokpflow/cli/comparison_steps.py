@@ -13,7 +13,7 @@ from .errors import EXIT_UNUSABLE, CLIError
 from .._io import write_netcdf
 from ..data.recordings import load_recording
 from ..models.recording import model_activity
-from .runs import models_over_training
+from ..training.runs import models_over_training
 
 __all__ = ["load_recording", "model_activity", "compare_run", "score_table", "PAIRING"]
 

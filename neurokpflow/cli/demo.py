@@ -22,13 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
-from . import figures
+from ..viz import plot_training_curves
 from .analysis_steps import HEADLINE_DEFINITION, analyze_run
 from .comparison_steps import compare_run, load_recording
 from .console import Console
 from .flow_steps import flow_run, flow_summary
 from .._io import atomic_write
-from .report import Report
+from ..viz.report import Report
 from ..errors import InputTypeError
 from ..training.runs import RunSpec, start_run
 from .. import tasks
@@ -284,7 +284,7 @@ def _write_report(report, summary, source_text, recording, log, collapse_part, c
                  [[recording.sizes["trial"], len(np.unique(recording["condition"].values)), recording.sizes["unit"],
                    recording.sizes["time"], float(recording.attrs.get("bin_size", np.nan))]])
     report.section("Training", "Loss per step and accuracy on the noise-free test grid (8 directions).")
-    report.figure(figures.training_curves(log), "training", "Training loss and test-grid accuracy.")
+    report.figure(plot_training_curves(log), "training", "Training loss and test-grid accuracy.")
     report.blocks.extend(collapse_part.blocks)
     report.blocks.extend(compare_part.blocks)
     report.blocks.extend(flow_part.blocks)

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from .._io import write_netcdf
-from .runs import run_checkpoints
+from ..training.runs import run_checkpoints
 
 __all__ = ["flow_run", "flow_summary"]
 

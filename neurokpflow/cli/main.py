@@ -12,7 +12,7 @@ import traceback
 
 from .errors import EXIT_CODES, EXIT_INTERNAL, EXIT_INTERRUPTED, classify
 from .._logging import configure as configure_logging
-from .runs import torch_threads
+from .._runtime import torch_threads
 
 EPILOG = "exit codes:\n" + "\n".join(f"  {code:<4}{meaning}" for code, meaning in EXIT_CODES.items()) + (
     "\n\nRun 'neurokpflow COMMAND --help' for the options of one command.")

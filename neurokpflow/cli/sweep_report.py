@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .report import Report
+from ..viz.report import Report
 
 __all__ = ["write_sweep_report"]
 
