@@ -441,8 +441,34 @@ def roi_centroids(table, rows) -> np.ndarray:
     return np.asarray(out).T if out else np.empty((0, 0))
 
 
-def _series_variables(resolved, grid, align, invalid, method, lazy, per_chunk, taken):
-    """{var name: DataArray} for the requested series (``resolved``: (path, ts, feature dim) triples)."""
+@dataclass
+class GridContext:
+    """What every NWB reader needs to put objects on the trial grid of one :func:`read_nwb` call.
+
+    ``grid`` (:class:`TimeGrid`), ``align`` (absolute alignment time per trial), ``edges`` (absolute
+    bin edges per trial), ``invalid`` (trial, time) mask, ``tol`` (s), ``lazy`` and ``per_chunk``
+    (units / trials per read), ``resample`` (series), and what readers add to: the result's
+    ``coords``, ``extra`` attrs, ``history`` lines and the variable names already ``taken``.
+    """
+
+    grid: Any
+    align: np.ndarray
+    edges: np.ndarray
+    invalid: np.ndarray
+    tol: float
+    lazy: bool
+    per_chunk: int
+    resample: str
+    coords: dict
+    extra: dict
+    history: list
+    taken: set
+
+
+def _series_variables(resolved, ctx: GridContext) -> dict:
+    """{var name: Variable} for the requested series (``resolved``: (path, ts, feature dim) triples)."""
+    grid, align, invalid, method, lazy, per_chunk, taken = (ctx.grid, ctx.align, ctx.invalid, ctx.resample, ctx.lazy,
+                                                            ctx.per_chunk, ctx.taken)
     out = {}
     for path, ts, feature_dim in resolved:
         name = ts.name if ts.name not in taken else path.strip("/").replace("/", "_")
@@ -466,7 +492,7 @@ def _series_variables(resolved, grid, align, invalid, method, lazy, per_chunk, t
             data = dsa.concatenate(parts, axis=0) if parts else np.empty((0, grid.n_bins) + tuple(shape[1:2]))
         else:
             data = compute(np.arange(align.size))
-        dims = ("trial", "time")
+        dims: tuple[str, ...] = ("trial", "time")
         coords = {}
         if len(shape) == 2:
             dim = feature_dim or f"{name}_channel"
@@ -485,12 +511,16 @@ def _series_variables(resolved, grid, align, invalid, method, lazy, per_chunk, t
         }
         if ts.rate is not None:
             attrs["sampling_rate"] = float(ts.rate)
-        out[name] = xr.DataArray(data, dims=dims, coords=coords, attrs=attrs)
+        var = xr.DataArray(data, dims=dims, coords=coords, attrs=attrs)
+        ctx.coords.update({k: v for k, v in var.coords.items() if k not in ("trial", "time")})
+        ctx.history.append(f"series {path} resampled by {method}")
+        out[name] = var.variable
     return out
 
 
-def _event_variables(events: dict, grid, align, invalid, taken) -> dict:
+def _event_variables(events: dict, ctx: GridContext) -> dict:
     """(trial, time) counts of each event table's timestamps, NaN where invalid."""
+    grid, align, invalid, taken = ctx.grid, ctx.align, ctx.invalid, ctx.taken
     out = {}
     for name, table in events.items():
         stamps = np.sort(np.asarray(table["timestamp"].data[:], dtype=float))
@@ -498,10 +528,11 @@ def _event_variables(events: dict, grid, align, invalid, taken) -> dict:
         counts[invalid] = np.nan
         var = f"{name}_count" if f"{name}_count" not in taken else f"events_{name}_count"
         taken.add(var)
-        out[var] = xr.DataArray(
-            counts, dims=("trial", "time"),
+        out[var] = xr.Variable(
+            ("trial", "time"), counts,
             attrs={"long_name": f"events of table {name!r} per bin", "units": "1", "nwb_object_path": f"/events/{name}"},
         )
+        ctx.history.append(f"event table /events/{name} counted per bin")
     return out
 
 
@@ -684,17 +715,14 @@ def _read(nwbfile, label, align_to, window, bin_size, series, units, intervals, 
         "valid": (("trial", "time"), valid, {"long_name": "bin lies inside its trial and has data"}),
         "time_bnds": (("time", "nv"), grid.bounds),  # CF: bounds inherit the units of "time"
     }
-    taken = set(_RESERVED)
-    if units_table is not None:
-        data_vars.update(reader_for(units_table)(units_table, units_path, positions, grid, align, edges, invalid, tol,
-                                                 lazy, per_chunk, coords, extra, history))
-    for name, var in NWB_READERS["series"](resolved, grid, align, invalid, resample, lazy, per_chunk, taken).items():
-        coords.update({k: v for k, v in var.coords.items() if k not in ("trial", "time")})
-        data_vars[name] = var.variable
-        history.append(f"series {var.attrs['nwb_object_path']} resampled by {resample}")
-    for name, var in NWB_READERS["events"](events, grid, align, invalid, taken).items():
-        data_vars[name] = var.variable
-        history.append(f"event table {var.attrs['nwb_object_path']} counted per bin")
+    ctx = GridContext(grid=grid, align=align, edges=edges, invalid=invalid, tol=tol, lazy=lazy, per_chunk=per_chunk,
+                      resample=resample, coords=coords, extra=extra, history=history, taken=set(_RESERVED))
+    # each reader of NWB_READERS gets the objects selected for it, in registry order
+    selected = {"units": None if units_table is None else (units_table, units_path, positions),
+                "series": resolved, "events": events}
+    for name, reader in NWB_READERS.items():
+        if selected.get(name):
+            data_vars.update(reader(selected[name], ctx))
 
     if trial_info["not_loaded"]:
         extra["trial_columns_not_loaded"] = "; ".join(f"{k} ({v})" for k, v in trial_info["not_loaded"].items())
@@ -723,8 +751,12 @@ def _time_attrs(align_label: str) -> dict:
     return {"units": "s", "long_name": long_name, "bounds": "time_bnds"}
 
 
-def _units_variables(units, path, positions, grid, align, edges, invalid, tol, lazy, per_chunk, coords, extra,
-                     history) -> dict:
+def _units_variables(selected, ctx: GridContext) -> dict:
+    """``spike_count`` (and ``observed``) of the selected units (``selected``: (table, path, row positions))."""
+    units, path, positions = selected
+    grid, align, edges, invalid, tol, lazy, per_chunk = (ctx.grid, ctx.align, ctx.edges, ctx.invalid, ctx.tol, ctx.lazy,
+                                                          ctx.per_chunk)
+    coords, extra, history = ctx.coords, ctx.extra, ctx.history
     ids = np.asarray(units.id[:])
     observed = _observed_mask(units, positions, edges, tol)
     unsorted: list = []
@@ -763,8 +795,8 @@ def _units_variables(units, path, positions, grid, align, edges, invalid, tol, l
     return out
 
 
-#: How each kind of NWB object is put on the trial grid: the reader (a function of this module
-#: returning ``{variable: DataArray or (dims, values, attrs)}``) and what it declares: the
+#: How each kind of NWB object is put on the trial grid: the reader ``f(selected objects, GridContext)
+#: -> {variable: xarray.Variable or (dims, values, attrs)}`` and what it declares: the
 #: ``neurodata_types`` it reads (an object is matched by the first class of its type's MRO that a
 #: reader names, so ``ElectricalSeries`` and ``RoiResponseSeries`` go to ``"series"``), the
 #: ``variable`` it produces and whether it reads ``lazy``-ly.  :func:`reader_for` looks a reader up.
