@@ -94,19 +94,12 @@ class Registry(Mapping):
         return entry
 
     def unregister(self, name: str) -> None:
-        self.get(name)
+        self[name]  # an unknown name raises
         del self._entries[name]
-
-    def get(self, name: str, default: Any = None) -> Entry:
-        """The entry of ``name``; an unknown name raises :class:`~neurokpflow.errors.UnknownNameError`
-        listing the known ones (``default`` is not supported: a registry never guesses)."""
-        if isinstance(name, str) and name in self._entries:
-            return self._entries[name]
-        raise UnknownNameError(f"unknown {self.kind} {name!r}; known: {', '.join(self._entries)}")
 
     def make(self, name: str, *args: Any, **options: Any) -> Any:
         """Build the entry ``name`` with ``options``."""
-        return self.get(name)(*args, **options)
+        return self[name](*args, **options)
 
     def names(self, **capabilities: Any) -> list:
         """Names of the entries whose capabilities equal the given values (all names without filters)."""
@@ -117,7 +110,11 @@ class Registry(Mapping):
                 if all(e.capabilities[k] == v for k, v in capabilities.items())]
 
     def __getitem__(self, name: str) -> Entry:
-        return self.get(name)
+        """The entry of ``name``; an unknown name raises :class:`~neurokpflow.errors.UnknownNameError` (a
+        ``KeyError``) listing the known ones (``registry.get(name)`` gives ``None`` instead)."""
+        if isinstance(name, str) and name in self._entries:
+            return self._entries[name]
+        raise UnknownNameError(f"unknown {self.kind} {name!r}; known: {', '.join(self._entries)}")
 
     def __setitem__(self, name: str, entry: Entry) -> None:
         """``registry[name] = entry`` replaces (or adds) a ready-made entry named ``name``."""

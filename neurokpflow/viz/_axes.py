@@ -1,7 +1,6 @@
 """Where a plot draws: new Axes on an Agg figure, or the caller's (the ``ax=`` of every plot function)."""
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -46,6 +45,3 @@ def grid(ax: Any, rows: int, cols: int, size: tuple, what: str) -> tuple[Figure,
     axes = _given(ax, rows * cols, what)
     return axes[0].figure, np.asarray(axes, dtype=object).reshape(rows, cols)
 
-
-def is_sequence(ax: Any) -> bool:
-    return isinstance(ax, Sequence) or isinstance(ax, np.ndarray)
