@@ -4,6 +4,7 @@ Each case calls a public function with one malformed input (wrong type, NaN, emp
 unknown name, out-of-range value); the error must belong to the package's hierarchy, also be the
 matching builtin family, and carry a one-line message.
 """
+import importlib
 import math
 
 import numpy as np
@@ -57,6 +58,9 @@ CASES = {
     "wrong dims": lambda: compare.cka(xr.DataArray(np.zeros((3, 4)), dims=("a", "b")), _activity()),
     "constant activity": lambda: compare.cka(_activity() * 0, _activity(seed=1)),
     "bad confidence level": lambda: compare.StatsOptions(ci=1.5),
+    "no ridge penalties": lambda: compare.Predictivity(alphas=()),
+    "non-finite ridge fit": lambda: importlib.import_module("neurokpflow.compare.predictivity").ridge_fit(
+        torch.ones(6, 2), torch.full((6, 1), float("nan")), (1.0,)),
     "bad resolution": lambda: compare.AlignOptions(resolution="per_trial"),
     "unknown compare keyword": lambda: compare.compare(_activity(), _activity(seed=1), stats=(), n_bootstraps=10),
     # kpflow

@@ -1,7 +1,7 @@
 """Cross-validated linear predictivity (Brain-Score style encoding model)."""
 from __future__ import annotations
 
-from typing import Any, Sequence, cast
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -10,7 +10,7 @@ from ._inputs import Representation
 from ._measure import Measure, check_option
 from ._reliability import condition_folds, pearson_columns, spearman_brown, split_half_reliability
 from ._result import DegenerateInputError, Score
-from .._validation import numpy_rng
+from .._validation import Rule, Satisfies, check_params, numpy_rng
 
 
 def ridge_fit(x: torch.Tensor, y: torch.Tensor, alphas: Sequence[float]) -> tuple[torch.Tensor, torch.Tensor, float]:
@@ -27,7 +27,10 @@ def ridge_fit(x: torch.Tensor, y: torch.Tensor, alphas: Sequence[float]) -> tupl
         gcv = float(torch.sum(resid ** 2)) / max(n - dof, 1e-12) ** 2
         if gcv < best[0]:
             best = (gcv, alpha)
-    alpha = cast(float, best[1])  # None only if no alpha gave a finite GCV score (then a TypeError below)
+    if best[1] is None:
+        raise DegenerateInputError(f"no ridge penalty among {list(alphas)} gives a finite GCV score (non-finite "
+                                   "activity?); check the inputs for NaN/inf")
+    alpha = float(best[1])
     coef = vh.T @ ((s / (s ** 2 + alpha))[:, None] * uty)
     return coef, my - mx @ coef, float(alpha)
 
@@ -54,6 +57,9 @@ class Predictivity(Measure):
         check_option("aggregate", aggregate, ("median", "mean"))
         if isinstance(ceiling, str):
             check_option("ceiling", ceiling, ("split_half",))
+        check_params({"alphas": Rule(Satisfies(lambda a: len(a) > 0 and all(np.isfinite(v) and v >= 0 for v in a),
+                                               "a non-empty sequence of penalties >= 0"), "e.g. alphas=(1e-2, 1, 1e2)")},
+                     alphas=tuple(alphas))
         self.alphas, self.n_splits, self.aggregate, self.ceiling, self.seed = tuple(alphas), n_splits, aggregate, ceiling, seed
         # Transforms of the source (first) input. Scale and general linear maps interact with the ridge
         # penalty grid, so no guarantee is declared for them either way.
