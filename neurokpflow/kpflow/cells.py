@@ -15,10 +15,15 @@ import torch
 from torch import nn
 from torch.func import jvp as _jvp, vjp as _vjp, vmap
 
-from ..models.cells import GRUCell, LSTMCell, ParameterSite, RecurrentCell, StateLinearization, ACTIVATIONS
+from ..models.cells import (ACTIVATIONS, GRUCell, LSTMCell, ParameterSite, RecurrentCell, StateLinearization,
+                            GatedCell)
 from ..errors import InputError, InputTypeError
 
 __all__ = ["as_state_cell", "TorchCellAdapter", "GenericCell"]
+
+
+_TORCH_KINDS = {nn.RNNCell: "rnn", nn.RNN: "rnn", nn.GRUCell: "gru", nn.GRU: "gru", nn.LSTMCell: "lstm",
+                nn.LSTM: "lstm"}
 
 
 class TorchCellAdapter(RecurrentCell):
@@ -26,10 +31,21 @@ class TorchCellAdapter(RecurrentCell):
 
     The wrapped module's parameters are used directly (``named_parameters`` are those of
     the wrapped module, prefixed ``cell.``), so gradients and ``J_θ`` refer to them.
+    ``TorchCellAdapter(module)`` builds the subclass for the module's kind, which inherits the
+    equations and linearisation of the matching neurokpflow cell (same parameter layout).
     """
 
+    kind = ""
+
+    def __new__(cls, module: nn.Module):
+        if cls is TorchCellAdapter:
+            if type(module) not in _TORCH_KINDS:
+                raise InputTypeError(f"TorchCellAdapter wraps torch's RNN/GRU/LSTM modules, got {type(module).__name__}")
+            cls = {"rnn": _TorchRNN, "gru": _TorchGRU, "lstm": _TorchLSTM}[_TORCH_KINDS[type(module)]]
+        return super().__new__(cls)
+
     def __init__(self, module: nn.Module):
-        super().__init__()
+        nn.Module.__init__(self)  # the parameters are the wrapped module's: no cell constructor runs
         if isinstance(module, (nn.RNN, nn.GRU, nn.LSTM)):
             if module.num_layers != 1:
                 raise InputError(
@@ -44,14 +60,9 @@ class TorchCellAdapter(RecurrentCell):
         else:
             self._suffix = ""
         self.cell = module
-        self.kind = {
-            nn.RNNCell: "rnn", nn.RNN: "rnn", nn.GRUCell: "gru", nn.GRU: "gru", nn.LSTMCell: "lstm", nn.LSTM: "lstm"
-        }[type(module)]
         # ints on every torch RNN module (nn.Module's __getattr__ is typed Tensor | Module)
         self.input_size, self.hidden_size = cast(int, module.input_size), cast(int, module.hidden_size)
         self.state_size = 2 * self.hidden_size if self.kind == "lstm" else self.hidden_size
-        if self.kind == "rnn" and module.nonlinearity not in ("tanh", "relu"):
-            raise InputError(f"unsupported nonlinearity {module.nonlinearity!r}")
 
     def _p(self, name):
         return getattr(self.cell, name + self._suffix, None)
@@ -72,24 +83,41 @@ class TorchCellAdapter(RecurrentCell):
     def bias_hh(self):
         return self._p("bias_hh")
 
-    gate_preactivations = GRUCell.gate_preactivations
-    gates = GRUCell.gates
-    _coefficients = GRUCell._coefficients
-
     def _pname(self, name):
         return None if name is None else f"cell.{name}{self._suffix}"
 
-    def linearize_all(self, inputs, z_prev):
-        if self.kind == "gru":
-            return GRUCell.linearize_all(self, inputs, z_prev)
-        return self.linearize(inputs, z_prev), self.parameter_sites(inputs, z_prev)
+
+class _TorchGRU(TorchCellAdapter, GRUCell):
+    """``nn.GRU`` / ``nn.GRUCell``: :class:`GRUCell`'s equations on the wrapped parameters."""
+
+    kind = "gru"
+
+
+class _TorchLSTM(TorchCellAdapter, LSTMCell):
+    """``nn.LSTM`` / ``nn.LSTMCell``: :class:`LSTMCell`'s equations on the wrapped parameters."""
+
+    kind = "lstm"
+
+    def forward(self, x, z):
+        if self._suffix:
+            return LSTMCell.forward(self, x, z)
+        H = self.hidden_size  # an nn.LSTMCell runs its own fused step
+        return torch.cat(self.cell(x, (z[..., :H].contiguous(), z[..., H:].contiguous())), dim=-1)
+
+
+class _TorchRNN(TorchCellAdapter, GatedCell):
+    """``nn.RNN`` / ``nn.RNNCell``: ``h' = φ(W_ih x + b_ih + W_hh h + b_hh)`` (one "gate" in the shared layout)."""
+
+    kind = "rnn"
+    N_GATES = 1
+
+    def __init__(self, module: nn.Module):
+        super().__init__(module)
+        if module.nonlinearity not in ("tanh", "relu"):
+            raise InputError(f"unsupported nonlinearity {module.nonlinearity!r}")
 
     @torch.no_grad()
     def parameter_sites(self, inputs, z_prev):
-        if self.kind == "gru":
-            return GRUCell.linearize_all(self, inputs, z_prev)[1]
-        if self.kind == "lstm":
-            return LSTMCell.parameter_sites(self, inputs, z_prev)
         X = inputs.reshape(-1, self.input_size)
         Z = z_prev.reshape(-1, self.hidden_size)
         gi, gh = self.gate_preactivations(X, Z)
@@ -99,22 +127,14 @@ class TorchCellAdapter(RecurrentCell):
                 ParameterSite(self._pname("weight_hh"), self._pname("bias_hh" if has_b else None), Z, d)]
 
     def forward(self, x, z):
-        if self.kind == "lstm":
-            H = self.hidden_size
-            return LSTMCell.forward(self, x, z) if self._suffix else torch.cat(
-                self.cell(x, (z[..., :H].contiguous(), z[..., H:].contiguous())), dim=-1)
-        if self.kind == "gru":
-            return GRUCell.forward(self, x, z)
         gi, gh = self.gate_preactivations(x, z)
-        act = ACTIVATIONS[self.cell.nonlinearity][0]
-        return act(gi + gh)
+        return ACTIVATIONS[self.cell.nonlinearity][0](gi + gh)
+
+    def run_sequence(self, x, z0, *, noise_std=0.0, generator=None, full_state=True):
+        return RecurrentCell.run_sequence(self, x, z0, noise_std=noise_std, generator=generator, full_state=full_state)
 
     @torch.no_grad()
     def linearize(self, inputs, z_prev):
-        if self.kind == "gru":
-            return GRUCell.linearize_all(self, inputs, z_prev)[0]
-        if self.kind == "lstm":
-            return LSTMCell.linearize(self, inputs, z_prev)
         W = self.weight_hh.detach()
         gi, gh = self.gate_preactivations(inputs, z_prev)
         d = ACTIVATIONS[self.cell.nonlinearity][1](gi + gh)

@@ -31,6 +31,7 @@ __all__ = [
     "ParameterSite",
     "LeakyRNNCell",
     "CellOptions",
+    "GatedCell",
     "GRUCell",
     "LSTMCell",
     "StateLinearization",
@@ -416,7 +417,7 @@ class LeakyRNNCell(RecurrentCell):
                 f"activation={self.activation!r}, bias={self.bias is not None}, dale={self.dale}")
 
 
-class _GatedCell(RecurrentCell):
+class GatedCell(RecurrentCell):
     """What the gated cells share: torch's parameter layout (``N_GATES`` gates stacked in
     ``weight_ih [N_GATES·H, I]`` / ``weight_hh [N_GATES·H, H]``), its initialisation and the gate
     pre-activations."""
@@ -470,7 +471,7 @@ class _GatedCell(RecurrentCell):
         return name
 
 
-class GRUCell(_GatedCell):
+class GRUCell(GatedCell):
     """Gated recurrent unit with exactly torch's equations and parameter layout
     (``weight_ih [3H, I]``, ``weight_hh [3H, H]``, gates ordered r, z, n), so its weights
     load into a fused ``nn.GRU``::
@@ -553,7 +554,7 @@ class GRUCell(_GatedCell):
         return f"{self.input_size}, {self.hidden_size}, bias={self.bias_ih is not None}, g={self.g}"
 
 
-class LSTMCell(_GatedCell):
+class LSTMCell(GatedCell):
     """Long short-term memory cell with torch's equations and parameter layout (gates i, f, g, o).
 
     The state is ``z = [h, c]`` (size ``2H``); the readout sees ``h`` (``output_slice``)::
