@@ -78,3 +78,16 @@ def test_bad_input():
         unit_separable_K(torch.nn.Linear(2, 2), x, torch.zeros(B, T, 4, dtype=F64))
     with pytest.raises(ValueError, match="inner"):
         unit_separable_K(cell, x, torch.zeros(B, T, 4, dtype=F64), inner="avg")
+
+
+@pytest.mark.parametrize("module", [torch.nn.GRU(I, 3), torch.nn.LSTM(I, 3), torch.nn.GRUCell(I, 3)],
+                         ids=["nn.GRU", "nn.LSTM", "nn.GRUCell"])
+def test_torch_gated_modules_get_the_exact_K_through_their_adapter(module):
+    from neurokpflow.kpflow.cells import as_state_cell
+
+    torch.manual_seed(2)
+    cell = as_state_cell(module.double())
+    x = torch.randn(B, T, I, dtype=F64)
+    with torch.no_grad():
+        hid = cell.run_sequence(x, cell.initial_state(B))
+    torch.testing.assert_close(unit_separable_K(cell, x, hid).to_dense(), _brute_K(cell, x, hid), rtol=1e-10, atol=1e-12)
