@@ -7,9 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import xarray as xr
 
-from .errors import EXIT_UNUSABLE, CLIError
 from .._io import write_netcdf
 from ..data.recordings import load_recording
 from ..models.recording import model_activity

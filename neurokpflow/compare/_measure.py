@@ -9,7 +9,7 @@ import torch
 
 from ._inputs import Representation, align
 from ._result import DegenerateInputError, Score
-from ..errors import InputError, InputTypeError
+from ..errors import InputTypeError
 from .._validation import Options, Rule, check_params
 
 #: Transforms named in the invariance tables. For representation measures they act on the units

@@ -11,12 +11,12 @@ import numpy as np
 import scipy.stats
 import torch
 
-from ._inputs import Representation, align, as_representation
+from ._inputs import Representation, align
 from ._measure import Measure, check_option
 from ._registry import get_measure
 from ._replicates import kept_values, run_indexed, run_replicates
 from ._result import BootstrapBiasWarning, DegenerateInputError, Score
-from ._reliability import _rep, condition_folds, pearson_columns, spearman_brown, split_half_reliability, split_halves
+from ._reliability import _rep, condition_folds, spearman_brown, split_half_reliability, split_halves
 from .sessions import is_multi_session, split_sessions
 from ..errors import InputError, InputTypeError
 from .._validation import numpy_rng

@@ -10,7 +10,7 @@ import math
 import torch
 
 from .linop import LinearOperator
-from ..errors import InputError, InputTypeError
+from ..errors import InputError
 from .._validation import torch_generator
 
 #: default number of probes applied at once when neither the call nor the operator says

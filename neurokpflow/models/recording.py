@@ -60,7 +60,7 @@ def record(model, batch: Batch) -> xr.Dataset:
     cell = model.cell
     pad = torch.from_numpy(batch.epochs == PAD_EPOCH).to(states.device)[..., None]
     to_np = lambda a: a.masked_fill(pad, float("nan")).cpu().numpy()
-    B, T = batch.n_trials, batch.n_steps
+    B = batch.n_trials
     coords = {
         "trial": np.arange(B),
         "time": ("time", bin_centres(batch), {"units": "s", "long_name": "bin centre", "bounds": "time_bnds"}),

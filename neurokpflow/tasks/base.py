@@ -10,7 +10,7 @@ import torch
 
 from .batch import Batch, PAD_EPOCH
 from .._validation import numpy_rng
-from ..errors import InputError, InputTypeError
+from ..errors import InputError
 
 __all__ = ["Task", "as_rng", "window"]  # assemble: the task modules' shared helper
 

@@ -6,7 +6,6 @@ Files are written to a hidden temporary file in the same directory and renamed i
 """
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
