@@ -4,7 +4,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import scipy.stats
 import torch
 
 from ._inputs import Representation, as_representation, fold_means
@@ -95,6 +94,8 @@ def _kendall_tau_a(u: np.ndarray, v: np.ndarray) -> float:
     ties = [np.sum(c * (c - 1) / 2) for c in (np.unique(u, return_counts=True)[1], np.unique(v, return_counts=True)[1])]
     if ties[0] == n0 or ties[1] == n0:
         raise DegenerateInputError("an RDM is constant; Kendall's tau is undefined")
+    import scipy.stats  # only here: scipy.stats takes ~0.5 s to import
+
     tau_b = scipy.stats.kendalltau(u, v, variant="b").statistic
     return float(tau_b * np.sqrt((n0 - ties[0]) * (n0 - ties[1])) / n0)
 
@@ -105,7 +106,9 @@ def compare_rdms(u: np.ndarray, v: np.ndarray, method: str = "spearman") -> floa
     if method == "pearson":
         return _pearson(u, v)
     if method == "spearman":
-        return _pearson(scipy.stats.rankdata(u), scipy.stats.rankdata(v))
+        from scipy.stats import rankdata  # only here: scipy.stats takes ~0.5 s to import
+
+        return _pearson(rankdata(u), rankdata(v))
     if method == "kendall_tau_a":
         return _kendall_tau_a(u, v)
     den = np.linalg.norm(u) * np.linalg.norm(v)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import scipy.stats
+import scipy.special
 import torch
 
 from ._inputs import Representation, align
@@ -355,11 +355,11 @@ def bca_interval(samples: np.ndarray, estimate: float, jackknife: np.ndarray, ci
     share = (np.sum(samples < estimate) + np.sum(samples <= estimate)) / (2.0 * len(samples))
     if share <= 0.0 or share >= 1.0:
         return None
-    z0 = scipy.stats.norm.ppf(share)
+    z0 = scipy.special.ndtri(share)               # the standard normal quantile (scipy.stats.norm.ppf)
     if acceleration is None:
         acceleration = _acceleration(jackknife)
-    z = scipy.stats.norm.ppf([(1 - ci) / 2, (1 + ci) / 2])
-    levels = scipy.stats.norm.cdf(z0 + (z0 + z) / (1 - acceleration * (z0 + z)))
+    z = scipy.special.ndtri(np.array([(1 - ci) / 2, (1 + ci) / 2]))
+    levels = scipy.special.ndtr(z0 + (z0 + z) / (1 - acceleration * (z0 + z)))
     low, high = np.percentile(samples, 100 * levels)
     return float(low), float(high)
 
