@@ -592,11 +592,29 @@ def alignment(A, B, budget: int | None = None, method: str = "sketch", *, seed=N
         return make_estimate(_ratio(ab, aa, bb), 0.0, level=level, method="exact", n_matvecs=2 * dim, meta=meta)
     assert budget is not None  # _check_budget refused None
     gen = make_generator(seed, dev)
-    G = torch.randn(dim, budget, generator=gen, device=dev, dtype=torch.float64)
-    S = torch.linalg.qr(G).Q.T.to(dt).reshape(budget, *A.shape_in)
+    # Gaussian rows drawn in float32 (a third of float64's drawing time; the frame is then orthonormalised
+    # in float64 and applied in the operator's dtype)
+    G = torch.randn(budget, dim, generator=gen, device=dev, dtype=torch.float32).to(torch.float64)
+    S = _orthonormal_rows(G).to(dt).reshape(budget, *A.shape_in)
     ab, aa, bb = _column_products(A, B, S, chunk)
     meta["seed"] = seed if isinstance(seed, int) else None
     return _ratio_estimate(ab, aa, bb, 1 - budget / dim, level, "sketch", meta)
+
+
+def _orthonormal_rows(G: torch.Tensor) -> torch.Tensor:
+    """Orthonormal rows spanning those of a wide Gaussian ``G`` [k, dim] (float64): the Qᵀ of
+    ``Gᵀ = Q R`` with ``R``'s diagonal positive, by Cholesky QR (``R = chol(G Gᵀ)``, ``Qᵀ = R⁻ᵀ G``:
+    matrix products only), repeated once when the rows are not orthonormal to 1e-12 (CholeskyQR2).
+    A 30 × 1.15 M frame takes about 0.2 s on two threads against 1.6-1.8 s for ``torch.linalg.qr``'s
+    Householder reflections.  A wide Gaussian frame is well conditioned, where this is as accurate
+    as Householder QR, and its rows equal Householder's up to their signs, which the sketch's
+    per-probe products do not see."""
+    eye = torch.eye(G.shape[0], dtype=G.dtype, device=G.device)
+    for _ in range(2):
+        G = torch.linalg.inv(torch.linalg.cholesky(G @ G.T, upper=True)).T @ G
+        if float((G @ G.T - eye).abs().max()) <= 1e-12:
+            break
+    return G
 
 
 def _ratio_estimate(ab, aa, bb, fpc, level, method, meta) -> Estimate:
