@@ -282,7 +282,7 @@ def main():
 
     t_ka_old, ka_old = best_of(lambda: misdirection("sketch"), args.repeats)
     t_ka, ka = best_of(lambda: misdirection("hutchinson"), args.repeats)
-    print(f"KA(PKP*, PP*), 30 probes, built\n  old (orthonormal sketch)          {t_ka_old / F:8.1f} F = "
+    print(f"KA(PKP*, PP*), 30 probes, built\n  orthonormal sketch ('sketch')     {t_ka_old / F:8.1f} F = "
           f"{t_ka_old:5.2f} s  (KA = {ka_old.value:.4f} ± {ka_old.stderr:.1e})\n"
           f"  shared sketch (default use)       {t_ka / F:8.1f} F = {t_ka:5.2f} s  (KA = {ka.value:.4f} ± "
           f"{ka.stderr:.1e})  old/this {t_ka_old / t_ka:4.2f}x  {verdict(t_ka <= 2.0)} (<= 2 s)")
