@@ -7,7 +7,10 @@ Gram–Schmidt pass (a second only when the first removed most of the block);
 the projected matrix, the Rayleigh–Ritz step and the restart coefficients are float64.
 When the basis is full, the best Ritz vectors and the last Krylov block are kept and the
 expansion continues.  Convergence is declared when every wanted pair has a residual
-``‖A v − λ v‖ ≤ tol · max|λ|`` (relative, never an absolute cut-off); otherwise a
+``‖A v − λ v‖ ≤ tol · max|λ|`` over the wanted eigenvalues (relative; only where they are
+tiny next to ``‖A‖``, e.g. ``which="SA"`` at a null space, is ``max|λ|`` counted as at least
+``κ ‖A‖``, so that the default tolerance never asks for less than the round-off ``10 ε ‖A‖``
+of the applications: see ``_residual_bound``); otherwise a
 :class:`ConvergenceError` carrying the residuals is raised (or a warning, with
 ``on_failure="warn"``).
 
@@ -272,8 +275,9 @@ def _eigsh(A: LinearOperator, k: int, *, which: str = "LA", tol: float | None = 
     which : {"LA", "SA", "LM"}
         Largest algebraic (default), smallest algebraic, largest magnitude.
     tol : float
-        Relative residual tolerance ``‖A v − λ v‖ ≤ tol · max|λ|`` (default 1e-5 for float32
-        operators, 1e-9 for float64).  An eigenvalue's error is about ``residual² / gap``.
+        Relative residual tolerance ``‖A v − λ v‖ ≤ tol · max|λ|``, the maximum over the wanted
+        eigenvalues, counted as at least ``κ ‖A‖`` (κ = 2.2e-6 in float64, 0.12 in float32: the
+        round-off floor at the default tolerance) (default 1e-5 for float32 operators, 1e-9 for float64).  An eigenvalue's error is about ``residual² / gap``.
     block_size : int
         Probes per Krylov block; each block is one batched application of the operator (``A``'s
         ``chunk_size`` probes at a time).  The default 1 is single-vector Lanczos (as ARPACK),
@@ -335,6 +339,7 @@ def _eigsh(A: LinearOperator, k: int, *, which: str = "LA", tol: float | None = 
         out = _krylov(target, k, which, tighter, b, max_basis, max_restarts, gen, chunk)
         theta, vecs, converged, n_mv, restarts, meta = out
         dense_residuals = meta.pop("residuals", None)
+        bound = _residual_bound(theta, meta.pop("anorm"), tol, A.dtype)
         factor_mv = 0
         if L is not None:
             # u = L v / σ: unit vectors of A's space with A u = λ u (L* L v = λ v)
@@ -355,14 +360,14 @@ def _eigsh(A: LinearOperator, k: int, *, which: str = "LA", tol: float | None = 
         scale = float(theta.abs().max()) or 1.0
         # on the factor's side the residual is L r / σ for the residual r of L* L: up to σ₁/σ_k larger;
         # one more solve with a tolerance tightened by that much when the explicit residuals show it
-        if L is None or passes > 0 or bool((res <= 10 * tol * scale).all()):
+        if L is None or passes > 0 or bool((res <= 10 * bound).all()):
             break
         passes += 1
         tighter = tol * max(1e-3, float((theta.clamp_min(0) / scale).sqrt().min()))
     big = vecs.abs().argmax(dim=1)
     vecs = vecs * torch.sign(vecs.gather(1, big[:, None]))
     scale = float(theta.abs().max()) or 1.0
-    explicit_ok = bool((res <= 10 * tol * scale).all())
+    explicit_ok = bool((res <= 10 * bound).all())
     if L is not None:
         meta.update(solver=meta["solver"] + " on L* L (A = L L*, L = gram_factor(A))",
                     space_size=L.size_in, factor_applications=factor_mv, passes=passes + 1)
@@ -405,6 +410,7 @@ def _krylov(A: LinearOperator, k, which, tol, b, max_basis, max_restarts, gen, c
         raise InputError(f"max_basis={m} must be at least k + 2 * block_size = {k + 2 * b}")
     f64, store = torch.float64, A.dtype
     n_mv = 0
+    anorm = 0.0                              # largest |Ritz value| seen: a lower bound of ‖A‖
 
     def apply(X):
         nonlocal n_mv
@@ -421,6 +427,7 @@ def _krylov(A: LinearOperator, k, which, tol, b, max_basis, max_restarts, gen, c
         idx = _order(theta, which)[:k]
         theta, Y = theta[idx], S[:, idx].T.contiguous()
         meta["residuals"] = (Y @ D - theta[:, None] * Y).norm(dim=1)
+        meta["anorm"] = float(torch.linalg.eigvalsh((D + D.T) / 2).abs().max())
         return theta, Y.to(store), True, n_mv, 0, meta
     keep = max(k, min(k + b + max(5, k // 2), m - 2 * b))
     Q = torch.empty(m, n, dtype=store, device=A.device)
@@ -452,8 +459,8 @@ def _krylov(A: LinearOperator, k, which, tol, b, max_basis, max_restarts, gen, c
         idx = _order(theta, which)
         theta, S = theta[idx], S[:, idx]
         res = (T[p:filled, :p] @ S[:, :k]).norm(dim=0)
-        scale = float(theta.abs().max()) or 1.0
-        converged = bool((res <= tol * scale).all())
+        anorm = max(anorm, float(theta.abs().max()))
+        converged = bool((res <= _residual_bound(theta[:k], anorm, tol, store)).all())
         if converged or (filled + b > m and restarts >= max_restarts):
             break
         if filled + b <= m:
@@ -470,7 +477,19 @@ def _krylov(A: LinearOperator, k, which, tol, b, max_basis, max_restarts, gen, c
         local = 0
     vecs = S[:, :k].T.to(store) @ Q[:p]
     theta = theta[:k]
+    meta["anorm"] = anorm
     return theta, vecs, converged, n_mv, restarts, meta
+
+
+def _residual_bound(theta, anorm, tol, dtype):
+    """What a wanted pair's residual must reach: ``tol · max(max|λ|, κ ‖A‖)``, the maximum over the
+    wanted eigenvalues ``theta``, with ``‖A‖`` estimated by ``anorm`` and ``κ = 10 ε / tol₀`` (``tol₀``
+    the dtype's default tolerance: κ = 2.2e-6 in float64, 0.12 in float32), so that at the default
+    tolerance the target is never below ``10 ε ‖A‖``, the round-off of the operator's own
+    applications.  The floor matters only where the wanted eigenvalues are tiny next to ``‖A‖``
+    (``which="SA"`` near a null space), where a purely relative target cannot be reached."""
+    kappa = 10 * torch.finfo(dtype).eps / _default_tol(dtype)
+    return tol * max(float(theta.abs().max()), kappa * anorm) or tol
 
 
 def svds(A: LinearOperator, k: int, *, tol: float | None = None, seed=None, on_failure: str = "raise",
