@@ -262,8 +262,8 @@ def _eigsh(A: LinearOperator, k: int, *, which: str = "LA", tol: float | None = 
     names the solver ``"… on L* L"`` and gives ``space_size``, ``factor_applications`` (of ``L``)
     and ``passes``.  Wanted eigenvalues of 0 (``k`` above the rank of ``L``) have their eigenvectors
     in the null space of ``L*``, outside ``L``'s range, and ``which="SA"`` asks for exactly those:
-    both are solved in ``A``'s own space.  Measured on that NTK, top 10, float32, 2 threads: 5.40 s
-    against 6.30 s in ``A``'s own space (``benchmarks/bench_spectral.py``).
+    both are solved in ``A``'s own space.  Measured on that NTK, top 10, float32, 2 threads: 5.3-5.4 s
+    against 6.3-6.6 s in ``A``'s own space (``benchmarks/bench_spectral.py``).
 
     Parameters
     ----------
@@ -343,7 +343,7 @@ def _eigsh(A: LinearOperator, k: int, *, which: str = "LA", tol: float | None = 
         factor_mv = 0
         if L is not None:
             # u = L v / σ: unit vectors of A's space with A u = λ u (L* L v = λ v)
-            U = _apply_chunked(L, vecs, chunk)
+            U = _apply_to_rows(L, vecs, chunk)
             factor_mv = k
             norms = U.norm(dim=1)
             if bool((norms <= 1e3 * torch.finfo(U.dtype).eps * norms.max()).any()):
@@ -353,7 +353,7 @@ def _eigsh(A: LinearOperator, k: int, *, which: str = "LA", tol: float | None = 
         elif dense_residuals is not None:
             res = dense_residuals
             break
-        AV = _apply_chunked(A, vecs, chunk)
+        AV = _apply_to_rows(A, vecs, chunk)
         n_mv += k
         res = torch.stack([(AV[i].to(torch.float64) - theta[i] * vecs[i].to(torch.float64)).norm()
                            for i in range(k)])
@@ -388,7 +388,7 @@ def _eigsh(A: LinearOperator, k: int, *, which: str = "LA", tol: float | None = 
     return result
 
 
-def _apply_chunked(A: LinearOperator, X: torch.Tensor, chunk: int) -> torch.Tensor:
+def _apply_to_rows(A: LinearOperator, X: torch.Tensor, chunk: int) -> torch.Tensor:
     """``A`` applied to the rows of ``X`` [n, size_in] (``chunk`` at a time) -> [n, size_out]."""
     out = [A.matvec(X[i:i + chunk].to(A.dtype).reshape(-1, *A.shape_in)) for i in range(0, X.shape[0], chunk)]
     return torch.cat(out).reshape(X.shape[0], A.size_out)
@@ -415,7 +415,7 @@ def _krylov(A: LinearOperator, k, which, tol, b, max_basis, max_restarts, gen, c
     def apply(X):
         nonlocal n_mv
         n_mv += X.shape[0]
-        return _apply_chunked(A, X, chunk)
+        return _apply_to_rows(A, X, chunk)
 
     restarts = 0
     meta = {"solver": "dense" if n <= m + b else "thick-restart block Lanczos", "block_size": b,
@@ -424,10 +424,10 @@ def _krylov(A: LinearOperator, k, which, tol, b, max_basis, max_restarts, gen, c
     if n <= m + b:
         D = apply(torch.eye(n, dtype=store, device=A.device)).to(f64)
         theta, S = torch.linalg.eigh((D + D.T) / 2)
+        meta["anorm"] = float(theta.abs().max())
         idx = _order(theta, which)[:k]
         theta, Y = theta[idx], S[:, idx].T.contiguous()
         meta["residuals"] = (Y @ D - theta[:, None] * Y).norm(dim=1)
-        meta["anorm"] = float(torch.linalg.eigvalsh((D + D.T) / 2).abs().max())
         return theta, Y.to(store), True, n_mv, 0, meta
     keep = max(k, min(k + b + max(5, k // 2), m - 2 * b))
     Q = torch.empty(m, n, dtype=store, device=A.device)
