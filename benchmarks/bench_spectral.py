@@ -4,9 +4,12 @@ Workload (issue targets): GRU, H=256, B=50, T=90, float32, CPU.  F = one no-grad
 of the fused ``nn.GRU`` on the batch.  Times are in seconds and in units of F:
 
 * top-10 eigenpairs of the hidden-state NTK P K P* with ``eigsh``'s defaults (single-vector
-  thick-restart Lanczos, float32 basis, float64 projected matrix, explicit final residuals),
-  and the eigenvalues' largest relative deviation from a tighter solve (target: <= 6.5 s,
-  deviation <= 1e-6);
+  thick-restart Lanczos on the Gram factor's side L* L, L = P J_theta, float32 basis, float64
+  projected matrix, explicit final residuals in the NTK's own space), next to the old path (the
+  NTK's own space), other block sizes and ARPACK on the reference method's NTK, with the
+  eigenvalues' largest relative deviation from a tighter solve (targets: <= 2.5 s, >= 10x the
+  reference, deviation <= 1e-6), and the floor that the matrix products alone set: each product
+  of one NTK application timed on its own, times the solver's application count;
 * misdirection KA(P K P*, P P*) with a 30-probe shared sketch, construction included (<= 4 s);
 * trace, Frobenius norm and ER3 (participation ratio) of P K P* to 1 % relative standard
   deviation.  Ours: the trace as ``Σ_b ‖J_θ* P* s_b‖²`` over the trials ``b`` on the factor
