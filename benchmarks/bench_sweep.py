@@ -4,6 +4,10 @@ Printed side by side from one run: wall time of each engine and their ratio, the
 of each run, the mean per-run time inside a dask worker next to the same runs in this plain process,
 and the engine's overhead per run (worker-seconds not spent inside runs, divided by the run count).
 
+Then the same sweep on a cluster that is already running (``--scheduler``, as a cluster kept between
+sweeps is used): the engine's own local cluster, started and its workers' run code imported before
+the clock (``--no-running`` leaves it out).
+
 Next to them, the same runs split over as many plain Python processes as workers, with no engine at
 all (``--plain``, on by default): each process imports the run code, then waits for a common start
 signal and runs its share (runs ``i, i + n, ...``) one after the other.  Its wall time from the
@@ -39,6 +43,8 @@ def main():
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--hidden", type=int, default=32)
     parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--no-running", dest="running", action="store_false",
+                        help="leave out the sweep on an already running cluster")
     parser.add_argument("--no-plain", dest="plain", action="store_false",
                         help="leave out the engine-free baseline of plain processes")
     parser.add_argument("--plain-child", type=int, default=None, help=argparse.SUPPRESS)
@@ -55,6 +61,7 @@ def main():
         t0 = time.perf_counter()
         dask = run_sweep(sweep, os.path.join(tmp, "dask"), n_workers=args.workers, progress=False)
         t_dask = time.perf_counter() - t0
+        t_running = running_cluster(args, sweep, os.path.join(tmp, "running"), serial) if args.running else None
         plain = plain_processes(args, os.path.join(tmp, "plain")) if args.plain else None
     same = all(np.array_equal(serial[v].values, dask[v].values, equal_nan=True) for v in serial.data_vars)
     in_worker = float(dask.seconds.mean())
@@ -67,6 +74,9 @@ def main():
           f"dask {sorted(set(dask.threads.values.tolist()))}")
     print(f"serial, one process      : {t_serial:8.2f} s")
     print(f"dask, {args.workers} workers         : {t_dask:8.2f} s   speed-up x{t_serial / t_dask:.2f}")
+    if t_running is not None:
+        print(f"dask, cluster running    : {t_running:8.2f} s   speed-up x{t_serial / t_running:.2f}   (--scheduler: "
+              f"{args.workers} workers started and their run code imported before the clock)")
     print(f"per run, plain process   : {in_process:8.3f} s")
     print(f"per run, in a dask worker: {in_worker:8.3f} s   ratio x{in_worker / in_process:.2f}")
     print(f"engine overhead per run  : {overhead:8.3f} s   (cluster start-up included)")
@@ -95,6 +105,25 @@ def make_sweep(args):
                         "checkpoint_every": args.steps // 2, "batch_size": 32, "seed": list(range(args.runs))},
                   compute=compute, recordings=recordings, threads=1)
     return sweep, recordings
+
+
+def running_cluster(args, sweep, out, serial):
+    """Seconds of the sweep on a cluster started beforehand (as ``--scheduler tcp://...`` uses one): the
+    engine's own cluster, whose workers import the run code as they start, all before the clock; the
+    results must equal the serial ones."""
+    from dask.distributed import Client
+
+    from neurokpflow.sweep.engine import local_cluster
+
+    with local_cluster(args.workers) as cluster, Client(cluster) as client:
+        client.wait_for_workers(args.workers)
+        client.run(lambda: None)              # every worker up and its preload done
+        t0 = time.perf_counter()
+        ds = run_sweep(sweep, out, scheduler=cluster.scheduler_address, progress=False)
+        seconds = time.perf_counter() - t0
+    if not all(np.array_equal(serial[v].values, ds[v].values, equal_nan=True) for v in serial.data_vars):
+        raise RuntimeError("the sweep on the running cluster gave other numbers than the serial one")
+    return seconds
 
 
 def plain_processes(args, out):
