@@ -198,9 +198,28 @@ def _site_cotangent(st, rb, E_rows):
     return (st.coeff[rb] * E_rows.reshape(N, rows, n_out, 1, H)).sum(2).reshape(N, rows, G * H)
 
 
+def _scale_gates_(a, st, rb):
+    """``a`` [N, rows, G*H] (a pre-activation or its cotangent under ``st.base``'s coefficients) times
+    ``st.gate_factor`` on the listed gates, in place: then it is under ``st``'s own coefficients."""
+    H = st.coeff.shape[-1]
+    for g, factor in st.gate_factor.items():
+        a[..., g * H:(g + 1) * H].mul_(factor[rb])
+    return a
+
+
 def _site_products(sites, names, shapes, B, T, S, w):
-    """J_θ and J_θ* from a cell's :class:`ParameterSite` list: matrix products only."""
+    """J_θ and J_θ* from a cell's :class:`ParameterSite` list: matrix products only.
+
+    A site whose coefficients are another site's up to a few gate factors (``base``, ``gate_factor``:
+    the GRU's recurrent site against its input site) shares that site's elementwise work: J_θ adds the
+    two pre-activations before one coefficient pass, J_θ* forms one cotangent and rescales its gates."""
     index = {n: i for i, n in enumerate(names)}
+    # follower[id(base)] = the site computed together with ``base`` (both single-block, both trained)
+    follower = {id(st.base): st for st in sites
+                if st.base is not None and st.coeff.shape[1] == 1 and st.base.coeff.shape[1] == 1
+                and any(n in index for n in (st.weight, st.bias))
+                and any(n in index for n in (st.base.weight, st.base.bias))}
+    shared = {id(st) for st in follower.values()}
 
     def J_mm(V):
         P = _unflatten(V, names, shapes)
@@ -210,16 +229,29 @@ def _site_products(sites, names, shapes, B, T, S, w):
             if st.weight in index:
                 dW = P[st.weight] if st.scale is None else P[st.weight] * st.scale
                 weights[st.weight] = dW.transpose(-1, -2).contiguous()  # [N, F, G*H]
+
+        def pre_activation(st, rb, rows, into=None):
+            """``features @ dW + db`` on the rows ``rb`` [N, rows, G*H] (added into ``into``), or None."""
+            pre = into
+            if st.weight in index:
+                pre = st.features[rb] @ weights[st.weight] if pre is None else \
+                    pre.baddbmm_(st.features[rb].expand(N, -1, -1), weights[st.weight])
+            if st.bias in index:
+                db = P[st.bias][:, None, :]
+                pre = db.expand(N, rows, -1).clone() if pre is None else pre.add_(db)
+            return pre
+
         out = torch.zeros(N, B * T, S, dtype=V.dtype, device=V.device)
         for rb in _row_blocks(sites, N, V.element_size()):
             for st in sites:
+                if id(st) in shared:
+                    continue                       # computed with its base below
                 rows, n_out, G, H = st.coeff[rb].shape
                 pre = None
-                if st.weight in index:
-                    pre = st.features[rb] @ weights[st.weight]  # [N, rows, G*H]
-                if st.bias in index:
-                    db = P[st.bias][:, None, :]
-                    pre = db.expand(N, rows, -1).clone() if pre is None else pre.add_(db)
+                if id(st) in follower:
+                    other = follower[id(st)]
+                    pre = _scale_gates_(pre_activation(other, rb, rows), other, rb)
+                pre = pre_activation(st, rb, rows, into=pre)
                 if pre is None:
                     continue
                 if n_out == 1:
@@ -240,13 +272,21 @@ def _site_products(sites, names, shapes, B, T, S, w):
             else:
                 grads[name] = g
 
+        def gradients(st, rb, a):
+            if st.weight in index:
+                accumulate(st.weight, a.transpose(-1, -2) @ st.features[rb])
+            if st.bias in index:
+                accumulate(st.bias, a.sum(1))
+
         for rb in _row_blocks(sites, N, E.element_size()):
             for st in sites:
+                if id(st) in shared:
+                    continue
                 a = _site_cotangent(st, rb, E[:, rb])
-                if st.weight in index:
-                    accumulate(st.weight, a.transpose(-1, -2) @ st.features[rb])
-                if st.bias in index:
-                    accumulate(st.bias, a.sum(1))
+                gradients(st, rb, a)
+                if id(st) in follower:             # the products above are fresh: rescale a in place
+                    other = follower[id(st)]
+                    gradients(other, rb, _scale_gates_(a, other, rb))
         scales = {st.weight: st.scale for st in sites if st.scale is not None and st.weight in grads}
         for name, scale in scales.items():  # each weight enters through one site
             grads[name] = grads[name] * scale

@@ -94,8 +94,13 @@ class ParameterSite:
     of the effective weight (Dale's law: ``W_eff = |W| · sign``).
     """
 
-    def __init__(self, weight: str | None, bias: str | None, features, coeff, scale=None):
+    def __init__(self, weight: str | None, bias: str | None, features, coeff, scale=None, base=None,
+                 gate_factor=None):
         self.weight, self.bias, self.features, self.coeff, self.scale = weight, bias, features, coeff, scale
+        #: optional: another site whose ``coeff`` equals this one's except on the gates of ``gate_factor``
+        #: ({gate: [rows, H]}), where this one's is the other's times the factor (single-block sites
+        #: only); lets the operators share the two sites' elementwise work.  ``coeff`` stays complete.
+        self.base, self.gate_factor = base, dict(gate_factor or {})
 
 
 # --------------------------------------------------- helpers of unit_separable_terms (exact K)
@@ -499,19 +504,20 @@ class GRUCell(GatedCell):
         return (1 - u) * n + u * z
 
     def _coefficients(self, inputs, z_prev):
-        """(D_hidden, D_input, u): δh' = Σ_g D_h,g ⊙ δgh_g + Σ_g D_i,g ⊙ δgi_g + u ⊙ δh."""
+        """(D_hidden, D_input, u, r): δh' = Σ_g D_h,g ⊙ δgh_g + Σ_g D_i,g ⊙ δgi_g + u ⊙ δh; D_hidden is
+        D_input with the candidate gate's part times the reset gate r."""
         r, u, n, h_n = self.gates(inputs, z_prev)
         cn = (1 - u) * (1 - n * n)
         d_r = cn * r * (1 - r) * h_n
         d_z = u * (1 - u) * (z_prev - n)
-        return torch.cat([d_r, d_z, cn * r], dim=-1), torch.cat([d_r, d_z, cn], dim=-1), u
+        return torch.cat([d_r, d_z, cn * r], dim=-1), torch.cat([d_r, d_z, cn], dim=-1), u, r
 
     @torch.no_grad()
     def linearize_all(self, inputs, z_prev):
         W = self.weight_hh.detach()
         B, T, H = z_prev.shape
         # J dz = D_r ⊙ (W_hr dz) + D_z ⊙ (W_hz dz) + D_n ⊙ (W_hn dz) + u ⊙ dz
-        D, Di, u = self._coefficients(inputs, z_prev)
+        D, Di, u, r = self._coefficients(inputs, z_prev)
 
         # in place on the fresh product, gates summed through a view, u ⊙ · fused (addcmul): fewer
         # passes over the step's [.., B, 3H] temporaries, which cost as much as the product at small B
@@ -524,10 +530,11 @@ class GRUCell(GatedCell):
             return (g @ W).addcmul_(u[:, t], e)
 
         bi, bh = ("bias_ih", "bias_hh") if self.bias_ih is not None else (None, None)
-        sites = [ParameterSite(self._pname("weight_ih"), self._pname(bi), inputs.reshape(B * T, -1),
-                               Di.reshape(B * T, 1, 3, H)),
+        site_i = ParameterSite(self._pname("weight_ih"), self._pname(bi), inputs.reshape(B * T, -1),
+                               Di.reshape(B * T, 1, 3, H))
+        sites = [site_i,
                  ParameterSite(self._pname("weight_hh"), self._pname(bh), z_prev.reshape(B * T, H),
-                               D.reshape(B * T, 1, 3, H))]
+                               D.reshape(B * T, 1, 3, H), base=site_i, gate_factor={2: r.reshape(B * T, H)})]
         return StateLinearization(jvp, vjp, B, T, H), sites
 
     def linearize(self, inputs, z_prev):

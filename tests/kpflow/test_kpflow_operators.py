@@ -281,6 +281,35 @@ def test_generic_path_agrees_with_hand_derived_path():
                                rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("params", [None, ["weight_hh", "bias_hh"], ["weight_ih", "weight_hh"],
+                                    ["bias_ih", "weight_hh"], ["weight_ih", "bias_hh"]])
+def test_gru_sites_sharing_coefficients_equal_separate_sites(params, monkeypatch):
+    # the GRU's recurrent site declares its coefficients as the input site's times the reset gate on
+    # the candidate gate; J_theta and J_theta* then share elementwise work, and must equal the plain sites
+    cell, sc, x, hidden, h0, _ = make_case("gru")
+    shared = operators(cell, x, hidden, h0=h0, params=params)
+    sites = cell.linearize_all(x, torch.cat([h0.expand(B, -1)[:, None], hidden[:, :-1]], 1))[1]
+    assert sites[1].base is sites[0] and set(sites[1].gate_factor) == {2}
+    torch.testing.assert_close(sites[1].coeff[:, 0, 2], sites[0].coeff[:, 0, 2] * sites[1].gate_factor[2],
+                               rtol=1e-14, atol=0)
+    torch.testing.assert_close(sites[1].coeff[:, 0, :2], sites[0].coeff[:, 0, :2], rtol=0, atol=0)
+    original = type(cell).linearize_all
+
+    def plain_sites(self, inputs, z_prev):
+        lin, sts = original(self, inputs, z_prev)
+        for st in sts:
+            st.base, st.gate_factor = None, {}
+        return lin, sts
+
+    monkeypatch.setattr(type(cell), "linearize_all", plain_sites)
+    plain = operators(cell, x, hidden, h0=h0, params=params)
+    for op in ("J_theta", "K", "NTK"):
+        torch.testing.assert_close(getattr(shared, op).to_dense(), getattr(plain, op).to_dense(), rtol=1e-13,
+                                   atol=1e-13)
+    q = torch.randn(4, *hidden.shape, dtype=DT)
+    torch.testing.assert_close(shared.J_theta.T(q), plain.J_theta.T(q), rtol=1e-13, atol=1e-13)
+
+
 def test_torch_cells_match_package_cells():
     torch.manual_seed(5)
     tcell = nn.GRUCell(I, H).double()
