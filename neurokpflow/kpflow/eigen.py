@@ -262,8 +262,8 @@ def _eigsh(A: LinearOperator, k: int, *, which: str = "LA", tol: float | None = 
     names the solver ``"… on L* L"`` and gives ``space_size``, ``factor_applications`` (of ``L``)
     and ``passes``.  Wanted eigenvalues of 0 (``k`` above the rank of ``L``) have their eigenvectors
     in the null space of ``L*``, outside ``L``'s range, and ``which="SA"`` asks for exactly those:
-    both are solved in ``A``'s own space.  Measured on that NTK, top 10, float32, 2 threads: 5.3-5.4 s
-    against 6.3-6.6 s in ``A``'s own space (``benchmarks/bench_spectral.py``).
+    both are solved in ``A``'s own space.  Measured on that NTK, top 10, float32, 2 threads: 4.97 s
+    against 5.69 s in ``A``'s own space (``benchmarks/bench_spectral.py``, one run).
 
     Parameters
     ----------
