@@ -152,7 +152,7 @@ def gemm_floor(B, T, H, I, repeats):
     g = torch.Generator().manual_seed(0)
 
     def mm_time(m, kk, n, count):
-        a, b = torch.randn(m, kk, generator=g, device=DEVICE), torch.randn(kk, n, generator=g, device=DEVICE)
+        a, b = torch.randn(m, kk, generator=g).to(DEVICE), torch.randn(kk, n, generator=g).to(DEVICE)
         t, _ = best_of(lambda: [a @ b for _ in range(count)], repeats)
         return t
 
