@@ -91,15 +91,16 @@ class ParameterSite:
     ``n_out`` state blocks, ``g`` the ``G`` gates), so unit ``i`` depends only on rows
     ``g*H + i`` of ``W`` — every built-in cell is *unit-separable* in this sense.
     ``scale`` (optional, shape of ``W``) maps a change of the raw parameter to a change
-    of the effective weight (Dale's law: ``W_eff = |W| · sign``).
+    of the effective weight (Dale's law: ``W_eff = |W| · sign``).  ``base`` and ``gate_factor``
+    (optional, single-block sites) say that ``coeff`` is ``base.coeff`` times ``gate_factor[g]``
+    ([rows, H]) on the gates ``g`` listed and equal to it elsewhere, as for the GRU's recurrent
+    site against its input site; the operators then share the two sites' elementwise work.
     """
 
     def __init__(self, weight: str | None, bias: str | None, features, coeff, scale=None, base=None,
                  gate_factor=None):
         self.weight, self.bias, self.features, self.coeff, self.scale = weight, bias, features, coeff, scale
-        #: optional: another site whose ``coeff`` equals this one's except on the gates of ``gate_factor``
-        #: ({gate: [rows, H]}), where this one's is the other's times the factor (single-block sites
-        #: only); lets the operators share the two sites' elementwise work.  ``coeff`` stays complete.
+        # ``coeff`` stays complete: only J_theta and J_theta* use the sharing (class docstring)
         self.base, self.gate_factor = base, dict(gate_factor or {})
 
 
